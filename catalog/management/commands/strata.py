@@ -1,0 +1,303 @@
+"""`python manage.py strata …`: Strata on the command line.
+
+Each subcommand parses its arguments, calls one service or selector and prints the
+result — as text for people, or as JSON with --json. A user error prints one sentence
+on stderr and exits 2; damaged data or a conflict exits 1.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from catalog import selectors
+from catalog.formatting import human_bytes
+from catalog.services.errors import StrataError, UserError
+from catalog.services.pull import version_pull
+from catalog.services.refs import branch_create, tag_create
+from catalog.services.verify import store_verify
+from catalog.services.versions import version_push
+
+
+class TerminalProgress:
+    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.enabled = sys.stderr.isatty()
+        self.files = self.total_files = 0
+        self.nbytes = self.total_bytes = 0
+        self.started = self.drawn = 0.0
+
+    def start(self, files: int, nbytes: int) -> None:
+        self.total_files, self.total_bytes = files, nbytes
+        self.started = time.monotonic()
+
+    def advance(self, files: int, nbytes: int) -> None:
+        self.files += files
+        self.nbytes += nbytes
+        now = time.monotonic()
+        if self.enabled and now - self.drawn > 0.1 and now - self.started > 0.5:
+            self.drawn = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        fraction = self.nbytes / self.total_bytes if self.total_bytes else 1.0
+        filled = int(fraction * 30)
+        rate = self.nbytes / max(now - self.started, 1e-6)
+        sys.stderr.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {fraction:6.1%} "
+            f"{self.files:,}/{self.total_files:,} files {human_bytes(self.nbytes)}"
+            f" {human_bytes(rate)}/s "
+        )
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.enabled and self.drawn:
+            self._draw(time.monotonic())
+            sys.stderr.write("\n")
+
+
+def _actor(options: dict[str, Any]) -> str:
+    return options.get("author") or os.environ.get("STRATA_USER") or getpass.getuser()
+
+
+class Command(BaseCommand):
+    help = "Version datasets: push, pull, log, ls, datasets, tag, branch, verify."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        common = CommandParser(add_help=False)
+        common.add_argument("--json", action="store_true", help="print machine-readable JSON")
+        sub = parser.add_subparsers(dest="subcommand", required=True, parser_class=CommandParser)
+
+        push = sub.add_parser("push", parents=[common], help="store a file or folder as a new version")
+        push.add_argument("path")
+        push.add_argument("dataset")
+        push.add_argument("--branch", default=None, help="branch to commit on (default: the dataset's default branch)")
+        push.add_argument("--message", "-m", default="")
+        push.add_argument("--stage", choices=["raw", "cleaned", "labelled", "split", "other"])
+        push.add_argument("--semver", help="explicit semantic version, e.g. 2.0.0")
+        push.add_argument("--author", help="who pushes (default: $STRATA_USER or the login name)")
+
+        pull = sub.add_parser("pull", parents=[common], help="write a version's files into a folder")
+        pull.add_argument("spec", metavar="DATASET[@REF]")
+        pull.add_argument("dest")
+        pull.add_argument("--force", action="store_true", help="write into a non-empty folder")
+
+        log = sub.add_parser("log", parents=[common], help="a branch's history, newest first")
+        log.add_argument("dataset")
+        log.add_argument("--branch", default=None)
+        log.add_argument("--limit", type=int, default=1000)
+
+        ls = sub.add_parser("ls", parents=[common], help="list a folder of a version")
+        ls.add_argument("spec", metavar="DATASET[@REF]")
+        ls.add_argument("path", nargs="?", default="")
+
+        sub.add_parser("datasets", parents=[common], help="list datasets")
+
+        tag = sub.add_parser("tag", parents=[common], help="name a version")
+        tag.add_argument("spec", metavar="DATASET@REF")
+        tag.add_argument("name")
+        tag.add_argument("--author")
+
+        branch = sub.add_parser("branch", parents=[common], help="create a branch")
+        branch.add_argument("dataset")
+        branch.add_argument("name")
+        branch.add_argument("--from", dest="start", default=None, metavar="REF")
+        branch.add_argument("--author")
+
+        verify = sub.add_parser("verify", parents=[common], help="re-hash every stored byte")
+        verify.add_argument("spec", nargs="?", metavar="DATASET[@REF]")
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        # One sentence on stderr and the service's exit code, instead of a traceback.
+        try:
+            super().run_from_argv(argv)
+        except StrataError as error:
+            self.stderr.write(f"error: {error}")
+            sys.exit(error.exit_code)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.as_json = options["json"]
+        handler = getattr(self, "do_" + options["subcommand"])
+        handler(options)
+
+    def emit(self, payload: object, text: str) -> None:
+        if self.as_json:
+            self.stdout.write(json.dumps(payload, indent=2, default=str))
+        else:
+            self.stdout.write(text)
+
+    # -- subcommands ----------------------------------------------------------------
+
+    def do_push(self, options: dict[str, Any]) -> None:
+        progress = None if options["json"] else TerminalProgress("push")
+        result = version_push(
+            path=options["path"],
+            dataset_name=options["dataset"],
+            author=_actor(options),
+            branch=options["branch"],
+            message=options["message"],
+            stage=options["stage"],
+            semver=options["semver"],
+            progress=progress,
+        )
+        version = result.version
+        if result.created:
+            text = (
+                f"Pushed {result.dataset}@{version.semver} on {result.branch}: version {version.id}\n"
+                f"  files {result.file_count:,}  logical {human_bytes(result.logical_bytes)}"
+                f"  new {human_bytes(result.new_bytes)} (stored {human_bytes(result.stored_bytes)})"
+                f"  reused {human_bytes(result.reused_bytes)}"
+            )
+        else:
+            text = (
+                f"No changes: {result.dataset}@{result.branch} already holds this content "
+                f"as {version.semver} ({version.id[:12]}); no new version made."
+            )
+        self.emit(result.as_dict(), text)
+
+    def do_pull(self, options: dict[str, Any]) -> None:
+        _, version = selectors.resolve_spec(options["spec"])
+        progress = None if options["json"] else TerminalProgress("pull")
+        result = version_pull(version=version, dest=options["dest"], force=options["force"], progress=progress)
+        self.emit(
+            result.as_dict(),
+            f"Pulled {version.dataset.name}@{version.semver} ({version.id[:12]}) into {result.dest}: "
+            f"{result.file_count:,} files, {human_bytes(result.bytes_written)}",
+        )
+
+    def do_log(self, options: dict[str, Any]) -> None:
+        dataset = selectors.dataset_get(options["dataset"])
+        branch = options["branch"] or dataset.default_branch
+        if not dataset.branches.filter(name=branch).exists():
+            raise UserError(f"{dataset.name} has no branch {branch!r}.")
+        head = selectors.resolve_ref(dataset, branch)
+        versions = selectors.version_log(head, limit=max(1, options["limit"]))
+        payload = [
+            {
+                "id": v.id,
+                "semver": v.semver,
+                "message": v.message,
+                "author": v.author,
+                "created": v.created.isoformat(),
+                "stage": v.stage,
+                "file_count": v.file_count,
+                "logical_bytes": v.logical_bytes,
+                "parent": v.parent_id,
+            }
+            for v in versions
+        ]
+        lines = [
+            f"{v.id[:12]}  {v.semver:<10} {v.created:%Y-%m-%d %H:%M}  {v.stage:<9} {v.author:<12} "
+            f"{human_bytes(v.logical_bytes):>10}  {v.message}"
+            for v in versions
+        ]
+        self.emit(payload, "\n".join(lines))
+
+    def do_ls(self, options: dict[str, Any]) -> None:
+        _, version = selectors.resolve_spec(options["spec"])
+        listing = selectors.tree_listing(version, options["path"])
+        kinds = {"f": "file", "x": "file", "l": "link", "d": "folder"}
+        payload = {
+            "version": version.id,
+            "semver": version.semver,
+            "path": listing.path,
+            "entries": [
+                {
+                    "name": e.name,
+                    "type": kinds[e.kind],
+                    "size": e.size,
+                    "executable": e.kind == "x",
+                    **({"target": e.digest} if e.kind == "l" else {"digest": e.digest}),
+                }
+                for e in listing.entries
+            ],
+        }
+        lines = []
+        for e in listing.entries:
+            name = e.name + ("/" if e.is_tree else "") + (f" -> {e.digest}" if e.kind == "l" else "")
+            digest = "" if e.kind == "l" else e.digest[:12]
+            lines.append(f"{human_bytes(e.size):>10}  {digest:<12}  {name}")
+        self.emit(payload, "\n".join(lines) if lines else "(empty folder)")
+
+    def do_datasets(self, options: dict[str, Any]) -> None:
+        datasets = list(selectors.dataset_list())
+        heads = selectors.default_heads(datasets)
+        payload = []
+        lines = []
+        for dataset in datasets:
+            head = heads.get(dataset.pk)
+            payload.append(
+                {
+                    "name": dataset.name,
+                    "default_branch": dataset.default_branch,
+                    "versions": dataset.version_count,
+                    "head": head.id if head else None,
+                    "semver": head.semver if head else None,
+                    "file_count": head.file_count if head else 0,
+                    "logical_bytes": head.logical_bytes if head else 0,
+                    "updated": dataset.updated.isoformat(),
+                }
+            )
+            lines.append(
+                f"{dataset.name:<30} {head.semver if head else '-':<10} {dataset.version_count:>6} versions"
+                f"  {human_bytes(head.logical_bytes if head else 0):>10}"
+            )
+        self.emit(payload, "\n".join(lines) if lines else "No datasets yet: push one with `strata push PATH NAME`.")
+
+    def do_tag(self, options: dict[str, Any]) -> None:
+        name, ref = selectors.split_ref(options["spec"])
+        if ref is None:
+            raise UserError("give the version to tag as DATASET@REF.")
+        dataset = selectors.dataset_get(name)
+        version = selectors.resolve_ref(dataset, ref)
+        tag = tag_create(dataset=dataset, name=options["name"], version=version, actor=_actor(options))
+        self.emit(
+            {"dataset": dataset.name, "tag": tag.name, "version": version.id, "semver": version.semver},
+            f"Tagged {dataset.name}@{version.semver} ({version.id[:12]}) as {tag.name}",
+        )
+
+    def do_branch(self, options: dict[str, Any]) -> None:
+        dataset = selectors.dataset_get(options["dataset"])
+        start = selectors.resolve_ref(dataset, options["start"])
+        branch = branch_create(dataset=dataset, name=options["name"], start=start, actor=_actor(options))
+        self.emit(
+            {"dataset": dataset.name, "branch": branch.name, "head": start.id, "semver": start.semver},
+            f"Created branch {branch.name} of {dataset.name} at {start.semver} ({start.id[:12]})",
+        )
+
+    def do_verify(self, options: dict[str, Any]) -> None:
+        versions = None
+        if options["spec"]:
+            name, ref = selectors.split_ref(options["spec"])
+            dataset = selectors.dataset_get(name)
+            versions = [selectors.resolve_ref(dataset, ref)] if ref else list(dataset.versions.all())
+        report = store_verify(versions=versions)
+        lines = [
+            f"Checked {report.versions:,} versions: {report.trees:,} trees, {report.files:,} files, "
+            f"{report.chunks:,} chunks ({human_bytes(report.chunk_bytes)}) in {report.packs:,} packs."
+        ]
+        lines += [f"BROKEN: {problem}" for problem in report.broken]
+        if report.unreferenced_packs:
+            size = sum(size for _, size in report.unreferenced_packs)
+            lines.append(
+                f"{len(report.unreferenced_packs)} unreferenced packs ({human_bytes(size)}), "
+                "left by interrupted pushes; garbage collection removes them:"
+            )
+            lines += [f"  unreferenced {pack_id} {human_bytes(size)}" for pack_id, size in report.unreferenced_packs]
+        if report.ok:
+            lines.append("OK: every reachable byte verified.")
+        self.emit(report.as_dict(), "\n".join(lines))
+        if not report.ok:
+            raise VerifyFailed(f"verify found {len(report.broken)} broken objects (listed above).")
+
+
+class VerifyFailed(StrataError):
+    """Raised after the report is printed, so the command exits 1."""

@@ -1,0 +1,206 @@
+"""The catalog's object model, after git's: datasets, immutable versions pointing at
+content-addressed trees, movable branches and fixed tags; and below them the index of
+the store (packs and the chunks inside them).
+
+Content-addressed rows (Tree, FileManifest, Pack, Chunk) are named by the BLAKE3 hash
+of their content and are only ever inserted, never updated in place. Rules about how
+rows change live in ``catalog.services``; models hold fields and constraints.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+HASH_LENGTH = 64
+DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+REF_NAME_RE = re.compile(r"^(?!.*\.\.)(?!.*//)[A-Za-z0-9][A-Za-z0-9._/-]{0,199}(?<![/.])$")
+SEMVER_RE = re.compile(r"^v?(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
+
+
+class Stage(models.TextChoices):
+    RAW = "raw", "raw"
+    CLEANED = "cleaned", "cleaned"
+    LABELLED = "labelled", "labelled"
+    SPLIT = "split", "split"
+    OTHER = "other", "other"
+
+
+class Dataset(models.Model):
+    """A named, versioned collection of files. Created by its first push."""
+
+    name = models.CharField(
+        max_length=100,
+        unique=True,
+        validators=[RegexValidator(DATASET_NAME_RE)],
+    )
+    description = models.TextField(blank=True)
+    default_branch = models.CharField(max_length=200, default="main")
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tree(models.Model):
+    """A folder listing in canonical form (see ``catalog.storage.tree``), stored
+    zstd-compressed. Shared by every version that contains the same folder."""
+
+    id = models.CharField(primary_key=True, max_length=HASH_LENGTH)
+    data = models.BinaryField()
+    entry_count = models.IntegerField()
+
+    def __str__(self) -> str:
+        return self.id[:12]
+
+
+class FileManifest(models.Model):
+    """The ordered chunk list of a file cut into more than one chunk. A file of a
+    single chunk has no manifest: its digest is that chunk's id."""
+
+    digest = models.CharField(primary_key=True, max_length=HASH_LENGTH)
+    size = models.BigIntegerField()
+    chunk_ids = models.BinaryField()  # concatenated 32-byte chunk ids, in order
+
+    def chunk_list(self) -> list[str]:
+        raw = bytes(self.chunk_ids)
+        return [raw[i : i + 32].hex() for i in range(0, len(raw), 32)]
+
+
+class Pack(models.Model):
+    """One pack object in the store: the unit written, tiered and collected."""
+
+    class Tier(models.TextChoices):
+        HOT = "hot", "hot"
+        WARM = "warm", "warm"
+        COLD = "cold", "cold"
+
+    id = models.CharField(primary_key=True, max_length=HASH_LENGTH)
+    size = models.BigIntegerField()
+    chunk_count = models.IntegerField()
+    created = models.DateTimeField(default=timezone.now)
+    tier = models.CharField(max_length=8, choices=Tier.choices, default=Tier.HOT)
+
+    def __str__(self) -> str:
+        return self.id[:12]
+
+
+class Chunk(models.Model):
+    """Where a chunk's bytes are: pack, offset, stored length and codec."""
+
+    id = models.CharField(primary_key=True, max_length=HASH_LENGTH)
+    pack = models.ForeignKey(Pack, on_delete=models.PROTECT, related_name="chunks")
+    offset = models.BigIntegerField()
+    stored_length = models.IntegerField()
+    raw_length = models.IntegerField()
+    codec = models.SmallIntegerField()
+
+
+class Version(models.Model):
+    """An immutable commit of a dataset: a root tree and everything said about it.
+
+    Its id is the BLAKE3 hash of its dataset, tree, parents, author, message, time,
+    semantic version and stage, so a version cannot change without changing its name.
+    """
+
+    id = models.CharField(primary_key=True, max_length=HASH_LENGTH)
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="versions")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    tree = models.ForeignKey(Tree, on_delete=models.PROTECT, related_name="+")
+    author = models.CharField(max_length=150)
+    message = models.TextField(blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    semver = models.CharField(max_length=40)
+    semver_major = models.PositiveIntegerField()
+    semver_minor = models.PositiveIntegerField()
+    semver_patch = models.PositiveIntegerField()
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.RAW)
+    file_count = models.PositiveIntegerField()
+    logical_bytes = models.BigIntegerField()
+    # What this version added to the store when it was pushed.
+    new_bytes = models.BigIntegerField(default=0)
+    stored_bytes = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "semver"], name="version_semver_unique")
+        ]
+        indexes = [models.Index(fields=["dataset", "-created"], name="version_dataset_created")]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name}@{self.semver}"
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+class Branch(models.Model):
+    """A movable pointer to a version. Its head moves only by compare-and-swap."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="branches")
+    name = models.CharField(max_length=200, validators=[RegexValidator(REF_NAME_RE)])
+    head = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="+")
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "name"], name="branch_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name}@{self.name}"
+
+
+class Tag(models.Model):
+    """A fixed name for a version."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=200, validators=[RegexValidator(REF_NAME_RE)])
+    version = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="tags")
+    created = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=150)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "name"], name="tag_name_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name}@{self.name}"
+
+
+class AuditEvent(models.Model):
+    """One change of state: who did what to which object, from what to what."""
+
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.CharField(max_length=150)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    action = models.CharField(max_length=64)
+    dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    object_type = models.CharField(max_length=32)
+    object_id = models.CharField(max_length=200)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.created:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_id}"

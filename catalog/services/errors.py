@@ -1,0 +1,31 @@
+"""Errors that services raise for callers to show: one clear sentence each."""
+
+from __future__ import annotations
+
+
+class StrataError(Exception):
+    """Base class: `exit_code` is what the command line exits with."""
+
+    exit_code = 1
+
+
+class UserError(StrataError):
+    """The request cannot be done as asked (bad input, unknown name): exit 2, 4xx."""
+
+    exit_code = 2
+
+
+class NotFound(UserError):
+    """A dataset, ref or path that does not exist."""
+
+
+class ConflictError(StrataError):
+    """Someone else changed the thing first (a branch moved): try again."""
+
+    exit_code = 1
+
+
+class IntegrityFailure(StrataError):
+    """Stored bytes are damaged or missing; nothing was served."""
+
+    exit_code = 1

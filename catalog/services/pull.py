@@ -1,0 +1,175 @@
+"""Materialising a version into a folder, every byte verified.
+
+Nothing is written into DEST until everything has been read and checked: the files
+are assembled in a staging folder beside (or inside) DEST, each chunk re-hashed as it
+is read and each file's full digest checked; only then are they moved into place.
+A corrupt or missing chunk aborts the pull and removes the staging folder, so DEST
+never holds a partly written file.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import tempfile
+from dataclasses import dataclass
+
+from catalog.models import Version
+from catalog.storage import tree as treeformat
+from catalog.storage.errors import CorruptObject, MissingObject, StoreError
+from catalog.storage.hashing import EMPTY_DIGEST, new_hasher
+from catalog.storage.store import ProgressSink, locate_all, read_chunks
+
+from .errors import IntegrityFailure, UserError
+from .store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
+
+
+@dataclass(slots=True)
+class PullResult:
+    version: Version
+    dest: str
+    file_count: int
+    bytes_written: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "dataset": self.version.dataset.name,
+            "version": self.version.id,
+            "semver": self.version.semver,
+            "dest": self.dest,
+            "file_count": self.file_count,
+            "bytes": self.bytes_written,
+        }
+
+
+def _check_link(relpath: str, target: str) -> None:
+    """A link may only point inside the folder being written."""
+    if posixpath.isabs(target):
+        raise IntegrityFailure(f"the stored link {relpath} is absolute ({target}); refusing to write it.")
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(relpath), target))
+    if resolved == ".." or resolved.startswith("../"):
+        raise IntegrityFailure(f"the stored link {relpath} points outside the pulled folder; refusing.")
+
+
+def _prepare_dest(dest: str, force: bool) -> tuple[str, bool]:
+    """Check DEST and make a staging folder. Returns (staging, dest existed)."""
+    dest = os.path.abspath(dest)
+    if os.path.lexists(dest):
+        if not os.path.isdir(dest) or os.path.islink(dest):
+            raise UserError(f"{dest} exists and is not a folder.")
+        if os.listdir(dest) and not force:
+            raise UserError(f"{dest} is not empty; pull into an empty folder, or pass --force.")
+        parent, existed = dest, True
+    else:
+        parent, existed = os.path.dirname(dest), False
+        if not os.path.isdir(parent):
+            raise UserError(f"cannot write to {dest}: its parent folder does not exist.")
+    try:
+        staging = tempfile.mkdtemp(prefix=".strata-pull-", dir=parent)
+    except OSError as error:
+        raise UserError(f"cannot write to {dest}: {(error.strerror or str(error)).lower()}.") from None
+    # mkdtemp makes a private folder; DEST gets the usual permissions instead.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
+    return staging, existed
+
+
+def _move_into(staging: str, dest: str) -> None:
+    """Move staged entries into an existing DEST, replacing files of the same name."""
+    for name in os.listdir(staging):
+        source, target = os.path.join(staging, name), os.path.join(dest, name)
+        if os.path.isdir(source) and not os.path.islink(source) and os.path.isdir(target) and not os.path.islink(target):
+            _move_into(source, target)
+        else:
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target)
+            os.replace(source, target)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def version_pull(
+    *, version: Version, dest: str, force: bool = False, progress: ProgressSink | None = None
+) -> PullResult:
+    """Write exactly `version`'s files into `dest`, verified, or nothing at all."""
+    walked = walk_tree(version.tree_id)  # verifies every tree and every name
+    for item in walked:
+        if item.entry.kind == treeformat.LINK:
+            _check_link(item.path, item.entry.digest)
+    files = [item for item in walked if item.entry.is_file]
+    chunks_of = file_chunks(item.entry.digest for item in files)
+    all_chunk_ids = [chunk_id for item in files for chunk_id in chunks_of[item.entry.digest]]
+    try:
+        locations = locate_all(DatabaseChunkIndex(), all_chunk_ids)
+    except MissingObject as error:
+        raise IntegrityFailure(f"cannot pull {version}: {error}.") from None
+
+    def first_location(item):  # read files in pack order, so reads coalesce
+        chunk_ids = chunks_of[item.entry.digest]
+        if not chunk_ids:
+            return ("", 0)
+        location = locations[chunk_ids[0]]
+        return (location.pack_id, location.offset)
+
+    files.sort(key=first_location)
+    staging, existed = _prepare_dest(dest, force)
+    if progress is not None:
+        progress.start(len(files), sum(item.entry.size for item in files))
+    dest = os.path.abspath(dest)
+    written = 0
+    try:
+        for item in walked:
+            if item.entry.is_tree:
+                os.makedirs(os.path.join(staging, item.path), exist_ok=True)
+        stream = read_chunks(
+            get_backend(),
+            (locations[chunk_id] for item in files for chunk_id in chunks_of[item.entry.digest]),
+        )
+        for item in files:
+            entry = item.entry
+            chunk_ids = chunks_of[entry.digest]
+            target = os.path.join(staging, item.path)
+            hasher = new_hasher() if len(chunk_ids) > 1 else None
+            size = 0
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if entry.kind == treeformat.EXECUTABLE else 0o644)
+            try:
+                for _ in chunk_ids:
+                    data = next(stream)
+                    if hasher is not None:
+                        hasher.update(data)
+                    size += len(data)
+                    _write_all(fd, data)
+            finally:
+                os.close(fd)
+            # A one-chunk file was verified by its chunk's hash; a longer one by its
+            # full digest; an empty file by having no chunks at all.
+            if size != entry.size or (hasher is not None and hasher.hexdigest() != entry.digest) or (
+                not chunk_ids and entry.digest != EMPTY_DIGEST
+            ):
+                raise CorruptObject("file", entry.digest, f"{item.path} does not match its digest")
+            written += size
+            if progress is not None:
+                progress.advance(1, size)
+        for item in walked:
+            if item.entry.kind == treeformat.LINK:
+                os.symlink(item.entry.digest, os.path.join(staging, item.path))
+        if progress is not None:
+            progress.finish()
+        if existed:
+            _move_into(staging, dest)
+            os.rmdir(staging)
+        else:
+            os.rename(staging, dest)
+    except StoreError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise IntegrityFailure(f"cannot pull {version}: {error}; nothing was written to {dest}.") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return PullResult(version, dest, len(files), written)

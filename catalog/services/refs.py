@@ -1,0 +1,50 @@
+"""Branches and tags: creating the names that point at versions."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from catalog.models import AuditEvent, Branch, Dataset, Tag, Version
+
+from .errors import UserError
+from .versions import check_ref_name
+
+
+def branch_create(*, dataset: Dataset, name: str, start: Version, actor: str) -> Branch:
+    """Create branch `name` of `dataset` pointing at `start`."""
+    check_ref_name(name, "branch")
+    if start.dataset_id != dataset.pk:
+        raise UserError(f"version {start.short_id} is not a version of {dataset.name}.")
+    if Tag.objects.filter(dataset=dataset, name=name).exists():
+        raise UserError(f"{dataset.name} already has a tag named {name}; choose another branch name.")
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            branch = Branch.objects.create(dataset=dataset, name=name, head=start, created=now, updated=now)
+            AuditEvent.objects.create(
+                actor=actor, action="branch.create", dataset=dataset, object_type="branch",
+                object_id=name, after={"head": start.id},
+            )
+    except IntegrityError:
+        raise UserError(f"{dataset.name} already has a branch named {name}.") from None
+    return branch
+
+
+def tag_create(*, dataset: Dataset, name: str, version: Version, actor: str) -> Tag:
+    """Give `version` the fixed name `name`. Tags never move."""
+    check_ref_name(name, "tag")
+    if Branch.objects.filter(dataset=dataset, name=name).exists():
+        raise UserError(f"{dataset.name} already has a branch named {name}; choose another tag name.")
+    try:
+        with transaction.atomic():
+            tag = Tag.objects.create(dataset=dataset, name=name, version=version, created_by=actor)
+            AuditEvent.objects.create(
+                actor=actor, action="tag.create", dataset=dataset, object_type="tag",
+                object_id=name, after={"version": version.id, "semver": version.semver},
+            )
+    except IntegrityError:
+        existing = Tag.objects.filter(dataset=dataset, name=name).select_related("version").first()
+        where = f" (on {existing.version.semver})" if existing else ""
+        raise UserError(f"{dataset.name} already has a tag named {name}{where}; tags never move.") from None
+    return tag

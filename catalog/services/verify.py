@@ -1,0 +1,130 @@
+"""Verifying the store: every reachable object re-read and re-hashed.
+
+Reachable means referenced by a version (every version, or the ones asked for):
+their trees, file manifests and chunks. Each tree is re-hashed against its name,
+each chunk is read from its pack, decompressed and re-hashed. Packs in the store that
+the catalog does not know are listed as unreferenced: what a crashed push leaves, for
+garbage collection to remove after its grace period.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import zstandard
+
+from catalog.models import FileManifest, Pack, Tree, Version
+from catalog.storage import tree as treeformat
+from catalog.storage.hashing import EMPTY_DIGEST
+from catalog.storage.store import verify_locations
+
+from .store import DatabaseChunkIndex, batched, get_backend
+
+
+@dataclass
+class VerifyReport:
+    versions: int = 0
+    trees: int = 0
+    files: int = 0
+    chunks: int = 0
+    chunk_bytes: int = 0
+    packs: int = 0
+    broken: list[str] = field(default_factory=list)
+    unreferenced_packs: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.broken
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "versions": self.versions,
+            "trees": self.trees,
+            "files": self.files,
+            "chunks": self.chunks,
+            "chunk_bytes": self.chunk_bytes,
+            "packs": self.packs,
+            "broken": self.broken,
+            "unreferenced_packs": [
+                {"pack": pack_id, "size": size} for pack_id, size in self.unreferenced_packs
+            ],
+        }
+
+
+def store_verify(*, versions: Iterable[Version] | None = None) -> VerifyReport:
+    """Re-read and re-hash everything the given versions (default: all) reach."""
+    report = VerifyReport()
+    selected = list(versions) if versions is not None else list(Version.objects.select_related("dataset"))
+    report.versions = len(selected)
+    # Where each object is first needed, to name what a broken object affects.
+    needed_by: dict[str, str] = {}
+
+    # Trees, level by level, each shared subtree once.
+    level = []
+    for version in selected:
+        if version.tree_id not in needed_by:
+            needed_by[version.tree_id] = f"{version.dataset.name}@{version.semver}"
+            level.append(version.tree_id)
+    seen_trees: set[str] = set(level)
+    file_digests: dict[str, int] = {}
+    decompressor = zstandard.ZstdDecompressor()
+    while level:
+        next_level: list[str] = []
+        found: set[str] = set()
+        for batch in batched(level):
+            for tree_id, data in Tree.objects.filter(id__in=batch).values_list("id", "data"):
+                found.add(tree_id)
+                report.trees += 1
+                try:
+                    entries = treeformat.decode(decompressor.decompress(bytes(data)), expected_id=tree_id)
+                except (zstandard.ZstdError, treeformat.InvalidTree) as error:
+                    report.broken.append(f"tree {tree_id} ({needed_by[tree_id]}): {error}")
+                    continue
+                for entry in entries:
+                    where = f"{needed_by[tree_id]}/{entry.name}"
+                    if entry.is_tree and entry.digest not in seen_trees:
+                        seen_trees.add(entry.digest)
+                        needed_by[entry.digest] = where
+                        next_level.append(entry.digest)
+                    elif entry.is_file and entry.digest not in file_digests:
+                        file_digests[entry.digest] = entry.size
+                        needed_by.setdefault(entry.digest, where)
+        for tree_id in set(level) - found:
+            report.broken.append(f"tree {tree_id} ({needed_by[tree_id]}) is missing from the catalog")
+        level = next_level
+    report.files = len(file_digests)
+
+    # Files -> chunks; a manifest must add up to its file's size.
+    chunk_needed_by: dict[str, str] = {}
+    manifests: dict[str, list[str]] = {}
+    digests = [digest for digest in file_digests if digest != EMPTY_DIGEST]
+    for batch in batched(digests):
+        for manifest in FileManifest.objects.filter(digest__in=batch):
+            manifests[manifest.digest] = manifest.chunk_list()
+    for digest in digests:
+        for chunk_id in manifests.get(digest, [digest]):
+            chunk_needed_by.setdefault(chunk_id, needed_by[digest])
+    locations = DatabaseChunkIndex().locate(list(chunk_needed_by))
+    for chunk_id in chunk_needed_by:
+        if chunk_id not in locations:
+            report.broken.append(f"chunk {chunk_id} ({chunk_needed_by[chunk_id]}) is missing from the index")
+    for digest, chunk_ids in manifests.items():
+        total = sum(locations[c].raw_length for c in chunk_ids if c in locations)
+        if all(c in locations for c in chunk_ids) and total != file_digests[digest]:
+            report.broken.append(f"file {digest} ({needed_by[digest]}): its chunks add up to {total} bytes, not {file_digests[digest]}")
+
+    # Chunks, read back from their packs.
+    report.chunks = len(locations)
+    report.packs = len({location.pack_id for location in locations.values()})
+    for location, error in verify_locations(get_backend(), list(locations.values())):
+        report.chunk_bytes += location.raw_length
+        if error is not None:
+            report.broken.append(f"{error} — needed by {chunk_needed_by[location.chunk_id]}")
+
+    known_packs = set(Pack.objects.values_list("id", flat=True))
+    report.unreferenced_packs = [
+        (pack_id, size) for pack_id, size in get_backend().list_packs() if pack_id not in known_packs
+    ]
+    return report

@@ -1,0 +1,518 @@
+"""Pushing a folder or file as a new version of a dataset.
+
+The order of work is what keeps data safe (DESIGN.md, invariant 2): files are chunked
+and packs are written and stored first; only then does one database transaction
+register the packs, chunks, trees and the version, and move the branch by
+compare-and-swap. A push killed at any point before that transaction commits leaves
+at most packs that nothing refers to, which `verify` lists and garbage collection
+removes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat as statmod
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from catalog.models import (
+    DATASET_NAME_RE,
+    REF_NAME_RE,
+    SEMVER_RE,
+    AuditEvent,
+    Branch,
+    Chunk,
+    Dataset,
+    FileManifest,
+    Pack,
+    Stage,
+    Tree,
+    Version,
+)
+from catalog.storage import tree as treeformat
+from catalog.storage.hashing import digest_hex
+from catalog.storage.statcache import StatCache
+from catalog.storage.store import FileChangedError, FileRecord, Ingest, ProgressSink
+
+from .errors import ConflictError, UserError
+from .store import DatabaseChunkIndex, get_backend, present_digests, tree_row
+
+
+@dataclass(slots=True)
+class ScannedFile:
+    relpath: str
+    abspath: str
+    stat: os.stat_result
+    executable: bool
+
+
+@dataclass(slots=True)
+class Scan:
+    files: list[ScannedFile] = field(default_factory=list)
+    links: dict[str, str] = field(default_factory=dict)  # relpath -> target
+    dirs: list[str] = field(default_factory=list)  # relpaths, "" is the root
+
+
+@dataclass(slots=True)
+class PushResult:
+    dataset: str
+    branch: str
+    version: Version
+    created: bool
+    file_count: int
+    logical_bytes: int
+    new_bytes: int = 0  # content bytes the store did not have before
+    stored_bytes: int = 0  # bytes written to packs for them (after compression)
+    reused_bytes: int = 0  # content bytes the store already had
+    packs: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "dataset": self.dataset,
+            "branch": self.branch,
+            "created": self.created,
+            "version": self.version.id,
+            "semver": self.version.semver,
+            "stage": self.version.stage,
+            "file_count": self.file_count,
+            "logical_bytes": self.logical_bytes,
+            "new_bytes": self.new_bytes,
+            "stored_bytes": self.stored_bytes,
+            "reused_bytes": self.reused_bytes,
+            "packs": self.packs,
+        }
+
+
+def parse_semver(value: str) -> tuple[int, int, int]:
+    match = SEMVER_RE.match(value)
+    if not match:
+        raise UserError(f"{value!r} is not a semantic version: use MAJOR.MINOR.PATCH, e.g. 1.2.0.")
+    return int(match[1]), int(match[2]), int(match[3])
+
+
+def check_dataset_name(name: str) -> None:
+    if not DATASET_NAME_RE.match(name):
+        raise UserError(
+            f"{name!r} is not a valid dataset name: use letters, digits, '.', '_' and '-',"
+            " starting with a letter or digit."
+        )
+
+
+def check_ref_name(name: str, what: str = "branch") -> None:
+    if not REF_NAME_RE.match(name) or SEMVER_RE.match(name):
+        raise UserError(
+            f"{name!r} is not a valid {what} name: use letters, digits, '.', '_', '-' and '/',"
+            " and not the form of a semantic version."
+        )
+
+
+# -- scanning -------------------------------------------------------------------------
+
+
+def _inside(root_real: str, candidate: str) -> bool:
+    return candidate == root_real or candidate.startswith(root_real + os.sep)
+
+
+def scan_path(path: str) -> tuple[str, Scan]:
+    """List what a push of `path` would store. Returns (root folder, scan).
+
+    Symbolic links are stored as links, never followed; one that points outside the
+    pushed folder is refused, so a pull can never be led to write outside DEST.
+    """
+    if not os.path.lexists(path):
+        raise UserError(f"{path} does not exist.")
+    scan = Scan()
+    if os.path.isdir(path):
+        root = os.path.realpath(path)
+        scan.dirs.append("")
+        stack = [""]
+    else:
+        real = os.path.realpath(path)
+        if not os.path.isfile(real):
+            raise UserError(f"{path} is neither a file nor a folder.")
+        root = os.path.dirname(real)
+        st = os.stat(real)
+        scan.dirs.append("")
+        scan.files.append(
+            ScannedFile(os.path.basename(real), real, st, bool(st.st_mode & statmod.S_IXUSR))
+        )
+        return root, scan
+    while stack:
+        relative_dir = stack.pop()
+        absolute_dir = os.path.join(root, relative_dir) if relative_dir else root
+        try:
+            entries = list(os.scandir(absolute_dir))
+        except PermissionError:
+            raise UserError(f"cannot read folder {absolute_dir}: permission denied.") from None
+        for entry in entries:
+            name = entry.name
+            try:
+                treeformat.check_name(name)
+            except treeformat.InvalidTree:
+                raise UserError(f"cannot store the name {name!r} in {absolute_dir}.") from None
+            relpath = f"{relative_dir}/{name}" if relative_dir else name
+            st = entry.stat(follow_symlinks=False)
+            if statmod.S_ISLNK(st.st_mode):
+                scan.links[relpath] = _link_target(root, entry.path, relpath)
+            elif statmod.S_ISDIR(st.st_mode):
+                scan.dirs.append(relpath)
+                stack.append(relpath)
+            elif statmod.S_ISREG(st.st_mode):
+                scan.files.append(
+                    ScannedFile(relpath, entry.path, st, bool(st.st_mode & statmod.S_IXUSR))
+                )
+            else:
+                raise UserError(f"{entry.path} is not a regular file, folder or link; remove it.")
+    scan.files.sort(key=lambda scanned: scanned.relpath)
+    return root, scan
+
+
+def _link_target(root: str, link_path: str, relpath: str) -> str:
+    target = os.readlink(link_path)
+    resolved = os.path.realpath(os.path.join(os.path.dirname(link_path), target))
+    if not _inside(root, resolved):
+        raise UserError(
+            f"the link {relpath} points outside the pushed folder (to {target}); "
+            "replace it with the file it points to, or remove it."
+        )
+    if os.path.isabs(target):
+        # Store links relative, so the pulled copy points inside its own folder.
+        target = os.path.relpath(resolved, os.path.dirname(os.path.join(root, relpath)))
+    return target
+
+
+# -- trees ----------------------------------------------------------------------------
+
+
+def build_trees(
+    scan: Scan, digests: dict[str, str]
+) -> tuple[str, dict[str, Tree], int, int]:
+    """Build every tree bottom-up. Returns (root id, trees by id, files, bytes)."""
+    children: dict[str, list[treeformat.Entry]] = defaultdict(list)
+    for scanned in scan.files:
+        parent, _, name = scanned.relpath.rpartition("/")
+        kind = treeformat.EXECUTABLE if scanned.executable else treeformat.FILE
+        children[parent].append(
+            treeformat.Entry(name, kind, scanned.stat.st_size, digests[scanned.relpath])
+        )
+    for relpath, target in scan.links.items():
+        parent, _, name = relpath.rpartition("/")
+        children[parent].append(treeformat.Entry(name, treeformat.LINK, 0, target))
+    trees: dict[str, Tree] = {}
+    root_id, root_size = "", 0
+    # Deepest folders first, so every subtree is named before its parent needs it.
+    for relpath in sorted(scan.dirs, key=lambda d: d.count("/") + (d != ""), reverse=True):
+        entries = children[relpath]
+        row = tree_row(treeformat.encode(entries), len(entries))
+        trees[row.id] = row
+        total = sum(entry.size for entry in entries)
+        if relpath:
+            parent, _, name = relpath.rpartition("/")
+            children[parent].append(treeformat.Entry(name, treeformat.TREE, total, row.id))
+        else:
+            root_id, root_size = row.id, total
+    return root_id, trees, len(scan.files), root_size
+
+
+# -- the push -------------------------------------------------------------------------
+
+
+def _stat_cache() -> StatCache:
+    return StatCache(os.path.join(settings.STRATA_CACHE_DIR, "stat.sqlite3"))
+
+
+def version_push(
+    *,
+    path: str,
+    dataset_name: str,
+    author: str,
+    branch: str | None = None,
+    message: str = "",
+    stage: str | None = None,
+    semver: str | None = None,
+    progress: ProgressSink | None = None,
+) -> PushResult:
+    """Store `path` (a file or folder) as a new version on a branch of a dataset.
+
+    Creates the dataset at its first push. Makes no version when the content equals
+    the branch head's. Raises UserError for bad input (nothing changed), and
+    ConflictError when the branch moved while pushing (the data stays stored, so
+    pushing again is quick).
+    """
+    check_dataset_name(dataset_name)
+    if branch is not None:
+        check_ref_name(branch)
+    if stage is not None and stage not in Stage.values:
+        raise UserError(f"{stage!r} is not a stage: use one of {', '.join(Stage.values)}.")
+    explicit_semver = parse_semver(semver) if semver else None
+
+    dataset = Dataset.objects.filter(name=dataset_name).first()
+    branch_name = branch or (dataset.default_branch if dataset else "main")
+    start_head: Version | None = None
+    if dataset is not None:
+        branch_row = Branch.objects.filter(dataset=dataset, name=branch_name).select_related("head").first()
+        if branch_row is None:
+            raise UserError(
+                f"dataset {dataset_name} has no branch {branch_name}; create it first with "
+                f"`strata branch {dataset_name} {branch_name}`."
+            )
+        start_head = branch_row.head
+
+    root, scan = scan_path(path)
+    cache = _stat_cache()
+    try:
+        return _push_scanned(
+            scan=scan,
+            cache=cache,
+            dataset=dataset,
+            dataset_name=dataset_name,
+            branch_name=branch_name,
+            start_head=start_head,
+            author=author,
+            message=message,
+            stage=stage,
+            explicit_semver=explicit_semver,
+            progress=progress,
+        )
+    finally:
+        cache.close()
+
+
+def _push_scanned(
+    *,
+    scan: Scan,
+    cache: StatCache,
+    dataset: Dataset | None,
+    dataset_name: str,
+    branch_name: str,
+    start_head: Version | None,
+    author: str,
+    message: str,
+    stage: str | None,
+    explicit_semver: tuple[int, int, int] | None,
+    progress: ProgressSink | None,
+) -> PushResult:
+    by_path = {scanned.abspath: scanned for scanned in scan.files}
+    cached = cache.lookup((scanned.abspath, scanned.stat) for scanned in scan.files)
+    digests = {by_path[abspath].relpath: digest for abspath, digest in cached.items()}
+
+    if len(digests) == len(scan.files) and start_head is not None:
+        # Every file is known unchanged: if the tree is the head's, nothing to do,
+        # and no file needs to be read at all.
+        root_id, _, file_count, logical = build_trees(scan, digests)
+        if root_id == start_head.tree_id:
+            return PushResult(dataset_name, branch_name, start_head, False, file_count, logical, reused_bytes=logical)
+
+    # Cached digests are trusted only if the store still holds their content.
+    present = present_digests(set(digests.values()))
+    to_read = [scanned for scanned in scan.files if digests.get(scanned.relpath) not in present]
+    for scanned in to_read:
+        digests.pop(scanned.relpath, None)
+
+    if progress is not None:
+        progress.start(len(to_read), sum(scanned.stat.st_size for scanned in to_read))
+    backend = get_backend()
+    ingest = Ingest(backend, DatabaseChunkIndex(), pack_size=settings.STRATA_PACK_SIZE, progress=progress)
+    records: dict[str, FileRecord] = {}
+    try:
+        for scanned in to_read:
+            try:
+                record = ingest.add_file(scanned.abspath, scanned.stat.st_size)
+            except PermissionError:
+                raise UserError(f"cannot read {scanned.abspath}: permission denied.") from None
+            except FileNotFoundError:
+                raise UserError(f"{scanned.abspath} disappeared while it was being pushed.") from None
+            except FileChangedError as error:
+                raise UserError(str(error)) from None
+            digests[scanned.relpath] = record.digest
+            records[record.digest] = record
+        report = ingest.finish()
+    except BaseException:
+        ingest.abort()
+        raise
+    finally:
+        if progress is not None:
+            progress.finish()
+
+    root_id, trees, file_count, logical = build_trees(scan, digests)
+    reused = logical - report.new_raw_bytes
+    if start_head is not None and root_id == start_head.tree_id:
+        version, created = start_head, False
+    else:
+        version = _commit(
+            dataset=dataset,
+            dataset_name=dataset_name,
+            branch_name=branch_name,
+            start_head=start_head,
+            root_id=root_id,
+            trees=trees,
+            records=records,
+            report_packs=report.packs,
+            author=author,
+            message=message,
+            stage=stage,
+            explicit_semver=explicit_semver,
+            file_count=file_count,
+            logical=logical,
+            new_bytes=report.new_raw_bytes,
+            stored_bytes=report.new_bytes,
+        )
+        created = True
+    by_rel = {scanned.relpath: scanned for scanned in scan.files}
+    cache.record((by_rel[rel].abspath, by_rel[rel].stat, digest) for rel, digest in digests.items())
+    return PushResult(
+        dataset_name,
+        branch_name,
+        version,
+        created,
+        file_count,
+        logical,
+        new_bytes=report.new_raw_bytes,
+        stored_bytes=report.new_bytes,
+        reused_bytes=reused,
+        packs=len(report.packs),
+    )
+
+
+def _next_semver(dataset: Dataset, parent: Version | None) -> tuple[int, int, int]:
+    if parent is None:
+        return (1, 0, 0)
+    highest_minor = (
+        Version.objects.filter(dataset=dataset, semver_major=parent.semver_major)
+        .aggregate(top=Max("semver_minor"))["top"]
+    )
+    return (parent.semver_major, (highest_minor or 0) + 1, 0)
+
+
+def version_id_for(fields: dict[str, object]) -> str:
+    """A version's id: the hash of everything that defines it."""
+    return digest_hex(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode())
+
+
+def _commit(
+    *,
+    dataset: Dataset | None,
+    dataset_name: str,
+    branch_name: str,
+    start_head: Version | None,
+    root_id: str,
+    trees: dict[str, Tree],
+    records: dict[str, FileRecord],
+    report_packs: list,
+    author: str,
+    message: str,
+    stage: str | None,
+    explicit_semver: tuple[int, int, int] | None,
+    file_count: int,
+    logical: int,
+    new_bytes: int,
+    stored_bytes: int,
+) -> Version:
+    """Register stored data and the new version in one transaction, then move the
+    branch by compare-and-swap from the head seen when the push began."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            if dataset is None:
+                dataset = Dataset.objects.create(
+                    name=dataset_name, default_branch=branch_name, created=now, updated=now
+                )
+                AuditEvent.objects.create(
+                    actor=author, action="dataset.create", dataset=dataset,
+                    object_type="dataset", object_id=dataset.name, after={"name": dataset.name},
+                )
+            Pack.objects.bulk_create(
+                [Pack(id=p.pack_id, size=p.size, chunk_count=len(p.entries), created=now) for p in report_packs],
+                ignore_conflicts=True,
+            )
+            Chunk.objects.bulk_create(
+                [
+                    Chunk(
+                        id=entry.chunk_id, pack_id=p.pack_id, offset=entry.offset,
+                        stored_length=entry.stored_length, raw_length=entry.raw_length, codec=entry.codec,
+                    )
+                    for p in report_packs
+                    for entry in p.entries
+                ],
+                ignore_conflicts=True,
+                batch_size=2000,
+            )
+            FileManifest.objects.bulk_create(
+                [
+                    FileManifest(
+                        digest=record.digest, size=record.size,
+                        chunk_ids=b"".join(bytes.fromhex(c) for c in record.chunk_ids),
+                    )
+                    for record in records.values()
+                    if len(record.chunk_ids) > 1
+                ],
+                ignore_conflicts=True,
+                batch_size=500,
+            )
+            Tree.objects.bulk_create(list(trees.values()), ignore_conflicts=True, batch_size=500)
+
+            if explicit_semver is not None:
+                if start_head is not None and explicit_semver <= (
+                    start_head.semver_major, start_head.semver_minor, start_head.semver_patch
+                ):
+                    raise UserError(
+                        f"version {'.'.join(map(str, explicit_semver))} is not newer than the"
+                        f" branch head's {start_head.semver}."
+                    )
+                numbers = explicit_semver
+            else:
+                numbers = _next_semver(dataset, start_head)
+            semver = ".".join(map(str, numbers))
+            if Version.objects.filter(dataset=dataset, semver=semver).exists():
+                raise UserError(f"{dataset_name} already has a version {semver}; choose another.")
+            final_stage = stage or (start_head.stage if start_head else Stage.RAW)
+            parents = [start_head.id] if start_head else []
+            version_id = version_id_for(
+                {
+                    "dataset": dataset_name, "tree": root_id, "parents": parents, "author": author,
+                    "message": message, "created": now.isoformat(), "semver": semver, "stage": final_stage,
+                }
+            )
+            version = Version.objects.create(
+                id=version_id, dataset=dataset, parent=start_head, tree_id=root_id, author=author,
+                message=message, created=now, semver=semver, semver_major=numbers[0],
+                semver_minor=numbers[1], semver_patch=numbers[2], stage=final_stage,
+                file_count=file_count, logical_bytes=logical, new_bytes=new_bytes, stored_bytes=stored_bytes,
+            )
+            if start_head is None:
+                if Branch.objects.filter(dataset=dataset, name=branch_name).exists():
+                    raise ConflictError(
+                        f"branch {branch_name} of {dataset_name} was created by another push"
+                        " meanwhile; your data is stored, push again."
+                    )
+                Branch.objects.create(dataset=dataset, name=branch_name, head=version, created=now, updated=now)
+            else:
+                # Compare-and-swap: move the head only if it is still where it was when
+                # this push began, so a concurrent commit is never silently replaced.
+                moved = Branch.objects.filter(
+                    dataset=dataset, name=branch_name, head_id=start_head.id
+                ).update(head=version, updated=now)
+                if moved != 1:
+                    raise ConflictError(
+                        f"branch {branch_name} of {dataset_name} moved while you were pushing;"
+                        " your data is stored, push again to commit on top of the new head."
+                    )
+            Dataset.objects.filter(pk=dataset.pk).update(updated=now)
+            AuditEvent.objects.create(
+                actor=author, action="version.create", dataset=dataset, object_type="version",
+                object_id=version.id,
+                before={"branch": branch_name, "head": start_head.id if start_head else None},
+                after={"branch": branch_name, "head": version.id, "semver": semver},
+            )
+    except IntegrityError as error:
+        raise ConflictError(
+            f"another push to {dataset_name} committed at the same moment ({error}); push again."
+        ) from None
+    return version
+

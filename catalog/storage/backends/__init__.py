@@ -1,0 +1,74 @@
+"""Object backends: where pack bytes live. Chosen by a URL.
+
+- ``file:///path/to/folder`` (or a plain path): a local folder.
+- ``s3://bucket/prefix``: any S3 endpoint, through boto3, configured by the usual
+  ``AWS_*`` variables and ``AWS_ENDPOINT_URL``.
+
+Every backend offers the same small contract, which the rest of Strata relies on:
+a pack appears whole or not at all; a pack once written is never changed; reading a
+range returns exactly those bytes or raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+from urllib.parse import unquote, urlparse
+
+from ..errors import ConfigurationError
+
+
+class Backend(Protocol):
+    url: str
+
+    def spool_dir(self) -> str:
+        """A local folder where packs are written before `put_pack`."""
+
+    def put_pack(self, pack_id: str, path: str) -> None:
+        """Store the sealed pack at `path` under `pack_id`; consumes the file."""
+
+    def read_range(self, pack_id: str, offset: int, length: int) -> bytes:
+        """Return `length` bytes of pack `pack_id` from `offset`."""
+
+    def read_tail(self, pack_id: str, length: int) -> bytes:
+        """Return the last `length` bytes of the pack (or all of it, if shorter)."""
+
+    def pack_size(self, pack_id: str) -> int | None:
+        """The pack's size in bytes, or None if it is not stored."""
+
+    def list_packs(self) -> Iterator[tuple[str, int]]:
+        """Every stored pack as (pack id, size)."""
+
+    def delete_pack(self, pack_id: str) -> None:
+        """Remove a pack (garbage collection only)."""
+
+
+def pack_key(pack_id: str) -> str:
+    """The relative key of a pack: fanned out by its first two hex digits."""
+    return f"packs/{pack_id[:2]}/{pack_id}.pack"
+
+
+def open_backend(url: str, *, spool_dir: str | None = None) -> Backend:
+    """Open the backend a storage URL names."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file"):
+        from .local import LocalBackend
+
+        path = unquote(parsed.path if parsed.scheme else url)
+        if parsed.scheme == "file" and parsed.netloc:
+            # file://relative/path: netloc is the first path segment.
+            path = parsed.netloc + path
+        if not path:
+            raise ConfigurationError(f"storage URL {url!r} names no folder")
+        return LocalBackend(path)
+    if parsed.scheme == "s3":
+        from .s3 import S3Backend
+
+        if not parsed.netloc:
+            raise ConfigurationError(f"storage URL {url!r} names no bucket")
+        return S3Backend(
+            bucket=parsed.netloc, prefix=parsed.path.strip("/"), spool_dir=spool_dir
+        )
+    raise ConfigurationError(
+        f"storage URL {url!r} is not supported: use file:///folder or s3://bucket/prefix"
+    )

@@ -1,0 +1,239 @@
+"""Packs: many chunks appended into one object, so that S3 sees few, large objects.
+
+Layout of a pack (all integers little-endian):
+
+    b"STRATAPK\\x01"                         magic and format version
+    chunk payloads, back to back              (zstd frames or raw bytes)
+    index: count x (32-byte chunk id, u64 offset, u32 stored length,
+                    u32 raw length, u8 codec)
+    u32 count, u64 index offset, b"STRATAIX"  footer
+
+A pack is self-describing: its index travels with it, so a lost database can be
+rebuilt from the bucket and `verify` can check packs no version refers to. A pack is
+named by the BLAKE3 hash of all its bytes and written only once it is whole (see the
+backends), so a reader never sees half a pack.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+
+import zstandard
+
+from .errors import CorruptObject
+from .hashing import digest_hex, new_hasher
+
+MAGIC = b"STRATAPK\x01"
+FOOTER_MAGIC = b"STRATAIX"
+_INDEX_ENTRY = struct.Struct("<32sQIIB")
+_FOOTER = struct.Struct("<IQ8s")
+
+CODEC_RAW = 0
+CODEC_ZSTD = 1
+
+# Compression pays only when it saves something worth a decompression later.
+_MIN_SAVING = 0.05
+_ZSTD_LEVEL = 3
+
+DEFAULT_PACK_SIZE = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkLocation:
+    """Where a chunk's stored bytes sit inside a pack."""
+
+    chunk_id: str
+    pack_id: str
+    offset: int
+    stored_length: int
+    raw_length: int
+    codec: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    chunk_id: str
+    offset: int
+    stored_length: int
+    raw_length: int
+    codec: int
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedPack:
+    """A complete pack on local disk, ready to upload, with its index."""
+
+    pack_id: str
+    path: str
+    size: int
+    entries: tuple[IndexEntry, ...]
+
+    @property
+    def raw_bytes(self) -> int:
+        return sum(entry.raw_length for entry in self.entries)
+
+
+class PackWriter:
+    """Appends chunks to a pack file spooled on local disk.
+
+    Not thread-safe: one writer per pushing thread. `finish()` seals the pack,
+    names it by its hash and hands it over for upload; the writer then starts empty.
+    """
+
+    def __init__(self, spool_dir: str, target_size: int = DEFAULT_PACK_SIZE) -> None:
+        self.spool_dir = spool_dir
+        self.target_size = target_size
+        self._compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+        self._file: tempfile._TemporaryFileWrapper[bytes] | None = None
+        self._hasher = new_hasher()
+        self._entries: list[IndexEntry] = []
+        self._size = 0
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def is_empty(self) -> bool:
+        return not self._entries
+
+    def _write(self, data: bytes | memoryview) -> None:
+        assert self._file is not None
+        self._file.write(data)
+        self._hasher.update(data)
+        self._size += len(data)
+
+    def add(self, chunk_id: str, data: bytes) -> IndexEntry:
+        """Append one chunk (compressed when that saves at least 5%)."""
+        if self._file is None:
+            self._file = tempfile.NamedTemporaryFile(
+                dir=self.spool_dir, prefix="pack-", suffix=".tmp", delete=False
+            )
+            self._hasher = new_hasher()
+            self._size = 0
+            self._write(MAGIC)
+        compressed = self._compressor.compress(data)
+        if len(compressed) <= len(data) * (1 - _MIN_SAVING):
+            payload, codec = compressed, CODEC_ZSTD
+        else:
+            payload, codec = data, CODEC_RAW
+        entry = IndexEntry(chunk_id, self._size, len(payload), len(data), codec)
+        self._write(payload)
+        self._entries.append(entry)
+        return entry
+
+    def should_finish(self) -> bool:
+        return self._size >= self.target_size
+
+    def finish(self) -> FinishedPack | None:
+        """Seal the pack: write its index and footer, fsync, and name it."""
+        if self._file is None:
+            return None
+        index_offset = self._size
+        for entry in self._entries:
+            self._write(
+                _INDEX_ENTRY.pack(
+                    bytes.fromhex(entry.chunk_id),
+                    entry.offset,
+                    entry.stored_length,
+                    entry.raw_length,
+                    entry.codec,
+                )
+            )
+        self._write(_FOOTER.pack(len(self._entries), index_offset, FOOTER_MAGIC))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        finished = FinishedPack(
+            pack_id=self._hasher.hexdigest(),
+            path=self._file.name,
+            size=self._size,
+            entries=tuple(self._entries),
+        )
+        self._file = None
+        self._entries = []
+        self._size = 0
+        return finished
+
+    def abort(self) -> None:
+        """Drop the pack being written (on error)."""
+        if self._file is not None:
+            self._file.close()
+            os.unlink(self._file.name)
+            self._file = None
+        self._entries = []
+        self._size = 0
+
+
+def decode_chunk(location: ChunkLocation, payload: bytes | memoryview) -> bytes:
+    """Turn a chunk's stored bytes back into its content and verify its name.
+
+    This is the one place chunk bytes are checked: every read goes through it.
+    """
+    if len(payload) != location.stored_length:
+        raise CorruptObject(
+            "chunk",
+            location.chunk_id,
+            f"in pack {location.pack_id}: read {len(payload)} bytes, "
+            f"expected {location.stored_length}",
+        )
+    if location.codec == CODEC_ZSTD:
+        try:
+            data = zstandard.ZstdDecompressor().decompress(
+                payload, max_output_size=location.raw_length
+            )
+        except zstandard.ZstdError as error:
+            raise CorruptObject(
+                "chunk", location.chunk_id, f"in pack {location.pack_id}: {error}"
+            ) from None
+    elif location.codec == CODEC_RAW:
+        data = bytes(payload)
+    else:
+        raise CorruptObject(
+            "chunk", location.chunk_id, f"unknown codec {location.codec}"
+        )
+    if len(data) != location.raw_length or digest_hex(data) != location.chunk_id:
+        raise CorruptObject(
+            "chunk", location.chunk_id, f"in pack {location.pack_id}: hash mismatch"
+        )
+    return data
+
+
+def parse_index(pack_id: str, tail: bytes) -> list[IndexEntry]:
+    """Parse a pack's index from the bytes at its end (index plus footer)."""
+    if len(tail) < _FOOTER.size:
+        raise CorruptObject("pack", pack_id, "too short for a footer")
+    count, _index_offset, magic = _FOOTER.unpack(tail[-_FOOTER.size :])
+    if magic != FOOTER_MAGIC:
+        raise CorruptObject("pack", pack_id, "bad footer")
+    needed = count * _INDEX_ENTRY.size + _FOOTER.size
+    if len(tail) < needed:
+        raise CorruptObject("pack", pack_id, "index truncated")
+    start = len(tail) - needed
+    entries = []
+    for position in range(count):
+        chunk_id, offset, stored_length, raw_length, codec = _INDEX_ENTRY.unpack_from(
+            tail, start + position * _INDEX_ENTRY.size
+        )
+        entries.append(IndexEntry(chunk_id.hex(), offset, stored_length, raw_length, codec))
+    return entries
+
+
+def footer_size() -> int:
+    return _FOOTER.size
+
+
+def index_entry_size() -> int:
+    return _INDEX_ENTRY.size
+
+
+def read_footer(pack_id: str, footer: bytes) -> tuple[int, int]:
+    """Return (chunk count, index offset) from a pack's last bytes."""
+    count, index_offset, magic = _FOOTER.unpack(footer[-_FOOTER.size :])
+    if magic != FOOTER_MAGIC:
+        raise CorruptObject("pack", pack_id, "bad footer")
+    return count, index_offset
+

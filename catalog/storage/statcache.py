@@ -1,0 +1,67 @@
+"""A local cache from a file's stat to its content digest, so unchanged files are
+not read again (the idea of git's index and DVC's state database).
+
+A row is trusted only while device, inode, size, mtime and ctime all match. A file
+modified within the clock's resolution of when it was hashed could look unchanged
+("racy git"), so entries for files modified in the two seconds before hashing are
+not recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+
+_RACY_SECONDS = 2.0
+
+
+class StatCache:
+    def __init__(self, path: str) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS stat ("
+            " path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER,"
+            " mtime_ns INTEGER, ctime_ns INTEGER, digest TEXT)"
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+    @staticmethod
+    def _key(stat: os.stat_result) -> tuple[int, int, int, int, int]:
+        return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+    def lookup(self, items: Iterable[tuple[str, os.stat_result]]) -> dict[str, str]:
+        """Digests of the files whose stat still matches, by absolute path."""
+        wanted = {path: self._key(stat) for path, stat in items}
+        found: dict[str, str] = {}
+        paths = list(wanted)
+        for start in range(0, len(paths), 500):
+            batch = paths[start : start + 500]
+            rows = self._db.execute(
+                f"SELECT path, dev, ino, size, mtime_ns, ctime_ns, digest FROM stat"
+                f" WHERE path IN ({','.join('?' * len(batch))})",
+                batch,
+            )
+            for path, dev, ino, size, mtime_ns, ctime_ns, digest in rows:
+                if wanted[path] == (dev, ino, size, mtime_ns, ctime_ns):
+                    found[path] = digest
+        return found
+
+    def record(self, items: Iterable[tuple[str, os.stat_result, str]]) -> None:
+        """Remember digests of files hashed just now (skipping racy ones)."""
+        horizon = time.time_ns() - int(_RACY_SECONDS * 1e9)
+        rows = [
+            (path, *self._key(stat), digest)
+            for path, stat, digest in items
+            if stat.st_mtime_ns < horizon and stat.st_ctime_ns < horizon
+        ]
+        if rows:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO stat VALUES (?,?,?,?,?,?,?)", rows)
+            self._db.execute("COMMIT")

@@ -1,0 +1,295 @@
+"""Writing files into packs (with dedup) and reading them back, verified.
+
+The chunk index — which pack holds which chunk — belongs to the catalog's database;
+this module sees it through the small `ChunkIndex` protocol, so that it stays free of
+Django and can be driven by a test with a dict.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .backends import Backend
+from .chunker import iter_chunks
+from .errors import MissingObject, StoreError
+from .hashing import EMPTY_DIGEST, digest_hex, new_hasher
+from .packs import DEFAULT_PACK_SIZE, ChunkLocation, FinishedPack, PackWriter, decode_chunk
+
+# How many chunks are looked up in the index at once while pushing.
+_LOOKUP_BATCH = 512
+_LOOKUP_BATCH_BYTES = 16 * 1024 * 1024
+# Reads of neighbouring chunks in one pack are merged into one request when the
+# gap between them is small; one request stays below _MAX_SPAN bytes.
+_MAX_GAP = 1024 * 1024
+_MAX_SPAN = 16 * 1024 * 1024
+
+
+class ChunkIndex(Protocol):
+    def missing(self, chunk_ids: Sequence[str]) -> set[str]:
+        """The ids among `chunk_ids` that the store does not hold yet."""
+
+    def locate(self, chunk_ids: Sequence[str]) -> dict[str, ChunkLocation]:
+        """Where each chunk is stored; absent ids are left out."""
+
+
+class ProgressSink(Protocol):
+    def start(self, files: int, nbytes: int) -> None: ...
+
+    def advance(self, files: int, nbytes: int) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+@dataclass(slots=True)
+class FileRecord:
+    """What a pushed file became: its full-content digest and its chunks."""
+
+    digest: str
+    size: int
+    chunk_ids: list[str]
+
+
+@dataclass(slots=True)
+class IngestReport:
+    packs: list[FinishedPack] = field(default_factory=list)
+    new_bytes: int = 0  # stored (compressed) bytes of chunks new to the store
+    new_raw_bytes: int = 0  # raw bytes of chunks new to the store
+    reused_bytes: int = 0  # raw bytes of chunks the store already had
+
+
+class FileChangedError(StoreError):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} changed while it was being pushed; push again")
+
+
+class Ingest:
+    """Chunks files, skips chunks the store already has, packs and uploads the rest.
+
+    Packs are uploaded by a background thread while chunking goes on. Nothing here
+    touches the catalog: the caller registers `report.packs` and the returned file
+    records in one database transaction after `finish()` — data before metadata.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        index: ChunkIndex,
+        *,
+        pack_size: int = DEFAULT_PACK_SIZE,
+        progress: ProgressSink | None = None,
+    ) -> None:
+        self.backend = backend
+        self.index = index
+        self.report = IngestReport()
+        self._writer = PackWriter(backend.spool_dir(), pack_size)
+        self._progress = progress
+        # Chunks written by this ingest (not yet in the index): id -> True.
+        self._written: set[str] = set()
+        self._pending: list[tuple[str, bytes]] = []
+        self._pending_bytes = 0
+        self._uploads: queue.Queue[FinishedPack | None] = queue.Queue(maxsize=2)
+        self._upload_error: BaseException | None = None
+        self._uploader = threading.Thread(target=self._upload_loop, daemon=True)
+        self._uploader.start()
+
+    # -- uploading ---------------------------------------------------------------
+
+    def _upload_loop(self) -> None:
+        while True:
+            pack = self._uploads.get()
+            if pack is None:
+                return
+            if self._upload_error is not None:
+                os.unlink(pack.path)
+                continue
+            try:
+                self.backend.put_pack(pack.pack_id, pack.path)
+            except BaseException as error:  # reported on the pushing thread
+                self._upload_error = error
+
+    def _seal_pack(self) -> None:
+        finished = self._writer.finish()
+        if finished is None:
+            return
+        self.report.packs.append(finished)
+        self._check_upload_error()
+        self._uploads.put(finished)
+
+    def _check_upload_error(self) -> None:
+        if self._upload_error is not None:
+            raise StoreError(f"upload failed: {self._upload_error}") from self._upload_error
+
+    # -- chunk batching ----------------------------------------------------------
+
+    def _queue_chunk(self, chunk_id: str, data: bytes) -> None:
+        self._pending.append((chunk_id, data))
+        self._pending_bytes += len(data)
+        if len(self._pending) >= _LOOKUP_BATCH or self._pending_bytes >= _LOOKUP_BATCH_BYTES:
+            self._flush_pending()
+
+    def _flush_pending(self) -> None:
+        if not self._pending:
+            return
+        candidates = list({cid for cid, _ in self._pending if cid not in self._written})
+        missing = self.index.missing(candidates) if candidates else set()
+        for chunk_id, data in self._pending:
+            if chunk_id in missing and chunk_id not in self._written:
+                entry = self._writer.add(chunk_id, data)
+                self._written.add(chunk_id)
+                self.report.new_bytes += entry.stored_length
+                self.report.new_raw_bytes += len(data)
+                if self._writer.should_finish():
+                    self._seal_pack()
+            else:
+                self.report.reused_bytes += len(data)
+        self._pending = []
+        self._pending_bytes = 0
+
+    # -- files -------------------------------------------------------------------
+
+    def add_file(self, path: str, expected_size: int) -> FileRecord:
+        """Chunk and store one file; `expected_size` is its size when scanned."""
+        size = 0
+        chunk_ids: list[str] = []
+        hasher = None
+        first_chunk = b""
+        with open(path, "rb") as handle:
+            for chunk in iter_chunks(handle):
+                chunk_id = digest_hex(chunk)
+                if chunk_ids:
+                    if hasher is None:
+                        hasher = new_hasher()
+                        hasher.update(first_chunk)
+                    hasher.update(chunk)
+                else:
+                    first_chunk = chunk
+                chunk_ids.append(chunk_id)
+                size += len(chunk)
+                self._queue_chunk(chunk_id, chunk)
+        if size != expected_size:
+            raise FileChangedError(path)
+        if not chunk_ids:
+            digest = EMPTY_DIGEST
+        elif hasher is None:
+            # One chunk: the file's digest is the chunk's name.
+            digest = chunk_ids[0]
+        else:
+            digest = hasher.hexdigest()
+        if self._progress is not None:
+            self._progress.advance(1, size)
+        return FileRecord(digest=digest, size=size, chunk_ids=chunk_ids)
+
+    def finish(self) -> IngestReport:
+        """Write out what is pending and wait until every pack is stored."""
+        try:
+            self._flush_pending()
+            self._seal_pack()
+        finally:
+            self._uploads.put(None)
+            self._uploader.join()
+        self._check_upload_error()
+        return self.report
+
+    def abort(self) -> None:
+        """Stop without registering anything; stored packs stay as orphans."""
+        self._writer.abort()
+        self._upload_error = self._upload_error or StoreError("aborted")
+        self._uploads.put(None)
+        self._uploader.join()
+
+
+# -- reading -----------------------------------------------------------------------
+
+
+def _spans(locations: Sequence[ChunkLocation]) -> Iterator[list[ChunkLocation]]:
+    """Group consecutive locations that one ranged read can serve."""
+    group: list[ChunkLocation] = []
+    for location in locations:
+        if group:
+            first, last = group[0], group[-1]
+            gap = location.offset - (last.offset + last.stored_length)
+            span = location.offset + location.stored_length - first.offset
+            if location.pack_id == first.pack_id and 0 <= gap <= _MAX_GAP and span <= _MAX_SPAN:
+                group.append(location)
+                continue
+            yield group
+        group = [location]
+    if group:
+        yield group
+
+
+def _read_span(backend: Backend, group: list[ChunkLocation]) -> list[bytes]:
+    start = group[0].offset
+    end = group[-1].offset + group[-1].stored_length
+    view = memoryview(backend.read_range(group[0].pack_id, start, end - start))
+    # A short read (a truncated pack) fails in decode_chunk, naming the chunk.
+    return [
+        decode_chunk(location, view[location.offset - start : location.offset - start + location.stored_length])
+        for location in group
+    ]
+
+
+def read_chunks(
+    backend: Backend, locations: Iterable[ChunkLocation], *, workers: int = 4
+) -> Iterator[bytes]:
+    """Yield the verified content of each location, in the order given.
+
+    Neighbouring chunks are fetched with one ranged read, several reads run at once,
+    and each chunk is decompressed and re-hashed before it is yielded.
+    """
+    spans = _spans(list(locations))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        window: list[Future[list[bytes]]] = []
+        for group in spans:
+            window.append(pool.submit(_read_span, backend, group))
+            if len(window) > workers * 2:
+                yield from window.pop(0).result()
+        for future in window:
+            yield from future.result()
+
+
+def verify_locations(
+    backend: Backend, locations: Sequence[ChunkLocation], *, workers: int = 4
+) -> Iterator[tuple[ChunkLocation, StoreError | None]]:
+    """Re-read and re-hash every location; yield each with its error, if any.
+
+    Unlike `read_chunks` this goes on past a bad chunk, so one run names them all.
+    """
+
+    def check(group: list[ChunkLocation]) -> list[tuple[ChunkLocation, StoreError | None]]:
+        try:
+            start = group[0].offset
+            end = group[-1].offset + group[-1].stored_length
+            view = memoryview(backend.read_range(group[0].pack_id, start, end - start))
+        except StoreError as error:
+            return [(location, error) for location in group]
+        results: list[tuple[ChunkLocation, StoreError | None]] = []
+        for location in group:
+            begin = location.offset - start
+            try:
+                decode_chunk(location, view[begin : begin + location.stored_length])
+                results.append((location, None))
+            except StoreError as error:
+                results.append((location, error))
+        return results
+
+    ordered = sorted(locations, key=lambda location: (location.pack_id, location.offset))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for results in pool.map(check, _spans(ordered)):
+            yield from results
+
+
+def locate_all(index: ChunkIndex, chunk_ids: Sequence[str]) -> dict[str, ChunkLocation]:
+    """Locate every chunk or raise MissingObject naming the first one missing."""
+    found = index.locate(chunk_ids)
+    for chunk_id in chunk_ids:
+        if chunk_id not in found:
+            raise MissingObject("chunk", chunk_id)
+    return found
+

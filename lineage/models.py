@@ -1,0 +1,1 @@
+"""Lineage models arrive with the lineage issue; the app exists so the layout is whole."""
