@@ -173,4 +173,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # The AWS SDK narrates every credential lookup at INFO; keep stderr for what matters.
+    "loggers": {
+        name: {"level": "WARNING"} for name in ("boto3", "botocore", "s3transfer", "urllib3")
+    },
 }

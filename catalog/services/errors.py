@@ -29,3 +29,7 @@ class IntegrityFailure(StrataError):
     """Stored bytes are damaged or missing; nothing was served."""
 
     exit_code = 1
+
+
+class UnsafeTree(UserError):
+    """A stored tree names a path outside its folder: refused before anything is written."""

@@ -21,7 +21,7 @@ from catalog.storage.errors import CorruptObject, MissingObject, StoreError
 from catalog.storage.hashing import EMPTY_DIGEST, new_hasher
 from catalog.storage.store import ProgressSink, locate_all, read_chunks
 
-from .errors import IntegrityFailure, UserError
+from .errors import IntegrityFailure, UnsafeTree, UserError
 from .store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
 
 
@@ -46,10 +46,10 @@ class PullResult:
 def _check_link(relpath: str, target: str) -> None:
     """A link may only point inside the folder being written."""
     if posixpath.isabs(target):
-        raise IntegrityFailure(f"the stored link {relpath} is absolute ({target}); refusing to write it.")
+        raise UnsafeTree(f"the stored link {relpath} is absolute ({target}); refusing to write it.")
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(relpath), target))
     if resolved == ".." or resolved.startswith("../"):
-        raise IntegrityFailure(f"the stored link {relpath} points outside the pulled folder; refusing.")
+        raise UnsafeTree(f"the stored link {relpath} points outside the pulled folder; refusing.")
 
 
 def _prepare_dest(dest: str, force: bool) -> tuple[str, bool]:
@@ -80,7 +80,8 @@ def _move_into(staging: str, dest: str) -> None:
     """Move staged entries into an existing DEST, replacing files of the same name."""
     for name in os.listdir(staging):
         source, target = os.path.join(staging, name), os.path.join(dest, name)
-        if os.path.isdir(source) and not os.path.islink(source) and os.path.isdir(target) and not os.path.islink(target):
+        source_is_dir = os.path.isdir(source) and not os.path.islink(source)
+        if source_is_dir and os.path.isdir(target) and not os.path.islink(target):
             _move_into(source, target)
         else:
             if os.path.isdir(target) and not os.path.islink(target):
@@ -163,7 +164,7 @@ def version_pull(
             progress.finish()
         if existed:
             _move_into(staging, dest)
-            os.rmdir(staging)
+            shutil.rmtree(staging)  # only emptied folders are left in it
         else:
             os.rename(staging, dest)
     except StoreError as error:

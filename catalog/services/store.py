@@ -17,7 +17,7 @@ from catalog.storage.backends import Backend, open_backend
 from catalog.storage.hashing import EMPTY_DIGEST
 from catalog.storage.packs import ChunkLocation
 
-from .errors import IntegrityFailure
+from .errors import IntegrityFailure, UnsafeTree
 
 _BATCH = 500
 _backends: dict[str, Backend] = {}
@@ -85,6 +85,8 @@ def trees_load(tree_ids: Iterable[str]) -> dict[str, list[treeformat.Entry]]:
             try:
                 raw = decompressor.decompress(bytes(data))
                 loaded[tree_id] = treeformat.decode(raw, expected_id=tree_id)
+            except treeformat.UnsafeName as error:
+                raise UnsafeTree(f"tree {tree_id} holds an {error}; refusing to use it.") from None
             except (zstandard.ZstdError, treeformat.InvalidTree) as error:
                 raise IntegrityFailure(f"tree {tree_id} cannot be used: {error}") from None
     for tree_id in wanted:

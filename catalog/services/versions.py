@@ -263,6 +263,8 @@ def version_push(
                 f"`strata branch {dataset_name} {branch_name}`."
             )
         start_head = branch_row.head
+        if explicit_semver is not None:
+            _check_explicit_semver(dataset, start_head, explicit_semver)
 
     root, scan = scan_path(path)
     cache = _stat_cache()
@@ -390,6 +392,18 @@ def _next_semver(dataset: Dataset, parent: Version | None) -> tuple[int, int, in
     return (parent.semver_major, (highest_minor or 0) + 1, 0)
 
 
+def _check_explicit_semver(
+    dataset: Dataset, start_head: Version | None, numbers: tuple[int, int, int]
+) -> None:
+    semver = ".".join(map(str, numbers))
+    if start_head is not None and numbers <= (
+        start_head.semver_major, start_head.semver_minor, start_head.semver_patch
+    ):
+        raise UserError(f"version {semver} is not newer than the branch head's {start_head.semver}.")
+    if Version.objects.filter(dataset=dataset, semver=semver).exists():
+        raise UserError(f"{dataset.name} already has a version {semver}; choose another.")
+
+
 def version_id_for(fields: dict[str, object]) -> str:
     """A version's id: the hash of everything that defines it."""
     return digest_hex(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode())
@@ -414,9 +428,44 @@ def _commit(
     new_bytes: int,
     stored_bytes: int,
 ) -> Version:
-    """Register stored data and the new version in one transaction, then move the
-    branch by compare-and-swap from the head seen when the push began."""
+    """Register the stored data, then create the version and move the branch by
+    compare-and-swap from the head seen when the push began."""
     now = timezone.now()
+    # First transaction: the stored data. These rows are content-addressed and name
+    # only packs already written, so they are safe on their own, and a push refused
+    # below (a conflict) leaves its data registered: pushing again uploads nothing.
+    with transaction.atomic():
+        Pack.objects.bulk_create(
+            [Pack(id=p.pack_id, size=p.size, chunk_count=len(p.entries), created=now) for p in report_packs],
+            ignore_conflicts=True,
+        )
+        Chunk.objects.bulk_create(
+            [
+                Chunk(
+                    id=entry.chunk_id, pack_id=p.pack_id, offset=entry.offset,
+                    stored_length=entry.stored_length, raw_length=entry.raw_length, codec=entry.codec,
+                )
+                for p in report_packs
+                for entry in p.entries
+            ],
+            ignore_conflicts=True,
+            batch_size=2000,
+        )
+        FileManifest.objects.bulk_create(
+            [
+                FileManifest(
+                    digest=record.digest, size=record.size,
+                    chunk_ids=b"".join(bytes.fromhex(c) for c in record.chunk_ids),
+                )
+                for record in records.values()
+                if len(record.chunk_ids) > 1
+            ],
+            ignore_conflicts=True,
+            batch_size=500,
+        )
+        Tree.objects.bulk_create(list(trees.values()), ignore_conflicts=True, batch_size=500)
+
+    # Second transaction: the version, and the branch moved by compare-and-swap.
     try:
         with transaction.atomic():
             if dataset is None:
@@ -427,50 +476,13 @@ def _commit(
                     actor=author, action="dataset.create", dataset=dataset,
                     object_type="dataset", object_id=dataset.name, after={"name": dataset.name},
                 )
-            Pack.objects.bulk_create(
-                [Pack(id=p.pack_id, size=p.size, chunk_count=len(p.entries), created=now) for p in report_packs],
-                ignore_conflicts=True,
-            )
-            Chunk.objects.bulk_create(
-                [
-                    Chunk(
-                        id=entry.chunk_id, pack_id=p.pack_id, offset=entry.offset,
-                        stored_length=entry.stored_length, raw_length=entry.raw_length, codec=entry.codec,
-                    )
-                    for p in report_packs
-                    for entry in p.entries
-                ],
-                ignore_conflicts=True,
-                batch_size=2000,
-            )
-            FileManifest.objects.bulk_create(
-                [
-                    FileManifest(
-                        digest=record.digest, size=record.size,
-                        chunk_ids=b"".join(bytes.fromhex(c) for c in record.chunk_ids),
-                    )
-                    for record in records.values()
-                    if len(record.chunk_ids) > 1
-                ],
-                ignore_conflicts=True,
-                batch_size=500,
-            )
-            Tree.objects.bulk_create(list(trees.values()), ignore_conflicts=True, batch_size=500)
-
             if explicit_semver is not None:
-                if start_head is not None and explicit_semver <= (
-                    start_head.semver_major, start_head.semver_minor, start_head.semver_patch
-                ):
-                    raise UserError(
-                        f"version {'.'.join(map(str, explicit_semver))} is not newer than the"
-                        f" branch head's {start_head.semver}."
-                    )
+                # Checked before any work too; again here, against concurrent pushes.
+                _check_explicit_semver(dataset, start_head, explicit_semver)
                 numbers = explicit_semver
             else:
                 numbers = _next_semver(dataset, start_head)
             semver = ".".join(map(str, numbers))
-            if Version.objects.filter(dataset=dataset, semver=semver).exists():
-                raise UserError(f"{dataset_name} already has a version {semver}; choose another.")
             final_stage = stage or (start_head.stage if start_head else Stage.RAW)
             parents = [start_head.id] if start_head else []
             version_id = version_id_for(

@@ -25,7 +25,11 @@ KINDS = frozenset({FILE, EXECUTABLE, LINK, TREE})
 
 
 class InvalidTree(ValueError):
-    pass
+    """A tree that cannot be used: malformed, or not matching its name."""
+
+
+class UnsafeName(InvalidTree):
+    """A tree entry whose name could write outside the folder (``..``, ``/``…)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +51,7 @@ class Entry:
 def check_name(name: str) -> None:
     """Refuse a name that is not exactly one safe path segment."""
     if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\0" in name:
-        raise InvalidTree(f"unsafe name {name!r} in tree")
+        raise UnsafeName(f"unsafe name {name!r} in tree")
 
 
 def _sort_key(name: str) -> bytes:

@@ -64,6 +64,15 @@ class TerminalProgress:
             sys.stderr.write("\n")
 
 
+class OneLineParser(CommandParser):
+    """Argument errors in one line, like every other error, instead of the usage."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if self.called_from_command_line:
+            self.exit(2, f"error: {message} (see `{self.prog} --help`).\n")
+        super().error(message)
+
+
 def _actor(options: dict[str, Any]) -> str:
     return options.get("author") or os.environ.get("STRATA_USER") or getpass.getuser()
 
@@ -74,7 +83,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         common = CommandParser(add_help=False)
         common.add_argument("--json", action="store_true", help="print machine-readable JSON")
-        sub = parser.add_subparsers(dest="subcommand", required=True, parser_class=CommandParser)
+        sub = parser.add_subparsers(dest="subcommand", required=True, parser_class=OneLineParser)
 
         push = sub.add_parser("push", parents=[common], help="store a file or folder as a new version")
         push.add_argument("path")

@@ -1,0 +1,153 @@
+"""Bad input: one sentence on stderr, exit code 2, and nothing changed."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from catalog.models import AuditEvent, Branch, Dataset, Tree, Version
+from catalog.services.store import tree_row
+from catalog.services.versions import version_id_for
+from catalog.storage import tree as treeformat
+from catalog.storage.hashing import EMPTY_DIGEST
+
+
+def _state() -> tuple:
+    return (
+        Dataset.objects.count(),
+        Version.objects.count(),
+        list(Branch.objects.values_list("name", "head_id")),
+        AuditEvent.objects.count(),
+    )
+
+
+def _assert_refused(result, *phrases: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    message = result.stderr.strip()
+    assert message.startswith("error: ") and "\n" not in message, message
+    assert "Traceback" not in result.stderr
+    for phrase in phrases:
+        assert phrase in message, message
+
+
+@pytest.fixture
+def pushed(cli, tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("a\n")
+    cli("push", str(source), "good", check=True)
+    return source
+
+
+def test_missing_path(cli, pushed, tmp_path):
+    before = _state()
+    _assert_refused(cli("push", str(tmp_path / "nope"), "good"), "does not exist")
+    assert _state() == before
+
+
+def test_symlink_pointing_outside_the_pushed_tree_is_refused(cli, pushed, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the dataset")
+    os.symlink(secret, pushed / "escape")
+    before = _state()
+    _assert_refused(cli("push", str(pushed), "good"), "escape", "points outside")
+    os.unlink(pushed / "escape")
+    os.symlink("../secret.txt", pushed / "sneaky")
+    _assert_refused(cli("push", str(pushed), "good"), "sneaky")
+    assert _state() == before
+
+
+@pytest.mark.parametrize(
+    "args, phrase",
+    [
+        (["pull", "nosuch", "DEST"], "no dataset named 'nosuch'"),
+        (["pull", "good@nosuchref", "DEST"], "no branch, tag, version or id 'nosuchref'"),
+        (["pull", "good@9.9.9", "DEST"], "'9.9.9'"),
+        (["log", "nosuch"], "no dataset"),
+        (["log", "good", "--branch", "nope"], "no branch 'nope'"),
+        (["ls", "good", "missing/path"], "missing is not in good@1.0.0"),
+        (["tag", "good@nosuchref", "v1"], "nosuchref"),
+        (["tag", "good", "v1"], "DATASET@REF"),
+        (["branch", "good", "exp", "--from", "zzz"], "'zzz'"),
+        (["verify", "nosuch"], "no dataset"),
+    ],
+)
+def test_unknown_dataset_or_ref(cli, pushed, tmp_path, args, phrase):
+    args = [str(tmp_path / "dest") if arg == "DEST" else arg for arg in args]
+    before = _state()
+    _assert_refused(cli(*args), phrase)
+    assert _state() == before
+    assert not (tmp_path / "dest").exists()
+
+
+@pytest.mark.parametrize("semver", ["1.2", "one.two.three", "1.2.3-beta", "01.2.3"])
+def test_invalid_semver(cli, pushed, semver):
+    (pushed / "b.txt").write_text("b")
+    before = _state()
+    _assert_refused(cli("push", str(pushed), "good", "--semver", semver), "not a semantic version")
+    assert _state() == before
+
+
+def test_semver_not_newer_or_taken_is_refused(cli, pushed):
+    (pushed / "b.txt").write_text("b")
+    before = _state()
+    _assert_refused(cli("push", str(pushed), "good", "--semver", "0.9.0"), "not newer")
+    _assert_refused(cli("push", str(pushed), "good", "--semver", "1.0.0"), "not newer")
+    assert _state() == before
+
+
+def test_invalid_names(cli, pushed):
+    _assert_refused(cli("push", str(pushed), "bad name!"), "not a valid dataset name")
+    _assert_refused(cli("push", str(pushed), "good", "--branch", "../x"), "not a valid branch name")
+    _assert_refused(cli("push", str(pushed), "good", "--branch", "exp/new"), "has no branch exp/new")
+    _assert_refused(cli("push", str(pushed), "good", "--stage", "baked"), "invalid choice")
+
+
+def test_unwritable_or_non_empty_destination(cli, pushed, tmp_path):
+    # Root may write almost anywhere; sysfs refuses new entries even to root.
+    _assert_refused(cli("pull", "good", "/sys/strata-dest"), "cannot write to /sys/strata-dest")
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "keep.txt").write_text("mine")
+    _assert_refused(cli("pull", "good", str(occupied)), "not empty", "--force")
+    assert os.listdir(occupied) == ["keep.txt"]
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    _assert_refused(cli("pull", "good", str(a_file)), "not a folder")
+    _assert_refused(cli("pull", "good", str(tmp_path / "no" / "parent")), "parent folder does not exist")
+
+
+@pytest.mark.parametrize(
+    "evil",
+    [
+        treeformat.Entry("..", "f", 5, "0" * 64),
+        treeformat.Entry("/etc", "f", 5, "0" * 64),
+        treeformat.Entry("a/../../escape", "f", 5, "0" * 64),
+        treeformat.Entry("link", "l", 0, "../../outside"),
+        treeformat.Entry("abs-link", "l", 0, "/etc/passwd"),
+    ],
+)
+def test_a_stored_tree_with_escaping_paths_is_refused_at_pull(cli, pushed, tmp_path, evil):
+    """A tree written by something other than Strata (a tampered database, a hostile
+    remote) that names `..` or absolute paths is refused before anything is written."""
+    payload = [[evil.name, evil.kind, evil.size, evil.digest], ["fine.txt", "f", 0, EMPTY_DIGEST]]
+    data = json.dumps(sorted(payload), separators=(",", ":")).encode()
+    row = tree_row(data, 2)
+    row.save()
+    good = Dataset.objects.get(name="good")
+    head = Branch.objects.get(dataset=good, name="main").head
+    fields = {"dataset": "good", "tree": row.id, "parents": [head.id], "semver": "6.6.6"}
+    Version.objects.create(
+        id=version_id_for(fields), dataset=good, parent=head, tree=row, author="mallory",
+        semver="6.6.6", semver_major=6, semver_minor=6, semver_patch=6, file_count=1, logical_bytes=5,
+    )
+    dest = tmp_path / "deep" / "dest"
+    dest.parent.mkdir()
+    before = sorted(os.listdir(tmp_path))
+    _assert_refused(cli("pull", "good@6.6.6", str(dest)), "refusing")
+    assert not dest.exists()
+    assert sorted(os.listdir(tmp_path)) == before
+    assert os.listdir(tmp_path / "deep") == []
+    assert Tree.objects.filter(id=row.id).exists()
