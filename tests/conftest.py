@@ -19,7 +19,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from tests.services import SeaweedServer
+from tests.services import SeaweedServer, start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,6 +48,16 @@ def s3_bucket(s3_endpoint):
     bucket = os.environ.get("STRATA_TEST_S3_BUCKET", "strata-test")
     S3Backend(bucket=bucket).ensure_bucket()
     return bucket
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A Redis database for the tests: the one given, the local one, or one started."""
+    url, server = start_redis()
+    yield url
+    if server is not None:
+        server.terminate()
+        server.wait()
 
 
 @pytest.fixture(params=["local", "s3"])

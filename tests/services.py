@@ -102,5 +102,36 @@ class SeaweedServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def redis_url() -> str:
-    return os.environ.get("STRATA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+def _redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def start_redis() -> tuple[str, subprocess.Popen[bytes] | None]:
+    """The Redis URL for the tests, and the server process if one had to be started."""
+    given = os.environ.get("STRATA_TEST_REDIS_URL")
+    if given:
+        return given, None
+    local = "redis://127.0.0.1:6379/15"
+    if _redis_answers(local):
+        return local, None
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("no Redis answers on 127.0.0.1:6379 and redis-server is not installed")
+    port = free_port()
+    server = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/15"
+    deadline = time.monotonic() + 20
+    while not _redis_answers(url):
+        if time.monotonic() > deadline:
+            server.kill()
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.1)
+    return url, server
