@@ -192,8 +192,12 @@ def _link_target(root: str, link_path: str, relpath: str) -> str:
 
 def build_trees(
     scan: Scan, digests: dict[str, str]
-) -> tuple[str, dict[str, Tree], int, int]:
-    """Build every tree bottom-up. Returns (root id, trees by id, files, bytes)."""
+) -> tuple[str, dict[str, tuple[bytes, int]], int, int]:
+    """Build every tree bottom-up.
+
+    Returns (root id, canonical bytes and entry count of each tree by id, file
+    count, total bytes). Rows are made only when a version is committed.
+    """
     children: dict[str, list[treeformat.Entry]] = defaultdict(list)
     for scanned in scan.files:
         parent, _, name = scanned.relpath.rpartition("/")
@@ -204,19 +208,20 @@ def build_trees(
     for relpath, target in scan.links.items():
         parent, _, name = relpath.rpartition("/")
         children[parent].append(treeformat.Entry(name, treeformat.LINK, 0, target))
-    trees: dict[str, Tree] = {}
+    trees: dict[str, tuple[bytes, int]] = {}
     root_id, root_size = "", 0
     # Deepest folders first, so every subtree is named before its parent needs it.
     for relpath in sorted(scan.dirs, key=lambda d: d.count("/") + (d != ""), reverse=True):
         entries = children[relpath]
-        row = tree_row(treeformat.encode(entries), len(entries))
-        trees[row.id] = row
+        data = treeformat.encode(entries)
+        tree_id = treeformat.tree_id(data)
+        trees[tree_id] = (data, len(entries))
         total = sum(entry.size for entry in entries)
         if relpath:
             parent, _, name = relpath.rpartition("/")
-            children[parent].append(treeformat.Entry(name, treeformat.TREE, total, row.id))
+            children[parent].append(treeformat.Entry(name, treeformat.TREE, total, tree_id))
         else:
-            root_id, root_size = row.id, total
+            root_id, root_size = tree_id, total
     return root_id, trees, len(scan.files), root_size
 
 
@@ -270,6 +275,7 @@ def version_push(
     cache = _stat_cache()
     try:
         return _push_scanned(
+            root=root,
             scan=scan,
             cache=cache,
             dataset=dataset,
@@ -288,6 +294,7 @@ def version_push(
 
 def _push_scanned(
     *,
+    root: str,
     scan: Scan,
     cache: StatCache,
     dataset: Dataset | None,
@@ -301,7 +308,7 @@ def _push_scanned(
     progress: ProgressSink | None,
 ) -> PushResult:
     by_path = {scanned.abspath: scanned for scanned in scan.files}
-    cached = cache.lookup((scanned.abspath, scanned.stat) for scanned in scan.files)
+    cached = cache.lookup(root, ((scanned.abspath, scanned.stat) for scanned in scan.files))
     digests = {by_path[abspath].relpath: digest for abspath, digest in cached.items()}
 
     if len(digests) == len(scan.files) and start_head is not None:
@@ -416,7 +423,7 @@ def _commit(
     branch_name: str,
     start_head: Version | None,
     root_id: str,
-    trees: dict[str, Tree],
+    trees: dict[str, tuple[bytes, int]],
     records: dict[str, FileRecord],
     report_packs: list,
     author: str,
@@ -463,7 +470,9 @@ def _commit(
             ignore_conflicts=True,
             batch_size=500,
         )
-        Tree.objects.bulk_create(list(trees.values()), ignore_conflicts=True, batch_size=500)
+        Tree.objects.bulk_create(
+            [tree_row(data, count) for data, count in trees.values()], ignore_conflicts=True, batch_size=500
+        )
 
     # Second transaction: the version, and the branch moved by compare-and-swap.
     try:
