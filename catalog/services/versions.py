@@ -187,6 +187,19 @@ def _link_target(root: str, link_path: str, relpath: str) -> str:
     return target
 
 
+def scan_fingerprint(scan: Scan) -> str:
+    """A hash of everything a scan saw: each path with its full stat, each link's
+    target, each folder. Equal fingerprints mean an unchanged folder."""
+    parts = [
+        f"f\0{s.relpath}\0{s.stat.st_dev},{s.stat.st_ino},{s.stat.st_size},"
+        f"{s.stat.st_mtime_ns},{s.stat.st_ctime_ns},{int(s.executable)}"
+        for s in scan.files
+    ]
+    parts += [f"l\0{relpath}\0{target}" for relpath, target in sorted(scan.links.items())]
+    parts += [f"d\0{relpath}" for relpath in sorted(scan.dirs)]
+    return digest_hex("\n".join(parts).encode("utf-8", "surrogateescape"))
+
+
 # -- trees ----------------------------------------------------------------------------
 
 
@@ -307,6 +320,13 @@ def _push_scanned(
     explicit_semver: tuple[int, int, int] | None,
     progress: ProgressSink | None,
 ) -> PushResult:
+    fingerprint = scan_fingerprint(scan)
+    if start_head is not None and cache.snapshot_tree(root, fingerprint) == start_head.tree_id:
+        # The folder is exactly as it was when it last matched the head.
+        logical = sum(scanned.stat.st_size for scanned in scan.files)
+        return PushResult(
+            dataset_name, branch_name, start_head, False, len(scan.files), logical, reused_bytes=logical
+        )
     by_path = {scanned.abspath: scanned for scanned in scan.files}
     cached = cache.lookup(root, ((scanned.abspath, scanned.stat) for scanned in scan.files))
     digests = {by_path[abspath].relpath: digest for abspath, digest in cached.items()}
@@ -316,6 +336,8 @@ def _push_scanned(
         # and no file needs to be read at all.
         root_id, _, file_count, logical = build_trees(scan, digests)
         if root_id == start_head.tree_id:
+            if all(cache.is_settled(scanned.stat) for scanned in scan.files):
+                cache.record_snapshot(root, fingerprint, root_id)
             return PushResult(dataset_name, branch_name, start_head, False, file_count, logical, reused_bytes=logical)
 
     # Cached digests are trusted only if the store still holds their content.
@@ -375,6 +397,8 @@ def _push_scanned(
         created = True
     by_rel = {scanned.relpath: scanned for scanned in scan.files}
     cache.record((by_rel[rel].abspath, by_rel[rel].stat, digest) for rel, digest in digests.items())
+    if all(cache.is_settled(scanned.stat) for scanned in scan.files):
+        cache.record_snapshot(root, fingerprint, root_id)
     return PushResult(
         dataset_name,
         branch_name,

@@ -1,6 +1,10 @@
 """A local cache from a file's stat to its content digest, so unchanged files are
 not read again (the idea of git's index and DVC's state database).
 
+It also remembers, per pushed folder, a fingerprint of the whole scan (every path
+with its stat) and the root tree it gave, so an unchanged folder of 20,000 files is
+recognised without building a single tree.
+
 A row is trusted only while device, inode, size, mtime and ctime all match. A file
 modified within the clock's resolution of when it was hashed could look unchanged
 ("racy git"), so entries for files modified in the two seconds before hashing are
@@ -28,6 +32,9 @@ class StatCache:
             " path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER,"
             " mtime_ns INTEGER, ctime_ns INTEGER, digest TEXT)"
         )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS snapshot (root TEXT PRIMARY KEY, fingerprint TEXT, tree_id TEXT)"
+        )
 
     def close(self) -> None:
         self._db.close()
@@ -54,14 +61,25 @@ class StatCache:
                 found[path] = digest
         return found
 
+    def snapshot_tree(self, root: str, fingerprint: str) -> str | None:
+        """The root tree id recorded for this exact scan of `root`, if any."""
+        row = self._db.execute(
+            "SELECT tree_id FROM snapshot WHERE root = ? AND fingerprint = ?", (root, fingerprint)
+        ).fetchone()
+        return row[0] if row else None
+
+    def record_snapshot(self, root: str, fingerprint: str, tree_id: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO snapshot VALUES (?, ?, ?)", (root, fingerprint, tree_id))
+
+    @staticmethod
+    def is_settled(stat: os.stat_result) -> bool:
+        """False for a file changed so recently that its stat cannot be trusted."""
+        horizon = time.time_ns() - int(_RACY_SECONDS * 1e9)
+        return stat.st_mtime_ns < horizon and stat.st_ctime_ns < horizon
+
     def record(self, items: Iterable[tuple[str, os.stat_result, str]]) -> None:
         """Remember digests of files hashed just now (skipping racy ones)."""
-        horizon = time.time_ns() - int(_RACY_SECONDS * 1e9)
-        rows = [
-            (path, *self._key(stat), digest)
-            for path, stat, digest in items
-            if stat.st_mtime_ns < horizon and stat.st_ctime_ns < horizon
-        ]
+        rows = [(path, *self._key(stat), digest) for path, stat, digest in items if self.is_settled(stat)]
         if rows:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO stat VALUES (?,?,?,?,?,?,?)", rows)

@@ -144,3 +144,23 @@ def test_a_long_push_draws_a_progress_bar_on_a_terminal(cli, tmp_path):
 def test_json_output_is_machine_readable_on_errors_too(cli, tmp_path):
     result = cli("pull", "nothing-here", str(tmp_path / "x"), "--json")
     assert result.returncode == 2 and result.stdout == ""
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_still_seen(strata, tmp_path):
+    """The stat cache must never hide a change: restoring the old mtime after an
+    edit of the same size still changes the inode's ctime, which is compared."""
+    source = tmp_path / "d"
+    source.mkdir()
+    data = source / "data.bin"
+    data.write_bytes(b"A" * 10_000)
+    past = 1_600_000_000
+    os.utime(data, (past, past))
+    first = _push(strata, source, "sneaky")
+    assert _push(strata, source, "sneaky")["created"] is False  # cached now
+    data.write_bytes(b"B" * 10_000)
+    os.utime(data, (past, past))
+    second = _push(strata, source, "sneaky")
+    assert second["created"] and second["version"] != first["version"]
+    out = tmp_path / "out"
+    strata("pull", "sneaky", str(out))
+    assert (out / "data.bin").read_bytes() == b"B" * 10_000
