@@ -165,7 +165,14 @@ class Strata:
             key: value
             for key, value in os.environ.items()
             # A shell set up for PostgreSQL, S3 or Redis must not leak into the benchmark.
-            if key not in {"DATABASE_URL", "STORAGE_URL", "CELERY_BROKER_URL", "STRATA_CACHE_DIR", "STRATA_PACK_SIZE"}
+            if key
+            not in {
+                "DATABASE_URL",
+                "STORAGE_URL",
+                "CELERY_BROKER_URL",
+                "STRATA_CACHE_DIR",
+                "STRATA_PACK_SIZE",
+            }
         }
         self.env["STRATA_VAR_DIR"] = str(var_dir)
         self.env["STRATA_USER"] = "bench"
@@ -304,7 +311,9 @@ MEASURERS: dict[str, Callable[[Repetition, Path, dict[str, Path]], None]] = {
 }
 
 
-def measure_set(name: str, source: Path, edits: dict[str, Path], run_dir: Path, repeat: int) -> list[Repetition]:
+def measure_set(
+    name: str, source: Path, edits: dict[str, Path], run_dir: Path, repeat: int
+) -> list[Repetition]:
     """Measure one data set `repeat` times, rotating which tool goes first."""
     repetitions = []
     order = list(MEASURERS)
@@ -402,7 +411,11 @@ def summarise(name: str, repetitions: list[Repetition]) -> list[Row]:
     for edit in ("block", "scattered"):
         if f"strata push {edit}" in repetitions[0].steps:
             rows.append(
-                row(f"push {edit} edit · DVC add + push", (f"strata push {edit}",), (f"dvc add {edit}", f"dvc push {edit}"))
+                row(
+                    f"push {edit} edit · DVC add + push",
+                    (f"strata push {edit}",),
+                    (f"dvc add {edit}", f"dvc push {edit}"),
+                )
             )
     copy = median_of(repetitions, "cp -r")
     rows.append(Row(name, "`cp -r` (floor)", copy, None, disturbed=_disturbed(repetitions, "cp -r")))
@@ -429,7 +442,9 @@ def markdown_table(rows: list[Row]) -> str:
 def memory_table(results: dict[str, list[Repetition]]) -> str:
     lines = ["| data set | Strata peak RSS | DVC peak RSS |", "|---|---:|---:|"]
     for name, repetitions in results.items():
-        lines.append(f"| {name} | {peak(repetitions, 'strata'):.0f} MiB | {peak(repetitions, 'dvc'):.0f} MiB |")
+        lines.append(
+            f"| {name} | {peak(repetitions, 'strata'):.0f} MiB | {peak(repetitions, 'dvc'):.0f} MiB |"
+        )
     return "\n".join(lines)
 
 
@@ -463,8 +478,20 @@ def targets(results: dict[str, list[Repetition]]) -> list[Target]:
             value = median_of(results[name], *dvc_steps) / median_of(results[name], strata_step)
             checks.append(Target(goal, f"{value:.1f}×", value >= at_least))
 
-    ratio("small", "strata push", ("dvc add", "dvc push"), 5, "push ≥ 5× faster than DVC add + push, small files")
-    ratio("large", "strata push", ("dvc add", "dvc push"), 3, "push ≥ 3× faster than DVC add + push, large files")
+    ratio(
+        "small",
+        "strata push",
+        ("dvc add", "dvc push"),
+        5,
+        "push ≥ 5× faster than DVC add + push, small files",
+    )
+    ratio(
+        "large",
+        "strata push",
+        ("dvc add", "dvc push"),
+        3,
+        "push ≥ 3× faster than DVC add + push, large files",
+    )
     ratio("small", "strata pull", ("dvc checkout",), 3, "pull ≥ 3× faster than DVC checkout, small files")
     ratio("large", "strata pull", ("dvc checkout",), 1, "pull no slower than DVC checkout, large files")
     if "small" in results:
@@ -473,7 +500,11 @@ def targets(results: dict[str, list[Repetition]]) -> list[Target]:
     if "jsonl" in results:
         for edit, limit in (("scattered", 30), ("block", 3)):
             value = median_figure(results["jsonl"], f"strata new bytes {edit} %")
-            checks.append(Target(f"new bytes after the {edit} edit < {limit}% of the file", f"{value:.1f}%", value < limit))
+            checks.append(
+                Target(
+                    f"new bytes after the {edit} edit < {limit}% of the file", f"{value:.1f}%", value < limit
+                )
+            )
     if results:
         value = max(peak(repetitions, "strata") for repetitions in results.values())
         checks.append(Target("Strata peak memory < 500 MiB throughout", f"{value:.0f} MiB", value < 500))
@@ -496,7 +527,11 @@ def machine() -> dict[str, object]:
         return subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_DIR).stdout.strip()
 
     cpu_model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor(),
     )
     return {
@@ -506,7 +541,9 @@ def machine() -> dict[str, object]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "strata commit": output("git", "rev-parse", "HEAD"),
-        "strata uncommitted files": output("git", "status", "--porcelain", "--untracked-files=no").splitlines(),
+        "strata uncommitted files": output(
+            "git", "status", "--porcelain", "--untracked-files=no"
+        ).splitlines(),
     }
 
 
@@ -550,7 +587,9 @@ def report(results: dict[str, list[Repetition]], repeat: int) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="repetitions per data set (default 3)")
-    parser.add_argument("--only", choices=SET_NAMES, action="append", help="measure only this set (repeatable)")
+    parser.add_argument(
+        "--only", choices=SET_NAMES, action="append", help="measure only this set (repeatable)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run folder (stores, copies) afterwards")
     options = parser.parse_args(argv)
     if not Path(TIME_BIN).exists():

@@ -28,7 +28,16 @@ class DatasetAdmin(admin.ModelAdmin):
 
 @admin.register(Version)
 class VersionAdmin(ReadOnlyAdmin):
-    list_display = ["dataset", "semver", "stage", "author", "created", "file_count", "logical_bytes", "short_id"]
+    list_display = [
+        "dataset",
+        "semver",
+        "stage",
+        "author",
+        "created",
+        "file_count",
+        "logical_bytes",
+        "short_id",
+    ]
     list_filter = ["stage", "dataset"]
     search_fields = ["id", "dataset__name", "message", "author", "semver"]
     list_select_related = ["dataset"]

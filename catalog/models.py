@@ -133,9 +133,7 @@ class Version(models.Model):
 
     class Meta:
         ordering = ["-created"]
-        constraints = [
-            models.UniqueConstraint(fields=["dataset", "semver"], name="version_semver_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["dataset", "semver"], name="version_semver_unique")]
         indexes = [models.Index(fields=["dataset", "-created"], name="version_dataset_created")]
 
     def __str__(self) -> str:
@@ -157,9 +155,7 @@ class Branch(models.Model):
 
     class Meta:
         ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(fields=["dataset", "name"], name="branch_name_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["dataset", "name"], name="branch_name_unique")]
 
     def __str__(self) -> str:
         return f"{self.dataset.name}@{self.name}"
@@ -187,9 +183,7 @@ class AuditEvent(models.Model):
 
     created = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.CharField(max_length=150)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     action = models.CharField(max_length=64)
     dataset = models.ForeignKey(
         Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"

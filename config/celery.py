@@ -1,7 +1,7 @@
 """The Celery app. A worker starts on either broker:
 
-    celery -A config worker            # filesystem broker under var/ by default
-    CELERY_BROKER_URL=redis://127.0.0.1:6379/0 celery -A config worker --beat
+celery -A config worker            # filesystem broker under var/ by default
+CELERY_BROKER_URL=redis://127.0.0.1:6379/0 celery -A config worker --beat
 """
 
 from __future__ import annotations

@@ -31,9 +31,7 @@ DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured(
-            "SECRET_KEY is not set: set it in the environment when DEBUG is off."
-        )
+        raise ImproperlyConfigured("SECRET_KEY is not set: set it in the environment when DEBUG is off.")
     SECRET_KEY = "strata-insecure-development-key-do-not-use-in-production"
 
 ALLOWED_HOSTS = [
@@ -42,9 +40,7 @@ ALLOWED_HOSTS = [
     if host.strip()
 ]
 CSRF_TRUSTED_ORIGINS = [
-    origin.strip()
-    for origin in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",")
-    if origin.strip()
+    origin.strip() for origin in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if origin.strip()
 ]
 
 INSTALLED_APPS = [
@@ -174,7 +170,5 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # The AWS SDK narrates every credential lookup at INFO; keep stderr for what matters.
-    "loggers": {
-        name: {"level": "WARNING"} for name in ("boto3", "botocore", "s3transfer", "urllib3")
-    },
+    "loggers": {name: {"level": "WARNING"} for name in ("boto3", "botocore", "s3transfer", "urllib3")},
 }

@@ -69,17 +69,28 @@ class SeaweedServer:
         self.s3_port = ports["s3"]
         self.endpoint = f"http://127.0.0.1:{self.s3_port}"
         command = [
-            weed_binary(), "server", f"-dir={self.directory}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={grpc['s3']}",
-            f"-master.port={ports['master']}", f"-master.port.grpc={grpc['master']}",
-            f"-volume.port={ports['volume']}", f"-volume.port.grpc={grpc['volume']}",
-            f"-filer.port={ports['filer']}", f"-filer.port.grpc={grpc['filer']}",
+            weed_binary(),
+            "server",
+            f"-dir={self.directory}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-s3",
+            f"-s3.port={ports['s3']}",
+            f"-s3.port.grpc={grpc['s3']}",
+            f"-master.port={ports['master']}",
+            f"-master.port.grpc={grpc['master']}",
+            f"-volume.port={ports['volume']}",
+            f"-volume.port.grpc={grpc['volume']}",
+            f"-filer.port={ports['filer']}",
+            f"-filer.port.grpc={grpc['filer']}",
             # The Iceberg and Lance catalogs are not used, and their fixed ports
             # would clash with a second server.
-            "-s3.port.iceberg=0", "-s3.port.lance=0",
-            "-volume.max=0", "-master.volumeSizeLimitMB=256",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-volume.max=0",
+            "-master.volumeSizeLimitMB=256",
         ]
-        self.log = open(os.path.join(self.directory, "weed.log"), "wb")
+        self.log = open(os.path.join(self.directory, "weed.log"), "wb")  # noqa: SIM115 (closed in stop())
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait(self) -> None:

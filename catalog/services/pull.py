@@ -138,7 +138,11 @@ def version_pull(
             target = os.path.join(staging, item.path)
             hasher = new_hasher() if len(chunk_ids) > 1 else None
             size = 0
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if entry.kind == treeformat.EXECUTABLE else 0o644)
+            fd = os.open(
+                target,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                0o755 if entry.kind == treeformat.EXECUTABLE else 0o644,
+            )
             try:
                 for _ in chunk_ids:
                     data = next(stream)
@@ -150,8 +154,10 @@ def version_pull(
                 os.close(fd)
             # A one-chunk file was verified by its chunk's hash; a longer one by its
             # full digest; an empty file by having no chunks at all.
-            if size != entry.size or (hasher is not None and hasher.hexdigest() != entry.digest) or (
-                not chunk_ids and entry.digest != EMPTY_DIGEST
+            if (
+                size != entry.size
+                or (hasher is not None and hasher.hexdigest() != entry.digest)
+                or (not chunk_ids and entry.digest != EMPTY_DIGEST)
             ):
                 raise CorruptObject("file", entry.digest, f"{item.path} does not match its digest")
             written += size

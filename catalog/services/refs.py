@@ -23,8 +23,12 @@ def branch_create(*, dataset: Dataset, name: str, start: Version, actor: str) ->
         with transaction.atomic():
             branch = Branch.objects.create(dataset=dataset, name=name, head=start, created=now, updated=now)
             AuditEvent.objects.create(
-                actor=actor, action="branch.create", dataset=dataset, object_type="branch",
-                object_id=name, after={"head": start.id},
+                actor=actor,
+                action="branch.create",
+                dataset=dataset,
+                object_type="branch",
+                object_id=name,
+                after={"head": start.id},
             )
     except IntegrityError:
         raise UserError(f"{dataset.name} already has a branch named {name}.") from None
@@ -40,8 +44,12 @@ def tag_create(*, dataset: Dataset, name: str, version: Version, actor: str) -> 
         with transaction.atomic():
             tag = Tag.objects.create(dataset=dataset, name=name, version=version, created_by=actor)
             AuditEvent.objects.create(
-                actor=actor, action="tag.create", dataset=dataset, object_type="tag",
-                object_id=name, after={"version": version.id, "semver": version.semver},
+                actor=actor,
+                action="tag.create",
+                dataset=dataset,
+                object_type="tag",
+                object_id=name,
+                after={"version": version.id, "semver": version.semver},
             )
     except IntegrityError:
         existing = Tag.objects.filter(dataset=dataset, name=name).select_related("version").first()

@@ -58,9 +58,7 @@ class DatabaseChunkIndex:
                 "id", "pack_id", "offset", "stored_length", "raw_length", "codec"
             )
             for chunk_id, pack_id, offset, stored_length, raw_length, codec in rows:
-                found[chunk_id] = ChunkLocation(
-                    chunk_id, pack_id, offset, stored_length, raw_length, codec
-                )
+                found[chunk_id] = ChunkLocation(chunk_id, pack_id, offset, stored_length, raw_length, codec)
         return found
 
 
@@ -69,9 +67,7 @@ _compressor = zstandard.ZstdCompressor(level=3)
 
 def tree_row(data: bytes, entry_count: int) -> Tree:
     """An unsaved Tree row for canonical tree bytes."""
-    return Tree(
-        id=treeformat.tree_id(data), data=_compressor.compress(data), entry_count=entry_count
-    )
+    return Tree(id=treeformat.tree_id(data), data=_compressor.compress(data), entry_count=entry_count)
 
 
 def trees_load(tree_ids: Iterable[str]) -> dict[str, list[treeformat.Entry]]:
@@ -143,4 +139,3 @@ def present_digests(digests: Iterable[str]) -> set[str]:
         present.update(FileManifest.objects.filter(digest__in=batch).values_list("digest", flat=True))
         present.update(Chunk.objects.filter(id__in=batch).values_list("id", flat=True))
     return present
-

@@ -113,7 +113,9 @@ def store_verify(*, versions: Iterable[Version] | None = None) -> VerifyReport:
     for digest, chunk_ids in manifests.items():
         total = sum(locations[c].raw_length for c in chunk_ids if c in locations)
         if all(c in locations for c in chunk_ids) and total != file_digests[digest]:
-            report.broken.append(f"file {digest} ({needed_by[digest]}): its chunks add up to {total} bytes, not {file_digests[digest]}")
+            report.broken.append(
+                f"file {digest} ({needed_by[digest]}): its chunks add up to {total} bytes, not {file_digests[digest]}"
+            )
 
     # Chunks, read back from their packs.
     report.chunks = len(locations)

@@ -139,9 +139,7 @@ def scan_path(path: str) -> tuple[str, Scan]:
         root = os.path.dirname(real)
         st = os.stat(real)
         scan.dirs.append("")
-        scan.files.append(
-            ScannedFile(os.path.basename(real), real, st, bool(st.st_mode & statmod.S_IXUSR))
-        )
+        scan.files.append(ScannedFile(os.path.basename(real), real, st, bool(st.st_mode & statmod.S_IXUSR)))
         return root, scan
     while stack:
         relative_dir = stack.pop()
@@ -164,9 +162,7 @@ def scan_path(path: str) -> tuple[str, Scan]:
                 scan.dirs.append(relpath)
                 stack.append(relpath)
             elif statmod.S_ISREG(st.st_mode):
-                scan.files.append(
-                    ScannedFile(relpath, entry.path, st, bool(st.st_mode & statmod.S_IXUSR))
-                )
+                scan.files.append(ScannedFile(relpath, entry.path, st, bool(st.st_mode & statmod.S_IXUSR)))
             else:
                 raise UserError(f"{entry.path} is not a regular file, folder or link; remove it.")
     scan.files.sort(key=lambda scanned: scanned.relpath)
@@ -203,9 +199,7 @@ def scan_fingerprint(scan: Scan) -> str:
 # -- trees ----------------------------------------------------------------------------
 
 
-def build_trees(
-    scan: Scan, digests: dict[str, str]
-) -> tuple[str, dict[str, tuple[bytes, int]], int, int]:
+def build_trees(scan: Scan, digests: dict[str, str]) -> tuple[str, dict[str, tuple[bytes, int]], int, int]:
     """Build every tree bottom-up.
 
     Returns (root id, canonical bytes and entry count of each tree by id, file
@@ -215,9 +209,7 @@ def build_trees(
     for scanned in scan.files:
         parent, _, name = scanned.relpath.rpartition("/")
         kind = treeformat.EXECUTABLE if scanned.executable else treeformat.FILE
-        children[parent].append(
-            treeformat.Entry(name, kind, scanned.stat.st_size, digests[scanned.relpath])
-        )
+        children[parent].append(treeformat.Entry(name, kind, scanned.stat.st_size, digests[scanned.relpath]))
     for relpath, target in scan.links.items():
         parent, _, name = relpath.rpartition("/")
         children[parent].append(treeformat.Entry(name, treeformat.LINK, 0, target))
@@ -338,7 +330,9 @@ def _push_scanned(
         if root_id == start_head.tree_id:
             if all(cache.is_settled(scanned.stat) for scanned in scan.files):
                 cache.record_snapshot(root, fingerprint, root_id)
-            return PushResult(dataset_name, branch_name, start_head, False, file_count, logical, reused_bytes=logical)
+            return PushResult(
+                dataset_name, branch_name, start_head, False, file_count, logical, reused_bytes=logical
+            )
 
     # Cached digests are trusted only if the store still holds their content.
     present = present_digests(set(digests.values()))
@@ -416,10 +410,9 @@ def _push_scanned(
 def _next_semver(dataset: Dataset, parent: Version | None) -> tuple[int, int, int]:
     if parent is None:
         return (1, 0, 0)
-    highest_minor = (
-        Version.objects.filter(dataset=dataset, semver_major=parent.semver_major)
-        .aggregate(top=Max("semver_minor"))["top"]
-    )
+    highest_minor = Version.objects.filter(dataset=dataset, semver_major=parent.semver_major).aggregate(
+        top=Max("semver_minor")
+    )["top"]
     return (parent.semver_major, (highest_minor or 0) + 1, 0)
 
 
@@ -428,7 +421,9 @@ def _check_explicit_semver(
 ) -> None:
     semver = ".".join(map(str, numbers))
     if start_head is not None and numbers <= (
-        start_head.semver_major, start_head.semver_minor, start_head.semver_patch
+        start_head.semver_major,
+        start_head.semver_minor,
+        start_head.semver_patch,
     ):
         raise UserError(f"version {semver} is not newer than the branch head's {start_head.semver}.")
     if Version.objects.filter(dataset=dataset, semver=semver).exists():
@@ -473,8 +468,12 @@ def _commit(
         Chunk.objects.bulk_create(
             [
                 Chunk(
-                    id=entry.chunk_id, pack_id=p.pack_id, offset=entry.offset,
-                    stored_length=entry.stored_length, raw_length=entry.raw_length, codec=entry.codec,
+                    id=entry.chunk_id,
+                    pack_id=p.pack_id,
+                    offset=entry.offset,
+                    stored_length=entry.stored_length,
+                    raw_length=entry.raw_length,
+                    codec=entry.codec,
                 )
                 for p in report_packs
                 for entry in p.entries
@@ -485,7 +484,8 @@ def _commit(
         FileManifest.objects.bulk_create(
             [
                 FileManifest(
-                    digest=record.digest, size=record.size,
+                    digest=record.digest,
+                    size=record.size,
                     chunk_ids=b"".join(bytes.fromhex(c) for c in record.chunk_ids),
                 )
                 for record in records.values()
@@ -506,8 +506,12 @@ def _commit(
                     name=dataset_name, default_branch=branch_name, created=now, updated=now
                 )
                 AuditEvent.objects.create(
-                    actor=author, action="dataset.create", dataset=dataset,
-                    object_type="dataset", object_id=dataset.name, after={"name": dataset.name},
+                    actor=author,
+                    action="dataset.create",
+                    dataset=dataset,
+                    object_type="dataset",
+                    object_id=dataset.name,
+                    after={"name": dataset.name},
                 )
             if explicit_semver is not None:
                 # Checked before any work too; again here, against concurrent pushes.
@@ -520,15 +524,33 @@ def _commit(
             parents = [start_head.id] if start_head else []
             version_id = version_id_for(
                 {
-                    "dataset": dataset_name, "tree": root_id, "parents": parents, "author": author,
-                    "message": message, "created": now.isoformat(), "semver": semver, "stage": final_stage,
+                    "dataset": dataset_name,
+                    "tree": root_id,
+                    "parents": parents,
+                    "author": author,
+                    "message": message,
+                    "created": now.isoformat(),
+                    "semver": semver,
+                    "stage": final_stage,
                 }
             )
             version = Version.objects.create(
-                id=version_id, dataset=dataset, parent=start_head, tree_id=root_id, author=author,
-                message=message, created=now, semver=semver, semver_major=numbers[0],
-                semver_minor=numbers[1], semver_patch=numbers[2], stage=final_stage,
-                file_count=file_count, logical_bytes=logical, new_bytes=new_bytes, stored_bytes=stored_bytes,
+                id=version_id,
+                dataset=dataset,
+                parent=start_head,
+                tree_id=root_id,
+                author=author,
+                message=message,
+                created=now,
+                semver=semver,
+                semver_major=numbers[0],
+                semver_minor=numbers[1],
+                semver_patch=numbers[2],
+                stage=final_stage,
+                file_count=file_count,
+                logical_bytes=logical,
+                new_bytes=new_bytes,
+                stored_bytes=stored_bytes,
             )
             if start_head is None:
                 if Branch.objects.filter(dataset=dataset, name=branch_name).exists():
@@ -536,7 +558,9 @@ def _commit(
                         f"branch {branch_name} of {dataset_name} was created by another push"
                         " meanwhile; your data is stored, push again."
                     )
-                Branch.objects.create(dataset=dataset, name=branch_name, head=version, created=now, updated=now)
+                Branch.objects.create(
+                    dataset=dataset, name=branch_name, head=version, created=now, updated=now
+                )
             else:
                 # Compare-and-swap: move the head only if it is still where it was when
                 # this push began, so a concurrent commit is never silently replaced.
@@ -550,7 +574,10 @@ def _commit(
                     )
             Dataset.objects.filter(pk=dataset.pk).update(updated=now)
             AuditEvent.objects.create(
-                actor=author, action="version.create", dataset=dataset, object_type="version",
+                actor=author,
+                action="version.create",
+                dataset=dataset,
+                object_type="version",
                 object_id=version.id,
                 before={"branch": branch_name, "head": start_head.id if start_head else None},
                 after={"branch": branch_name, "head": version.id, "semver": semver},
@@ -560,4 +587,3 @@ def _commit(
             f"another push to {dataset_name} committed at the same moment ({error}); push again."
         ) from None
     return version
-

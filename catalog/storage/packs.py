@@ -109,7 +109,7 @@ class PackWriter:
     def add(self, chunk_id: str, data: bytes) -> IndexEntry:
         """Append one chunk (compressed when that saves at least 5%)."""
         if self._file is None:
-            self._file = tempfile.NamedTemporaryFile(
+            self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 (open until finish())
                 dir=self.spool_dir, prefix="pack-", suffix=".tmp", delete=False
             )
             self._hasher = new_hasher()
@@ -177,28 +177,19 @@ def decode_chunk(location: ChunkLocation, payload: bytes | memoryview) -> bytes:
         raise CorruptObject(
             "chunk",
             location.chunk_id,
-            f"in pack {location.pack_id}: read {len(payload)} bytes, "
-            f"expected {location.stored_length}",
+            f"in pack {location.pack_id}: read {len(payload)} bytes, expected {location.stored_length}",
         )
     if location.codec == CODEC_ZSTD:
         try:
-            data = zstandard.ZstdDecompressor().decompress(
-                payload, max_output_size=location.raw_length
-            )
+            data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=location.raw_length)
         except zstandard.ZstdError as error:
-            raise CorruptObject(
-                "chunk", location.chunk_id, f"in pack {location.pack_id}: {error}"
-            ) from None
+            raise CorruptObject("chunk", location.chunk_id, f"in pack {location.pack_id}: {error}") from None
     elif location.codec == CODEC_RAW:
         data = bytes(payload)
     else:
-        raise CorruptObject(
-            "chunk", location.chunk_id, f"unknown codec {location.codec}"
-        )
+        raise CorruptObject("chunk", location.chunk_id, f"unknown codec {location.codec}")
     if len(data) != location.raw_length or digest_hex(data) != location.chunk_id:
-        raise CorruptObject(
-            "chunk", location.chunk_id, f"in pack {location.pack_id}: hash mismatch"
-        )
+        raise CorruptObject("chunk", location.chunk_id, f"in pack {location.pack_id}: hash mismatch")
     return data
 
 
@@ -236,4 +227,3 @@ def read_footer(pack_id: str, footer: bytes) -> tuple[int, int]:
     if magic != FOOTER_MAGIC:
         raise CorruptObject("pack", pack_id, "bad footer")
     return count, index_offset
-

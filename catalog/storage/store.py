@@ -230,14 +230,14 @@ def _read_span(backend: Backend, group: list[ChunkLocation]) -> list[bytes]:
     view = memoryview(backend.read_range(group[0].pack_id, start, end - start))
     # A short read (a truncated pack) fails in decode_chunk, naming the chunk.
     return [
-        decode_chunk(location, view[location.offset - start : location.offset - start + location.stored_length])
+        decode_chunk(
+            location, view[location.offset - start : location.offset - start + location.stored_length]
+        )
         for location in group
     ]
 
 
-def read_chunks(
-    backend: Backend, locations: Iterable[ChunkLocation], *, workers: int = 4
-) -> Iterator[bytes]:
+def read_chunks(backend: Backend, locations: Iterable[ChunkLocation], *, workers: int = 4) -> Iterator[bytes]:
     """Yield the verified content of each location, in the order given.
 
     Neighbouring chunks are fetched with one ranged read, several reads run at once,
@@ -292,4 +292,3 @@ def locate_all(index: ChunkIndex, chunk_ids: Sequence[str]) -> dict[str, ChunkLo
         if chunk_id not in found:
             raise MissingObject("chunk", chunk_id)
     return found
-

@@ -140,8 +140,17 @@ def test_a_stored_tree_with_escaping_paths_is_refused_at_pull(cli, pushed, tmp_p
     head = Branch.objects.get(dataset=good, name="main").head
     fields = {"dataset": "good", "tree": row.id, "parents": [head.id], "semver": "6.6.6"}
     Version.objects.create(
-        id=version_id_for(fields), dataset=good, parent=head, tree=row, author="mallory",
-        semver="6.6.6", semver_major=6, semver_minor=6, semver_patch=6, file_count=1, logical_bytes=5,
+        id=version_id_for(fields),
+        dataset=good,
+        parent=head,
+        tree=row,
+        author="mallory",
+        semver="6.6.6",
+        semver_major=6,
+        semver_minor=6,
+        semver_patch=6,
+        file_count=1,
+        logical_bytes=5,
     )
     dest = tmp_path / "deep" / "dest"
     dest.parent.mkdir()

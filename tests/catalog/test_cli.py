@@ -53,8 +53,13 @@ def test_every_kind_of_ref_resolves(strata, tmp_path):
     strata("tag", f"refs@{first['version'][:8]}", "golden-v1")
     strata("branch", "refs", "exp/filter", "--from", "1.0.0")
     for ref, expected in [
-        ("", second), ("@main", second), ("@1.0.0", first), ("@v1.1.0", second),
-        ("@golden-v1", first), ("@exp/filter", first), (f"@{second['version'][:10]}", second),
+        ("", second),
+        ("@main", second),
+        ("@1.0.0", first),
+        ("@v1.1.0", second),
+        ("@golden-v1", first),
+        ("@exp/filter", first),
+        (f"@{second['version'][:10]}", second),
     ]:
         dest = tmp_path / f"out{abs(hash(ref))}"
         result = json.loads(strata("pull", f"refs{ref}", str(dest), "--json"))
@@ -99,8 +104,14 @@ def test_ls_datasets_and_tag_output(strata, tmp_path):
     listed = json.loads(strata("datasets", "--json"))
     assert listed == [
         {
-            "name": "pets", "default_branch": "main", "versions": 1, "head": root["version"], "semver": "1.0.0",
-            "file_count": 2, "logical_bytes": 113, "updated": listed[0]["updated"],
+            "name": "pets",
+            "default_branch": "main",
+            "versions": 1,
+            "head": root["version"],
+            "semver": "1.0.0",
+            "file_count": 2,
+            "logical_bytes": 113,
+            "updated": listed[0]["updated"],
         }
     ]
     assert "Tagged pets@1.0.0" in strata("tag", "pets@main", "reviewed")
@@ -115,7 +126,10 @@ def test_every_change_is_in_the_audit_log(strata, tmp_path):
     strata("branch", "audited", "exp/a", "--author", "carol")
     events = list(AuditEvent.objects.order_by("created").values_list("actor", "action"))
     assert events == [
-        ("alice", "dataset.create"), ("alice", "version.create"), ("bob", "tag.create"), ("carol", "branch.create"),
+        ("alice", "dataset.create"),
+        ("alice", "version.create"),
+        ("bob", "tag.create"),
+        ("carol", "branch.create"),
     ]
 
 
@@ -124,7 +138,10 @@ def test_a_long_push_draws_a_progress_bar_on_a_terminal(cli, tmp_path):
     leader, follower = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "strata", "push", str(tmp_path / "d"), "bar"],
-        env=cli.env, stdout=subprocess.PIPE, stderr=follower, cwd=str(ROOT),
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        cwd=str(ROOT),
     )
     os.close(follower)
     drawn = b""

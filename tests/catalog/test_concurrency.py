@@ -40,14 +40,20 @@ def test_a_push_whose_branch_moved_meanwhile_is_refused_and_loses_nothing(db, st
     sink = _PushInTheMiddle(str(tmp_path / "bob"))
     with pytest.raises(ConflictError, match="moved while you were pushing"):
         version_push(
-            path=str(tmp_path / "alice"), dataset_name="shared", author="alice", message="alice's", progress=sink
+            path=str(tmp_path / "alice"),
+            dataset_name="shared",
+            author="alice",
+            message="alice's",
+            progress=sink,
         )
     head = Branch.objects.get(name="main").head
     assert head == sink.other.version
     assert [v.message for v in version_log(head)] == ["bob's", ""]
     assert version_log(head)[-1] == base
 
-    retried = version_push(path=str(tmp_path / "alice"), dataset_name="shared", author="alice", message="alice's")
+    retried = version_push(
+        path=str(tmp_path / "alice"), dataset_name="shared", author="alice", message="alice's"
+    )
     assert retried.created and retried.version.parent == head
     assert retried.new_bytes == 0  # the data was stored by the refused push
 

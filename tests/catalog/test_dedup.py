@@ -14,9 +14,14 @@ def _jsonl_lines(count: int, seed: int) -> list[bytes]:
     words = ["data", "model", "label", "review", "great", "poor", "fast", "slow", "value", "price"]
     return [
         json.dumps(
-            {"id": index, "text": " ".join(rng.choice(words) for _ in range(rng.randint(10, 40))),
-             "label": rng.choice(["pos", "neg"]), "score": rng.random()}
-        ).encode() + b"\n"
+            {
+                "id": index,
+                "text": " ".join(rng.choice(words) for _ in range(rng.randint(10, 40))),
+                "label": rng.choice(["pos", "neg"]),
+                "score": rng.random(),
+            }
+        ).encode()
+        + b"\n"
         for index in range(count)
     ]
 
@@ -34,7 +39,9 @@ def jsonl_pair(tmp_path_factory) -> tuple[Path, Path, int]:
     middle, block = len(lines) // 2, len(lines) // 1000
     edited = list(lines)
     for index in range(middle, middle + block):
-        edited[index] = edited[index].replace(b'"label": "pos"', b'"label": "neg"').replace(b"great", b"GREAT")
+        edited[index] = (
+            edited[index].replace(b'"label": "pos"', b'"label": "neg"').replace(b"great", b"GREAT")
+        )
     edited += _jsonl_lines(len(lines) // 100, seed=12)
     changed = folder / "v2" / "reviews.jsonl"
     changed.parent.mkdir()

@@ -16,7 +16,11 @@ def _django(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedPr
     env = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "DEBUG")}
     env.update(env_overrides)
     return subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args], env=env, capture_output=True, text=True, cwd=str(ROOT)
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
     )
 
 
@@ -56,16 +60,38 @@ def test_a_worker_starts_on_either_broker_and_runs_a_task(broker_env, transactio
     broker_env["DATABASE_URL"] = database_url()
     log = tmp_path / "worker.log"
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        env=broker_env, cwd=str(ROOT), stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        env=broker_env,
+        cwd=str(ROOT),
+        stdout=log.open("wb"),  # noqa: SIM115 (the worker's own stdout)
+        stderr=subprocess.STDOUT,
     )
     try:
         sent = subprocess.run(
-            [sys.executable, "-c", "import django; django.setup(); "
-             "from catalog.tasks import verify_store; verify_store.delay()"],
-            env={**broker_env, "DJANGO_SETTINGS_MODULE": "config.settings"}, cwd=str(ROOT),
-            capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-c",
+                "import django; django.setup(); from catalog.tasks import verify_store; verify_store.delay()",
+            ],
+            env={**broker_env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+            cwd=str(ROOT),
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert sent.returncode == 0, sent.stderr
         deadline = time.monotonic() + 60

@@ -26,7 +26,7 @@ def test_pack_is_named_by_its_bytes_and_indexes_itself(tmp_path):
     backend = open_backend(str(tmp_path))
     chunks = [b"a" * 50_000, os.urandom(40_000), b""]
     pack = _write_pack(backend, chunks)
-    stored = open(tmp_path / "packs" / pack.pack_id[:2] / f"{pack.pack_id}.pack", "rb").read()
+    stored = (tmp_path / "packs" / pack.pack_id[:2] / f"{pack.pack_id}.pack").read_bytes()
     assert digest_hex(stored) == pack.pack_id
     entries = parse_index(pack.pack_id, stored)
     assert [entry.chunk_id for entry in entries] == [digest_hex(c) for c in chunks]

@@ -16,7 +16,7 @@ def test_tree_id_does_not_depend_on_entry_order():
 def test_unsafe_names_are_refused_when_building_and_reading(name):
     with pytest.raises(tree.InvalidTree):
         tree.encode([tree.Entry(name, "f", 0, "x" * 64)])
-    data = ('[["%s","f",0,"%s"]]' % (name.replace("\0", "\\u0000"), "x" * 64)).encode()
+    data = ('[["{}","f",0,"{}"]]'.format(name.replace("\0", "\\u0000"), "x" * 64)).encode()
     with pytest.raises(tree.InvalidTree):
         tree.decode(data)
 

@@ -88,7 +88,9 @@ class Command(BaseCommand):
         push = sub.add_parser("push", parents=[common], help="store a file or folder as a new version")
         push.add_argument("path")
         push.add_argument("dataset")
-        push.add_argument("--branch", default=None, help="branch to commit on (default: the dataset's default branch)")
+        push.add_argument(
+            "--branch", default=None, help="branch to commit on (default: the dataset's default branch)"
+        )
         push.add_argument("--message", "-m", default="")
         push.add_argument("--stage", choices=["raw", "cleaned", "labelled", "split", "other"])
         push.add_argument("--semver", help="explicit semantic version, e.g. 2.0.0")
@@ -175,7 +177,9 @@ class Command(BaseCommand):
     def do_pull(self, options: dict[str, Any]) -> None:
         _, version = selectors.resolve_spec(options["spec"])
         progress = None if options["json"] else TerminalProgress("pull")
-        result = version_pull(version=version, dest=options["dest"], force=options["force"], progress=progress)
+        result = version_pull(
+            version=version, dest=options["dest"], force=options["force"], progress=progress
+        )
         self.emit(
             result.as_dict(),
             f"Pulled {version.dataset.name}@{version.semver} ({version.id[:12]}) into {result.dest}: "
@@ -259,7 +263,9 @@ class Command(BaseCommand):
                 f"{dataset.name:<30} {head.semver if head else '-':<10} {dataset.version_count:>6} versions"
                 f"  {human_bytes(head.logical_bytes if head else 0):>10}"
             )
-        self.emit(payload, "\n".join(lines) if lines else "No datasets yet: push one with `strata push PATH NAME`.")
+        self.emit(
+            payload, "\n".join(lines) if lines else "No datasets yet: push one with `strata push PATH NAME`."
+        )
 
     def do_tag(self, options: dict[str, Any]) -> None:
         name, ref = selectors.split_ref(options["spec"])
@@ -300,7 +306,9 @@ class Command(BaseCommand):
                 f"{len(report.unreferenced_packs)} unreferenced packs ({human_bytes(size)}), "
                 "left by interrupted pushes; garbage collection removes them:"
             )
-            lines += [f"  unreferenced {pack_id} {human_bytes(size)}" for pack_id, size in report.unreferenced_packs]
+            lines += [
+                f"  unreferenced {pack_id} {human_bytes(size)}" for pack_id, size in report.unreferenced_packs
+            ]
         if report.ok:
             lines.append("OK: every reachable byte verified.")
         self.emit(report.as_dict(), "\n".join(lines))

@@ -66,9 +66,7 @@ def open_backend(url: str, *, spool_dir: str | None = None) -> Backend:
 
         if not parsed.netloc:
             raise ConfigurationError(f"storage URL {url!r} names no bucket")
-        return S3Backend(
-            bucket=parsed.netloc, prefix=parsed.path.strip("/"), spool_dir=spool_dir
-        )
+        return S3Backend(bucket=parsed.netloc, prefix=parsed.path.strip("/"), spool_dir=spool_dir)
     raise ConfigurationError(
         f"storage URL {url!r} is not supported: use file:///folder or s3://bucket/prefix"
     )

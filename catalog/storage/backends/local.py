@@ -7,6 +7,7 @@ rename on one filesystem: atomic, and never a copy. ``os.link`` is used instead 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 
@@ -81,7 +82,5 @@ class LocalBackend:
                     yield entry.name[: -len(".pack")], entry.stat().st_size
 
     def delete_pack(self, pack_id: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(pack_id))
-        except FileNotFoundError:
-            pass

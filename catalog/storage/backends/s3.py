@@ -57,9 +57,7 @@ class S3Backend:
             try:
                 self.client.create_bucket(Bucket=self.bucket)
             except ClientError as error:
-                raise ConfigurationError(
-                    f"cannot create bucket {self.bucket}: {error}"
-                ) from None
+                raise ConfigurationError(f"cannot create bucket {self.bucket}: {error}") from None
 
     def put_pack(self, pack_id: str, path: str) -> None:
         from botocore.exceptions import ClientError
@@ -89,9 +87,7 @@ class S3Backend:
         from botocore.exceptions import ClientError
 
         try:
-            response = self.client.get_object(
-                Bucket=self.bucket, Key=self._key(pack_id), Range=byte_range
-            )
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(pack_id), Range=byte_range)
             return response["Body"].read()
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
