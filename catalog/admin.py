@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import AuditEvent, Branch, Chunk, Dataset, Pack, Tag, Version
+from .models import ApiToken, AuditEvent, Branch, Chunk, Dataset, Keyword, Pack, Tag, Version
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -21,8 +21,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Dataset)
 class DatasetAdmin(admin.ModelAdmin):
-    list_display = ["name", "default_branch", "created", "updated"]
+    list_display = ["name", "visibility", "default_branch", "created", "updated"]
+    list_filter = ["visibility"]
     search_fields = ["name", "description"]
+    filter_horizontal = ["owners", "groups", "keywords"]
     readonly_fields = ["name", "created", "updated"]
 
 
@@ -78,3 +80,16 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_filter = ["action", "object_type"]
     search_fields = ["actor", "object_id", "dataset__name"]
     date_hierarchy = "created"
+
+
+@admin.register(Keyword)
+class KeywordAdmin(admin.ModelAdmin):
+    search_fields = ["name"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["user", "name", "prefix", "created", "expires", "last_used", "revoked"]
+    list_filter = ["revoked"]
+    search_fields = ["user__username", "name", "prefix"]
+    readonly_fields = ["prefix", "secret_hash", "created", "last_used"]

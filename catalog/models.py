@@ -30,8 +30,28 @@ class Stage(models.TextChoices):
     OTHER = "other", "other"
 
 
+class Keyword(models.Model):
+    """A free tag on datasets, for search and filters ("nlp", "reviews", "pii")."""
+
+    name = models.CharField(max_length=50, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Dataset(models.Model):
-    """A named, versioned collection of files. Created by its first push."""
+    """A named, versioned collection of files. Created by its first push.
+
+    Public datasets are readable by every signed-in user; restricted ones only by
+    their owners, members of their groups, and admins (``catalog.permissions``).
+    """
+
+    class Visibility(models.TextChoices):
+        PUBLIC = "public", "public to all signed-in users"
+        RESTRICTED = "restricted", "restricted to owners and groups"
 
     name = models.CharField(
         max_length=100,
@@ -40,6 +60,10 @@ class Dataset(models.Model):
     )
     description = models.TextField(blank=True)
     default_branch = models.CharField(max_length=200, default="main")
+    visibility = models.CharField(max_length=16, choices=Visibility.choices, default=Visibility.PUBLIC)
+    owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="owned_datasets")
+    groups = models.ManyToManyField("auth.Group", blank=True, related_name="datasets")
+    keywords = models.ManyToManyField(Keyword, blank=True, related_name="datasets")
     created = models.DateTimeField(default=timezone.now)
     updated = models.DateTimeField(default=timezone.now, db_index=True)
 
@@ -130,6 +154,11 @@ class Version(models.Model):
     # What this version added to the store when it was pushed.
     new_bytes = models.BigIntegerField(default=0)
     stored_bytes = models.BigIntegerField(default=0)
+    # Lifecycle flags: the only fields that change after creation, each through a
+    # service that writes an audit event. They are not part of the version's id.
+    golden = models.BooleanField(default=False, db_index=True)
+    rolled_back = models.BooleanField(default=False)
+    rolled_back_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -198,3 +227,27 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_id}"
+
+
+class ApiToken(models.Model):
+    """A personal API token. Only a SHA-256 of the secret is stored; the secret is
+    shown once, at creation. ``prefix`` (the first characters) identifies it in lists."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, db_index=True)
+    secret_hash = models.CharField(max_length=64, unique=True)
+    created = models.DateTimeField(default=timezone.now)
+    expires = models.DateTimeField(null=True, blank=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+    revoked = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.name} ({self.prefix}…)"
+
+    def is_active(self, now=None) -> bool:
+        now = now or timezone.now()
+        return self.revoked is None and (self.expires is None or self.expires > now)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db import connection
 from django.db.models import Count, QuerySet
 
+from catalog import permissions
 from catalog.models import SEMVER_RE, Branch, Dataset, Tag, Version
 from catalog.services.errors import NotFound, UserError
 from catalog.services.store import trees_load
@@ -23,10 +24,12 @@ def split_ref(spec: str) -> tuple[str, str | None]:
     return name, (ref if sep else None)
 
 
-def dataset_get(name: str) -> Dataset:
+def dataset_get(name: str, user: permissions.User = None) -> Dataset:
+    """The dataset called `name`, if `user` may read it (NotFound otherwise)."""
     dataset = Dataset.objects.filter(name=name).first()
     if dataset is None:
         raise NotFound(f"there is no dataset named {name!r}.")
+    permissions.require_read(user, dataset)
     return dataset
 
 
@@ -65,14 +68,15 @@ def resolve_ref(dataset: Dataset, ref: str | None) -> Version:
     raise NotFound(f"{dataset.name} has no branch, tag, version or id {ref!r}.")
 
 
-def resolve_spec(spec: str) -> tuple[Dataset, Version]:
+def resolve_spec(spec: str, user: permissions.User = None) -> tuple[Dataset, Version]:
     name, ref = split_ref(spec)
-    dataset = dataset_get(name)
+    dataset = dataset_get(name, user)
     return dataset, resolve_ref(dataset, ref)
 
 
-def dataset_list() -> QuerySet[Dataset]:
-    return Dataset.objects.annotate(version_count=Count("versions")).order_by("name")
+def dataset_list(user: permissions.User = None) -> QuerySet[Dataset]:
+    """The datasets `user` may read, with their version counts."""
+    return permissions.visible_datasets(user).annotate(version_count=Count("versions")).order_by("name")
 
 
 def default_heads(datasets: list[Dataset]) -> dict[int, Version]:

@@ -11,16 +11,17 @@ from .models import Version
 from .services.errors import NotFound
 
 
-def _dataset_for(name: str):
+def _dataset_for(request: HttpRequest, name: str):
+    """The dataset, or 404 if it does not exist or the user may not read it."""
     try:
-        return selectors.dataset_get(name)
+        return selectors.dataset_get(name, request.user)
     except NotFound:
         raise Http404(f"There is no dataset named {name}.") from None
 
 
 @login_required
 def dataset_list(request: HttpRequest) -> HttpResponse:
-    datasets = list(selectors.dataset_list())
+    datasets = list(selectors.dataset_list(request.user))
     heads = selectors.default_heads(datasets)
     rows = [(dataset, heads.get(dataset.pk)) for dataset in datasets]
     return render(request, "catalog/dataset_list.html", {"rows": rows})
@@ -28,7 +29,7 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def dataset_detail(request: HttpRequest, name: str) -> HttpResponse:
-    dataset = _dataset_for(name)
+    dataset = _dataset_for(request, name)
     head = selectors.resolve_ref(dataset, None)
     history = selectors.version_log(head, limit=200)
     branches = dataset.branches.select_related("head")
@@ -42,7 +43,7 @@ def dataset_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 @login_required
 def version_detail(request: HttpRequest, name: str, version_id: str) -> HttpResponse:
-    dataset = _dataset_for(name)
+    dataset = _dataset_for(request, name)
     version = Version.objects.filter(dataset=dataset, id=version_id).first()
     if version is None:
         raise Http404(f"{name} has no version {version_id}.")

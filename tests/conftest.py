@@ -85,6 +85,33 @@ def strata(db, store_url):
     return run
 
 
+@pytest.fixture
+def personas(db):
+    """The people of the tests and what each may do:
+
+    - alice, steward: creates datasets, pushes versions, edits metadata, asks for rollbacks
+    - bob, viewer: reads public datasets
+    - carol, approver: approves what stewards ask for (and reads)
+    - dave, outsider: signed in, no role at all
+    - erin, admin: everything
+    """
+    from django.contrib.auth.models import Group, User
+
+    people = {}
+    for name, role in [
+        ("alice", "steward"),
+        ("bob", "viewer"),
+        ("carol", "approver"),
+        ("dave", None),
+        ("erin", "admin"),
+    ]:
+        user = User.objects.create_user(name, f"{name}@example.org", f"{name}-password")
+        if role:
+            user.groups.add(Group.objects.get(name=role))
+        people[name] = user
+    return people
+
+
 def database_url() -> str:
     """A URL for the test database, for subprocesses to share it."""
     settings_dict = connection.settings_dict

@@ -16,7 +16,11 @@ class UserError(StrataError):
 
 
 class NotFound(UserError):
-    """A dataset, ref or path that does not exist."""
+    """A dataset, ref or path that does not exist (or that the user may not see)."""
+
+
+class Forbidden(UserError):
+    """The user may see the thing but lacks the role to do this (HTTP 403)."""
 
 
 class ConflictError(StrataError):

@@ -5,14 +5,20 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from catalog import permissions
 from catalog.models import AuditEvent, Branch, Dataset, Tag, Version
 
 from .errors import UserError
+from .datasets import actor_name
 from .versions import check_ref_name
 
 
-def branch_create(*, dataset: Dataset, name: str, start: Version, actor: str) -> Branch:
+def branch_create(
+    *, dataset: Dataset, name: str, start: Version, actor: str = "", user: permissions.User = None
+) -> Branch:
     """Create branch `name` of `dataset` pointing at `start`."""
+    permissions.require_write(user, dataset)
+    actor = actor_name(user, actor)
     check_ref_name(name, "branch")
     if start.dataset_id != dataset.pk:
         raise UserError(f"version {start.short_id} is not a version of {dataset.name}.")
@@ -35,9 +41,15 @@ def branch_create(*, dataset: Dataset, name: str, start: Version, actor: str) ->
     return branch
 
 
-def tag_create(*, dataset: Dataset, name: str, version: Version, actor: str) -> Tag:
+def tag_create(
+    *, dataset: Dataset, name: str, version: Version, actor: str = "", user: permissions.User = None
+) -> Tag:
     """Give `version` the fixed name `name`. Tags never move."""
+    permissions.require_write(user, dataset)
+    actor = actor_name(user, actor)
     check_ref_name(name, "tag")
+    if version.dataset_id != dataset.pk:
+        raise UserError(f"version {version.short_id} is not a version of {dataset.name}.")
     if Branch.objects.filter(dataset=dataset, name=name).exists():
         raise UserError(f"{dataset.name} already has a branch named {name}; choose another tag name.")
     try:

@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from catalog import permissions
 from catalog.models import (
     DATASET_NAME_RE,
     REF_NAME_RE,
@@ -241,7 +242,8 @@ def version_push(
     *,
     path: str,
     dataset_name: str,
-    author: str,
+    author: str = "",
+    user: permissions.User = None,
     branch: str | None = None,
     message: str = "",
     stage: str | None = None,
@@ -250,8 +252,9 @@ def version_push(
 ) -> PushResult:
     """Store `path` (a file or folder) as a new version on a branch of a dataset.
 
-    Creates the dataset at its first push. Makes no version when the content equals
-    the branch head's. Raises UserError for bad input (nothing changed), and
+    Creates the dataset at its first push (the pushing user becomes its owner).
+    Makes no version when the content equals the branch head's. `user` None is the
+    trusted local command line; otherwise the steward role is needed. Raises UserError for bad input (nothing changed), and
     ConflictError when the branch moved while pushing (the data stays stored, so
     pushing again is quick).
     """
@@ -263,6 +266,14 @@ def version_push(
     explicit_semver = parse_semver(semver) if semver else None
 
     dataset = Dataset.objects.filter(name=dataset_name).first()
+    if dataset is None:
+        permissions.require_role(user, permissions.STEWARD, "create datasets")
+    else:
+        permissions.require_write(user, dataset)
+    if user is not None:
+        author = user.get_username()
+    if not author:
+        raise UserError("a push needs an author.")
     branch_name = branch or (dataset.default_branch if dataset else "main")
     start_head: Version | None = None
     if dataset is not None:
@@ -280,6 +291,7 @@ def version_push(
     cache = _stat_cache()
     try:
         return _push_scanned(
+            user=user,
             root=root,
             scan=scan,
             cache=cache,
@@ -299,6 +311,7 @@ def version_push(
 
 def _push_scanned(
     *,
+    user: permissions.User,
     root: str,
     scan: Scan,
     cache: StatCache,
@@ -371,6 +384,7 @@ def _push_scanned(
         version, created = start_head, False
     else:
         version = _commit(
+            user=user,
             dataset=dataset,
             dataset_name=dataset_name,
             branch_name=branch_name,
@@ -437,6 +451,7 @@ def version_id_for(fields: dict[str, object]) -> str:
 
 def _commit(
     *,
+    user: permissions.User,
     dataset: Dataset | None,
     dataset_name: str,
     branch_name: str,
@@ -505,7 +520,10 @@ def _commit(
                 dataset = Dataset.objects.create(
                     name=dataset_name, default_branch=branch_name, created=now, updated=now
                 )
+                if user is not None:
+                    dataset.owners.add(user)
                 AuditEvent.objects.create(
+                    user=user,
                     actor=author,
                     action="dataset.create",
                     dataset=dataset,
@@ -574,6 +592,7 @@ def _commit(
                     )
             Dataset.objects.filter(pk=dataset.pk).update(updated=now)
             AuditEvent.objects.create(
+                user=user,
                 actor=author,
                 action="version.create",
                 dataset=dataset,

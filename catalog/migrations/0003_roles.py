@@ -1,0 +1,17 @@
+"""Create the four role groups: viewer, steward, approver, admin."""
+
+from django.db import migrations
+
+ROLES = ("viewer", "steward", "approver", "admin")
+
+
+def create_roles(apps, schema_editor):
+    Group = apps.get_model("auth", "Group")
+    for name in ROLES:
+        Group.objects.get_or_create(name=name)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("catalog", "0002_permissions_and_tokens"), ("auth", "0012_alter_user_first_name_max_length")]
+
+    operations = [migrations.RunPython(create_roles, migrations.RunPython.noop)]

@@ -1,0 +1,92 @@
+"""The REST API at /api/v1/: one NinjaAPI instance; each app adds its routers.
+
+Authentication is a personal token (``Authorization: Bearer strata_…``) or the
+browser's session (with its CSRF token). Every error is a 4xx (or 5xx) with a JSON
+body ``{"error": "one sentence"}``; services decide what is allowed.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.http import HttpRequest
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.security import HttpBearer, SessionAuth
+
+from catalog.services.errors import (
+    ConflictError,
+    Forbidden,
+    IntegrityFailure,
+    NotFound,
+    StrataError,
+    UserError,
+)
+from catalog.services.tokens import token_authenticate
+
+logger = logging.getLogger(__name__)
+
+
+class TokenAuth(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str):
+        user = token_authenticate(token)
+        if user is not None:
+            request.user = user
+        return user
+
+
+api = NinjaAPI(
+    title="Strata API",
+    version="1",
+    urls_namespace="api",
+    auth=[TokenAuth(), SessionAuth()],
+    openapi_url="/schema",
+    docs_url="/docs",
+)
+
+
+def _error(request: HttpRequest, message: str, status: int):
+    return api.create_response(request, {"error": message}, status=status)
+
+
+@api.exception_handler(StrataError)
+def strata_error(request: HttpRequest, error: StrataError):
+    if isinstance(error, NotFound):
+        status = 404
+    elif isinstance(error, Forbidden):
+        status = 403
+    elif isinstance(error, ConflictError):
+        status = 409
+    elif isinstance(error, UserError):
+        status = 400
+    elif isinstance(error, IntegrityFailure):
+        status = 502
+    else:
+        status = 500
+    return _error(request, str(error), status)
+
+
+@api.exception_handler(ValidationError)
+def validation_error(request: HttpRequest, error: ValidationError):
+    first = error.errors[0] if error.errors else {}
+    where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "payload"))
+    message = first.get("msg", "invalid input")
+    return _error(request, f"{where}: {message}." if where else f"{message}.", 422 if where else 400)
+
+
+@api.exception_handler(AuthenticationError)
+def authentication_error(request: HttpRequest, error: AuthenticationError):
+    return _error(request, "authentication required: send a valid, unrevoked API token.", 401)
+
+
+@api.exception_handler(HttpError)
+def http_error(request: HttpRequest, error: HttpError):
+    return _error(request, str(error), error.status_code)
+
+
+@api.exception_handler(Exception)
+def internal_error(request: HttpRequest, error: Exception):
+    reference = uuid.uuid4().hex[:12]
+    logger.exception("internal error %s on %s %s", reference, request.method, request.path)
+    return _error(request, f"something went wrong, reference {reference}.", 500)
