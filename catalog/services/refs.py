@@ -8,8 +8,8 @@ from django.utils import timezone
 from catalog import permissions
 from catalog.models import AuditEvent, Branch, Dataset, Tag, Version
 
-from .errors import UserError
 from .datasets import actor_name
+from .errors import UserError
 from .versions import check_ref_name
 
 
