@@ -22,11 +22,11 @@ def test_tar_stream_holds_every_file_byte_for_byte(db, store_url, tmp_path):
     (source / "empty.txt").write_text("")
     version_push(path=str(source), dataset_name="tarred", author="alice")
     _, version = resolve_spec("tarred")
-    archive = tarfile.open(fileobj=io.BytesIO(b"".join(tar_stream(version))))
-    names = sorted(archive.getnames())
-    assert names == ["empty.txt", "nested", "nested/blob.bin", "nested/deeper", "nested/deeper/note.txt"]
-    assert archive.extractfile("nested/blob.bin").read() == (source / "nested" / "blob.bin").read_bytes()
-    assert archive.extractfile("nested/deeper/note.txt").read() == b"hello"
+    with tarfile.open(fileobj=io.BytesIO(b"".join(tar_stream(version)))) as archive:
+        names = sorted(archive.getnames())
+        assert names == ["empty.txt", "nested", "nested/blob.bin", "nested/deeper", "nested/deeper/note.txt"]
+        assert archive.extractfile("nested/blob.bin").read() == (source / "nested" / "blob.bin").read_bytes()
+        assert archive.extractfile("nested/deeper/note.txt").read() == b"hello"
 
 
 def test_file_stream_serves_one_file_and_refuses_others(db, store_url, tmp_path):
