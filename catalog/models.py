@@ -251,3 +251,78 @@ class ApiToken(models.Model):
     def is_active(self, now=None) -> bool:
         now = now or timezone.now()
         return self.revoked is None and (self.expires is None or self.expires > now)
+
+
+class Upload(models.Model):
+    """A push from a remote client in progress: the session that ties together the
+    chunk negotiation, the packs the client uploads and the file list it stages,
+    until one commit turns it into a version.
+
+    It exists so that the store's invariants hold across many HTTP requests: the
+    packs it leases (``UploadLease``) are reachable for garbage collection until the
+    upload expires or commits, and the staged file list (``UploadPart``) is invisible
+    to everyone until the commit builds trees from it in one transaction.
+    """
+
+    id = models.CharField(primary_key=True, max_length=32)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads")
+    dataset_name = models.CharField(max_length=100)
+    branch = models.CharField(max_length=200)
+    created = models.DateTimeField(default=timezone.now)
+    # Every call on the upload pushes this forward; garbage collection honours the
+    # leases of uploads that have not expired.
+    expires = models.DateTimeField(db_index=True)
+    committed = models.ForeignKey(Version, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"upload {self.id} of {self.dataset_name} by {self.user}"
+
+
+class UploadLease(models.Model):
+    """A pack that an upload relies on: one its client uploaded, or one holding
+    chunks the client was told the store already has. Garbage collection must treat
+    a leased pack of an unexpired upload as reachable; the foreign key is PROTECT so
+    that a pack under a lease cannot be deleted by mistake."""
+
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="leases")
+    pack = models.ForeignKey(Pack, on_delete=models.PROTECT, related_name="+")
+    uploaded = models.BooleanField(default=False)  # registered by this upload's client
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["upload", "pack"], name="upload_lease_unique")]
+
+
+class UploadPart(models.Model):
+    """One batch of the file list a client staged for its commit, stored
+    zstd-compressed JSON. Parts keep each request small whatever the tree's size."""
+
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="parts")
+    number = models.PositiveIntegerField()
+    entry_count = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [models.UniqueConstraint(fields=["upload", "number"], name="upload_part_unique")]
+
+
+class IdempotencyKey(models.Model):
+    """The answer given to a create request that carried an ``Idempotency-Key``, so
+    that a client retrying after a lost response gets the same answer (the same
+    version) instead of making the thing twice. Keys are per user."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    request_hash = models.CharField(max_length=64)  # method, path and body of the first request
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField()
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.key}"
