@@ -101,7 +101,7 @@ def assign(
     if method == "hash":
         return [_bucket(hash_unit(seed, example_id), names, bounds) for example_id in ids]
     groups: dict[str, list[int]] = defaultdict(list)
-    for position, example_id in enumerate(ids):
+    for position in range(len(ids)):
         groups[labels[position] if stratify and labels is not None else ""].append(position)
     result = [""] * len(ids)
     rng = random.Random(seed)
