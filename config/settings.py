@@ -134,6 +134,14 @@ STRATA_STORAGE_URL = os.environ.get("STORAGE_URL", f"file://{VAR_DIR / 'store'}"
 # cache that lets an unchanged push skip reading files lives here.
 STRATA_CACHE_DIR = Path(os.environ.get("STRATA_CACHE_DIR", VAR_DIR / "cache"))
 STRATA_PACK_SIZE = int(os.environ.get("STRATA_PACK_SIZE", str(32 * 1024 * 1024)))
+# The local store keeps S3's tier states; a cold pack becomes readable this many
+# seconds after a restore is asked for (AWS quotes 3-5 hours for Glacier).
+STRATA_LOCAL_RESTORE_SECONDS = float(os.environ.get("STRATA_LOCAL_RESTORE_SECONDS", str(4 * 3600)))
+# The largest upload the dashboard accepts in one request (files and archives
+# together, and what an archive unpacks to). Larger data goes through the CLI.
+STRATA_UPLOAD_MAX_BYTES = int(os.environ.get("STRATA_UPLOAD_MAX_BYTES", str(5 * 1024**3)))
+# A browser upload may hold many files; Django's default of 100 is too few.
+DATA_UPLOAD_MAX_NUMBER_FILES = int(os.environ.get("DATA_UPLOAD_MAX_NUMBER_FILES", "10000"))
 
 # -- Celery -----------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from config.api import api
 
 urlpatterns = [
     path("", include("catalog.urls")),
+    path("", include("lineage.urls")),
     path("api/v1/", api.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

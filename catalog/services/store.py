@@ -31,7 +31,9 @@ def get_backend() -> Backend:
         backend = _backends.get(url)
         if backend is None:
             spool = os.path.join(settings.STRATA_CACHE_DIR, "spool")
-            backend = open_backend(url, spool_dir=spool)
+            backend = open_backend(
+                url, spool_dir=spool, restore_seconds=settings.STRATA_LOCAL_RESTORE_SECONDS
+            )
             _backends[url] = backend
     return backend
 

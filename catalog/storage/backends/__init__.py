@@ -12,10 +12,23 @@ range returns exactly those bytes or raises.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 from ..errors import ConfigurationError
+
+HOT, WARM, COLD = "hot", "warm", "cold"
+TIERS = (HOT, WARM, COLD)
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreState:
+    """Whether a pack can be read now, and if not, when it is expected to be."""
+
+    readable: bool
+    restoring: bool = False
+    ready_in_seconds: float | None = None
 
 
 class Backend(Protocol):
@@ -42,13 +55,25 @@ class Backend(Protocol):
     def delete_pack(self, pack_id: str) -> None:
         """Remove a pack (garbage collection only)."""
 
+    def set_tier(self, pack_id: str, tier: str) -> None:
+        """Move a pack to the hot, warm or cold tier (its bytes do not change)."""
+
+    def tier_of(self, pack_id: str) -> str:
+        """The tier a pack is stored in."""
+
+    def request_restore(self, pack_id: str) -> RestoreState:
+        """Ask for a cold pack to be made readable; idempotent."""
+
+    def restore_state(self, pack_id: str) -> RestoreState:
+        """Can the pack be read now?"""
+
 
 def pack_key(pack_id: str) -> str:
     """The relative key of a pack: fanned out by its first two hex digits."""
     return f"packs/{pack_id[:2]}/{pack_id}.pack"
 
 
-def open_backend(url: str, *, spool_dir: str | None = None) -> Backend:
+def open_backend(url: str, *, spool_dir: str | None = None, restore_seconds: float = 4 * 3600) -> Backend:
     """Open the backend a storage URL names."""
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
@@ -60,7 +85,7 @@ def open_backend(url: str, *, spool_dir: str | None = None) -> Backend:
             path = parsed.netloc + path
         if not path:
             raise ConfigurationError(f"storage URL {url!r} names no folder")
-        return LocalBackend(path)
+        return LocalBackend(path, restore_seconds=restore_seconds)
     if parsed.scheme == "s3":
         from .s3 import S3Backend
 

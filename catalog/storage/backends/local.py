@@ -3,24 +3,32 @@
 Packs are spooled in ``tmp/`` inside the same folder, so that publishing one is a
 rename on one filesystem: atomic, and never a copy. ``os.link`` is used instead of
 ``os.replace`` so that an existing pack is never overwritten (write-once).
+
+Tiers are kept as the same states S3 has, so tiering, restores and their errors
+behave alike without S3: a pack's tier is a small file in ``tiers/``; a cold pack
+cannot be read until a restore was requested and `restore_seconds` have passed
+(AWS quotes 3–5 hours for a standard Glacier retrieval; tests set a second).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import time
 from collections.abc import Iterator
 
-from ..errors import MissingObject
-from . import pack_key
+from ..errors import MissingObject, ObjectRestoring, StoreError
+from . import COLD, HOT, TIERS, RestoreState, pack_key
 
 
 class LocalBackend:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, restore_seconds: float = 4 * 3600) -> None:
         self.root = os.path.abspath(root)
         self.url = "file://" + self.root
-        os.makedirs(os.path.join(self.root, "tmp"), exist_ok=True)
-        os.makedirs(os.path.join(self.root, "packs"), exist_ok=True)
+        self.restore_seconds = restore_seconds
+        for folder in ("tmp", "packs", "tiers"):
+            os.makedirs(os.path.join(self.root, folder), exist_ok=True)
 
     def __repr__(self) -> str:
         return f"LocalBackend({self.root!r})"
@@ -50,6 +58,7 @@ class LocalBackend:
             os.close(directory_fd)
 
     def read_range(self, pack_id: str, offset: int, length: int) -> bytes:
+        self._check_readable(pack_id)
         try:
             with open(self._path(pack_id), "rb", buffering=0) as handle:
                 return os.pread(handle.fileno(), length, offset)
@@ -57,6 +66,7 @@ class LocalBackend:
             raise MissingObject("pack", pack_id) from None
 
     def read_tail(self, pack_id: str, length: int) -> bytes:
+        self._check_readable(pack_id)
         try:
             with open(self._path(pack_id), "rb") as handle:
                 size = os.fstat(handle.fileno()).st_size
@@ -82,5 +92,66 @@ class LocalBackend:
                     yield entry.name[: -len(".pack")], entry.stat().st_size
 
     def delete_pack(self, pack_id: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._path(pack_id))
+        for path in (self._path(pack_id), self._tier_path(pack_id)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    # -- tiers ---------------------------------------------------------------------
+
+    def _tier_path(self, pack_id: str) -> str:
+        return os.path.join(self.root, "tiers", f"{pack_id}.json")
+
+    def _tier_state(self, pack_id: str) -> dict:
+        try:
+            with open(self._tier_path(pack_id)) as handle:
+                return json.load(handle)
+        except FileNotFoundError:
+            return {"tier": HOT}
+
+    def _write_tier_state(self, pack_id: str, state: dict) -> None:
+        path = self._tier_path(pack_id)
+        temporary = f"{path}.{os.getpid()}.tmp"
+        with open(temporary, "w") as handle:
+            json.dump(state, handle)
+        os.replace(temporary, path)
+
+    def set_tier(self, pack_id: str, tier: str) -> None:
+        if tier not in TIERS:
+            raise StoreError(f"{tier!r} is not a tier")
+        if not os.path.exists(self._path(pack_id)):
+            raise MissingObject("pack", pack_id)
+        if tier == HOT:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tier_path(pack_id))
+        else:
+            self._write_tier_state(pack_id, {"tier": tier})
+
+    def tier_of(self, pack_id: str) -> str:
+        return self._tier_state(pack_id)["tier"]
+
+    def restore_state(self, pack_id: str) -> RestoreState:
+        state = self._tier_state(pack_id)
+        if state["tier"] != COLD:
+            return RestoreState(readable=True)
+        requested = state.get("restore_requested")
+        if requested is None:
+            return RestoreState(readable=False)
+        remaining = requested + self.restore_seconds - time.time()
+        if remaining <= 0:
+            return RestoreState(readable=True)
+        return RestoreState(readable=False, restoring=True, ready_in_seconds=remaining)
+
+    def request_restore(self, pack_id: str) -> RestoreState:
+        state = self._tier_state(pack_id)
+        if state["tier"] == COLD and state.get("restore_requested") is None:
+            state["restore_requested"] = time.time()
+            self._write_tier_state(pack_id, state)
+        return self.restore_state(pack_id)
+
+    def _check_readable(self, pack_id: str) -> None:
+        # Hot packs have no tier file: one failed stat, so reads stay cheap.
+        if not os.path.exists(self._tier_path(pack_id)):
+            return
+        state = self.restore_state(pack_id)
+        if not state.readable:
+            raise ObjectRestoring(pack_id, state.ready_in_seconds if state.restoring else None)

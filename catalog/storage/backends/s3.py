@@ -13,12 +13,24 @@ import os
 import tempfile
 from collections.abc import Iterator
 
-from ..errors import ConfigurationError, MissingObject, StoreError
-from . import pack_key
+from ..errors import ConfigurationError, MissingObject, ObjectRestoring, StoreError
+from . import COLD, HOT, TIERS, WARM, RestoreState, pack_key
+
+# Storage classes of each tier; a deployment may choose others (e.g. DEEP_ARCHIVE).
+DEFAULT_CLASSES = {HOT: "STANDARD", WARM: "STANDARD_IA", COLD: "GLACIER"}
+# A standard Glacier Flexible Retrieval takes 3-5 hours (AWS documentation).
+GLACIER_RESTORE_SECONDS = 4 * 3600
 
 
 class S3Backend:
-    def __init__(self, *, bucket: str, prefix: str = "", spool_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        prefix: str = "",
+        spool_dir: str | None = None,
+        storage_classes: dict[str, str] | None = None,
+    ) -> None:
         import boto3
         from botocore.config import Config
 
@@ -36,6 +48,7 @@ class S3Backend:
             response_checksum_validation="when_required",
         )
         self.client = boto3.client("s3", config=config)
+        self.storage_classes = dict(DEFAULT_CLASSES, **(storage_classes or {}))
 
     def __repr__(self) -> str:
         return f"S3Backend({self.url!r})"
@@ -93,6 +106,10 @@ class S3Backend:
             code = error.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404"):
                 raise MissingObject("pack", pack_id) from None
+            if code == "InvalidObjectState":
+                # An archived object: readable only after a restore.
+                state = self.request_restore(pack_id)
+                raise ObjectRestoring(pack_id, state.ready_in_seconds) from None
             raise StoreError(f"could not read pack {pack_id}: {error}") from None
 
     def read_range(self, pack_id: str, offset: int, length: int) -> bytes:
@@ -123,3 +140,71 @@ class S3Backend:
 
     def delete_pack(self, pack_id: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(pack_id))
+
+    # -- tiers ---------------------------------------------------------------------
+
+    def set_tier(self, pack_id: str, tier: str) -> None:
+        """Change the object's storage class by a server-side copy onto itself."""
+        from botocore.exceptions import ClientError
+
+        if tier not in TIERS:
+            raise StoreError(f"{tier!r} is not a tier")
+        key = self._key(pack_id)
+        try:
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=key,
+                CopySource={"Bucket": self.bucket, "Key": key},
+                StorageClass=self.storage_classes[tier],
+                MetadataDirective="REPLACE",
+            )
+        except ClientError as error:
+            raise StoreError(f"could not move pack {pack_id} to {tier}: {error}") from None
+
+    def tier_of(self, pack_id: str) -> str:
+        head = self.client.head_object(Bucket=self.bucket, Key=self._key(pack_id))
+        storage_class = head.get("StorageClass", "STANDARD")
+        for tier, name in self.storage_classes.items():
+            if name == storage_class:
+                return tier
+        return COLD if storage_class in ("GLACIER", "DEEP_ARCHIVE", "GLACIER_IR") else WARM
+
+    def restore_state(self, pack_id: str) -> RestoreState:
+        from botocore.exceptions import ClientError
+
+        head = self.client.head_object(Bucket=self.bucket, Key=self._key(pack_id))
+        if head.get("StorageClass", "STANDARD") not in ("GLACIER", "DEEP_ARCHIVE"):
+            return RestoreState(readable=True)
+        restore = head.get("Restore")
+        if restore and 'ongoing-request="false"' in restore:
+            return RestoreState(readable=True)
+        if restore and 'ongoing-request="true"' in restore:
+            return RestoreState(readable=False, restoring=True, ready_in_seconds=GLACIER_RESTORE_SECONDS)
+        # Some S3-compatible servers keep archived objects readable: ask.
+        try:
+            self.client.get_object(Bucket=self.bucket, Key=self._key(pack_id), Range="bytes=0-0")[
+                "Body"
+            ].read()
+            return RestoreState(readable=True)
+        except ClientError:
+            return RestoreState(readable=False)
+
+    def request_restore(self, pack_id: str) -> RestoreState:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.restore_object(
+                Bucket=self.bucket,
+                Key=self._key(pack_id),
+                RestoreRequest={"Days": 7, "GlacierJobParameters": {"Tier": "Standard"}},
+            )
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code not in (
+                "RestoreAlreadyInProgress",
+                "MethodNotAllowed",
+                "NotImplemented",
+                "InvalidObjectState",
+            ):
+                raise StoreError(f"could not restore pack {pack_id}: {error}") from None
+        return self.restore_state(pack_id)
