@@ -90,3 +90,9 @@ def internal_error(request: HttpRequest, error: Exception):
     reference = uuid.uuid4().hex[:12]
     logger.exception("internal error %s on %s %s", reference, request.method, request.path)
     return _error(request, f"something went wrong, reference {reference}.", 500)
+
+
+# Each app's endpoints, registered last so the handlers above cover them.
+from lineage.api import router as lineage_router  # noqa: E402
+
+api.add_router("/", lineage_router)

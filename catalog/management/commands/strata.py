@@ -78,7 +78,7 @@ def _actor(options: dict[str, Any]) -> str:
 
 
 class Command(BaseCommand):
-    help = "Version datasets: push, pull, log, ls, datasets, tag, branch, verify."
+    help = "Version datasets: push, pull, log, ls, datasets, tag, branch, verify, import-dvc."
 
     def add_arguments(self, parser: CommandParser) -> None:
         common = CommandParser(add_help=False)
@@ -95,6 +95,21 @@ class Command(BaseCommand):
         push.add_argument("--stage", choices=["raw", "cleaned", "labelled", "split", "other"])
         push.add_argument("--semver", help="explicit semantic version, e.g. 2.0.0")
         push.add_argument("--author", help="who pushes (default: $STRATA_USER or the login name)")
+        push.add_argument("--step", metavar="NAME", help="record the step that made this version as a run")
+        push.add_argument(
+            "--input",
+            action="append",
+            default=[],
+            metavar="DATASET@REF",
+            help="an input of --step (repeatable)",
+        )
+        push.add_argument(
+            "--param",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="a parameter of --step (repeatable)",
+        )
 
         pull = sub.add_parser("pull", parents=[common], help="write a version's files into a folder")
         pull.add_argument("spec", metavar="DATASET[@REF]")
@@ -126,6 +141,15 @@ class Command(BaseCommand):
         verify = sub.add_parser("verify", parents=[common], help="re-hash every stored byte")
         verify.add_argument("spec", nargs="?", metavar="DATASET[@REF]")
 
+        dvc = sub.add_parser(
+            "import-dvc", parents=[common], help="import a DVC project's pipeline as lineage"
+        )
+        dvc.add_argument("path", metavar="PATH")
+        dvc.add_argument(
+            "--project", default="", help="the project's name in the graph (default: the folder's)"
+        )
+        dvc.add_argument("--author")
+
     def run_from_argv(self, argv: list[str]) -> None:
         # One sentence on stderr and the service's exit code, instead of a traceback.
         try:
@@ -136,7 +160,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.as_json = options["json"]
-        handler = getattr(self, "do_" + options["subcommand"])
+        handler = getattr(self, "do_" + options["subcommand"].replace("-", "_"))
         handler(options)
 
     def emit(self, payload: object, text: str) -> None:
@@ -148,6 +172,12 @@ class Command(BaseCommand):
     # -- subcommands ----------------------------------------------------------------
 
     def do_push(self, options: dict[str, Any]) -> None:
+        from lineage.services import push_step_prepare, push_step_record
+
+        # Checked before the push, so a bad --input leaves no version without its run.
+        step = push_step_prepare(
+            user=None, name=options["step"], inputs=options["input"], params=options["param"]
+        )
         progress = None if options["json"] else TerminalProgress("push")
         result = version_push(
             path=options["path"],
@@ -172,7 +202,14 @@ class Command(BaseCommand):
                 f"No changes: {result.dataset}@{result.branch} already holds this content "
                 f"as {version.semver} ({version.id[:12]}); no new version made."
             )
-        self.emit(result.as_dict(), text)
+        payload = result.as_dict()
+        if step is not None and result.created:
+            recorded = push_step_record(user=None, prepared=step, version=version, actor=_actor(options))
+            payload["run"] = recorded.as_dict()
+            text += f"\n  recorded run {step.name} ({len(step.inputs)} inputs), lineage node {recorded.run.node_id}"
+        elif step is not None:
+            text += "\n  No run recorded: the push made no new version."
+        self.emit(payload, text)
 
     def do_pull(self, options: dict[str, Any]) -> None:
         _, version = selectors.resolve_spec(options["spec"])
@@ -314,6 +351,21 @@ class Command(BaseCommand):
         self.emit(report.as_dict(), "\n".join(lines))
         if not report.ok:
             raise VerifyFailed(f"verify found {len(report.broken)} broken objects (listed above).")
+
+    def do_import_dvc(self, options: dict[str, Any]) -> None:
+        from lineage.ingest.dvc import dvc_import
+
+        report = dvc_import(
+            user=None, path=options["path"], project=options["project"], actor=_actor(options)
+        )
+        lines = [
+            f"Imported DVC project {report.project}: {len(report.added)} new runs, "
+            f"{len(report.unchanged)} already recorded, {report.data_files} .dvc files."
+        ]
+        lines += [f"  added {stage}" for stage in report.added]
+        if report.not_run:
+            lines.append(f"  not in dvc.lock yet (never run): {', '.join(report.not_run)}")
+        self.emit(report.as_dict(), "\n".join(lines))
 
 
 class VerifyFailed(StrataError):

@@ -1,0 +1,1 @@
+"""Importers that turn other tools' lineage (OpenLineage events, DVC projects) into runs."""

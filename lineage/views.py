@@ -1,0 +1,188 @@
+"""Lineage pages: the graph around a node, its exports, the run form, comparisons.
+
+Thin, like every view: parse the query, call one selector or service, render.
+A bad request (depth out of range, unknown node) renders the page's own message
+with a 4xx status instead of a bare error page.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from catalog.models import Version
+from catalog.services.errors import Forbidden, NotFound, StrataError, UserError
+
+from . import graph as lgraph
+from . import selectors, services
+from .models import StepKind
+from .render import render_svg
+
+
+def _query(request: HttpRequest, **changes: Any) -> str:
+    """The page's query string with some parameters changed (None drops one)."""
+    params = {key: request.GET.get(key) for key in ("depth", "direction", "select")}
+    params.update(changes)
+    return urlencode({key: value for key, value in params.items() if value not in (None, "")})
+
+
+def _problem(request: HttpRequest, error: StrataError, status: int | None = None) -> HttpResponse:
+    status = status or (404 if isinstance(error, NotFound) else 400)
+    return render(request, "lineage/problem.html", {"message": str(error)}, status=status)
+
+
+def _href_for(request: HttpRequest, focus_id: int):
+    def href(node_id: Any) -> str | None:
+        if isinstance(node_id, int):
+            return f"?{_query(request, select=None if node_id == focus_id else node_id)}"
+        return None
+
+    return href
+
+
+@login_required
+def node_page(request: HttpRequest, node_id: int) -> HttpResponse:
+    depth = request.GET.get("depth", lgraph.DEFAULT_DEPTH)
+    direction = request.GET.get("direction", "both")
+    try:
+        view = selectors.lineage_view(
+            user=request.user,
+            node_id=node_id,
+            depth=depth,
+            direction=direction,
+            selected=request.GET.get("select"),
+        )
+    except StrataError as error:
+        return _problem(request, error)
+    svg = render_svg(view.layout, _href_for(request, view.focus.pk), selected=view.details.node.pk)
+    details = view.details
+    params = (
+        json.dumps(details.run.params, indent=2, sort_keys=True) if details.run and details.run.params else ""
+    )
+    facets = {}
+    if details.run:
+        facets = {k: v for k, v in details.run.facets.items() if not k.startswith("_")}
+    elif details.source:
+        facets = details.source.facets
+    context = {
+        "view": view,
+        "svg": svg,
+        "details": details,
+        "params": params,
+        "facets_json": json.dumps(facets, indent=2, sort_keys=True) if facets else "",
+        "cap": selectors.LAYER_CAP,
+        "depths": range(lgraph.MIN_DEPTH, lgraph.MAX_DEPTH + 1),
+        "directions": [("upstream", "Upstream"), ("both", "Both"), ("downstream", "Downstream")],
+        "export_query": _query(request, select=None),
+        "centre_query": _query(request, select=None),
+    }
+    return render(request, "lineage/node.html", context)
+
+
+@login_required
+def node_export(request: HttpRequest, node_id: int, fmt: str) -> HttpResponse:
+    try:
+        view = selectors.lineage_view(
+            user=request.user,
+            node_id=node_id,
+            depth=request.GET.get("depth", lgraph.DEFAULT_DEPTH),
+            direction=request.GET.get("direction", "both"),
+        )
+    except StrataError as error:
+        status = 404 if isinstance(error, NotFound) else 400
+        if fmt == "json":
+            return JsonResponse({"error": str(error)}, status=status)
+        return HttpResponse(str(error), status=status, content_type="text/plain; charset=utf-8")
+    name = f"lineage-{view.focus.pk}-{view.direction}-{view.depth}"
+    if fmt == "json":
+        response: HttpResponse = JsonResponse(selectors.graph_json(view), json_dumps_params={"indent": 2})
+    else:
+
+        def href(node: Any) -> str | None:
+            if not isinstance(node, int):
+                return None
+            return request.build_absolute_uri(reverse("lineage:node", args=[node]))
+
+        response = HttpResponse(
+            '<?xml version="1.0" encoding="UTF-8"?>\n' + render_svg(view.layout, href),
+            content_type="image/svg+xml; charset=utf-8",
+        )
+    response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+    return response
+
+
+@login_required
+def version_page(request: HttpRequest, version_id: str) -> HttpResponse:
+    """The lineage of a dataset version: its node's page, or a word on how to record some."""
+    version = Version.objects.select_related("dataset").filter(pk=version_id).first()
+    try:
+        if version is None:
+            raise NotFound(f"there is no version {version_id}.")
+        node = selectors.node_for_version(user=request.user, version=version)
+    except StrataError as error:
+        return _problem(request, error)
+    if node is not None:
+        return HttpResponseRedirect(reverse("lineage:node", args=[node.pk]) + "?" + request.GET.urlencode())
+    return render(request, "lineage/no_lineage.html", {"version": version})
+
+
+@login_required
+def index(request: HttpRequest) -> HttpResponse:
+    return render(request, "lineage/index.html", {"runs": selectors.run_list(user=request.user)})
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def run_new(request: HttpRequest) -> HttpResponse:
+    """Record a run from the dashboard: the same service as the API and CLI."""
+    form = {key: request.POST.get(key, "") for key in ("name", "step", "params", "code", "inputs", "outputs")}
+    if request.method == "POST":
+        try:
+            result = services.run_record(
+                user=request.user,
+                name=form["name"],
+                step=form["step"] or StepKind.OTHER,
+                params=services.parse_params(_lines(form["params"])),
+                code=form["code"],
+                inputs=_lines(form["inputs"]),
+                outputs=_lines(form["outputs"]),
+                origin="dashboard",
+            )
+        except UserError as error:
+            return render(
+                request,
+                "lineage/run_new.html",
+                {"form": form, "error": str(error), "steps": StepKind.choices},
+                status=403 if isinstance(error, Forbidden) else 400,
+            )
+        return HttpResponseRedirect(reverse("lineage:node", args=[result.run.node_id]))
+    return render(request, "lineage/run_new.html", {"form": form, "steps": StepKind.choices})
+
+
+@login_required
+def compare(request: HttpRequest) -> HttpResponse:
+    """What changed upstream between two versions: ?a=reviews@1.0.0&b=reviews@1.1.0."""
+    spec_a, spec_b = request.GET.get("a", "").strip(), request.GET.get("b", "").strip()
+    context: dict[str, Any] = {"a": spec_a, "b": spec_b}
+    if spec_a and spec_b:
+        try:
+            context["result"] = selectors.upstream_changes(
+                user=request.user, spec_a=spec_a, spec_b=spec_b
+            ).as_dict()
+        except StrataError as error:
+            context["error"] = str(error)
+            return render(
+                request, "lineage/compare.html", context, status=404 if isinstance(error, NotFound) else 400
+            )
+    return render(request, "lineage/compare.html", context)
