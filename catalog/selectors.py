@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Count, QuerySet
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    prefetch_related_objects,
+)
 
 from catalog import permissions
-from catalog.models import SEMVER_RE, Branch, Dataset, Tag, Version
+from catalog.models import SEMVER_RE, Branch, Dataset, Keyword, Stage, Tag, Version
 from catalog.services.errors import NotFound, UserError
 from catalog.services.store import trees_load
 from catalog.storage import tree as treeformat
@@ -132,3 +145,350 @@ def tree_listing(version: Version, path: str = "") -> Listing:
             return Listing("/".join(walked[:-1]), [match])
         tree_id = match.digest
     return Listing("/".join(walked), trees_load([tree_id])[tree_id])
+
+
+# -- pages of the dashboard -------------------------------------------------------------
+#
+# Each selector below serves one page and owns its query count: the tests pin them,
+# so a page never grows a query per row.
+
+CATALOG_PAGE_SIZE = 25
+HISTORY_PAGE_SIZE = 50
+CATALOG_SORTS = {"updated": "recently updated", "name": "name", "size": "size"}
+_FULL_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogQuery:
+    """What the catalog page was asked for; empty strings mean "any"."""
+
+    text: str = ""
+    stage: str = ""
+    owner: str = ""
+    keyword: str = ""
+    golden: bool = False
+    sort: str = "updated"
+    page: int = 1
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.text or self.stage or self.owner or self.keyword or self.golden)
+
+
+@dataclass(frozen=True, slots=True)
+class PageInfo:
+    """Where a page sits among its siblings, for the pager."""
+
+    number: int
+    count: int
+    size: int
+
+    @property
+    def num_pages(self) -> int:
+        return max(1, -(-self.count // self.size))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.num_pages
+
+    @property
+    def start_index(self) -> int:
+        return 0 if self.count == 0 else (self.number - 1) * self.size + 1
+
+    @property
+    def end_index(self) -> int:
+        return min(self.count, self.number * self.size)
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * self.size
+
+
+def _page_info(number: int, count: int, size: int) -> PageInfo:
+    last = max(1, -(-count // size))
+    return PageInfo(min(max(1, number), last), count, size)
+
+
+@dataclass(slots=True)
+class CatalogRow:
+    dataset: Dataset
+    head: Version | None
+    version_count: int
+    keywords: list[str]
+    owners: list[str]
+
+
+@dataclass(slots=True)
+class CatalogPage:
+    query: CatalogQuery
+    rows: list[CatalogRow]
+    page: PageInfo
+    stage_counts: dict[str, int]
+    keyword_options: list[tuple[str, int]]
+    owner_options: list[str]
+
+
+def _head_branch() -> QuerySet[Branch]:
+    """The default branch of the dataset in the outer query (for subqueries)."""
+    return Branch.objects.filter(dataset=OuterRef("pk"), name=OuterRef("default_branch"))
+
+
+def _visible(user: permissions.User) -> QuerySet[Dataset]:
+    """The readable datasets as a plain filter on ids, so that the joins and DISTINCT
+    the visibility rule needs stay inside a subquery and never touch sorting."""
+    if user is None or permissions.is_admin(user):
+        return Dataset.objects.all()
+    return Dataset.objects.filter(pk__in=permissions.visible_datasets(user).values("pk"))
+
+
+def _catalog_filter(queryset: QuerySet[Dataset], query: CatalogQuery) -> QuerySet[Dataset]:
+    """Every filter except the stage, which the stage counts leave out."""
+    owners = Dataset.owners.through.objects.filter(dataset_id=OuterRef("pk"))
+    keywords = Dataset.keywords.through.objects.filter(dataset_id=OuterRef("pk"))
+    for term in query.text.split()[:8]:
+        queryset = queryset.filter(
+            Q(name__icontains=term)
+            | Q(description__icontains=term)
+            | Exists(keywords.filter(keyword__name__icontains=term))
+            | Exists(owners.filter(user__username__icontains=term))
+        )
+    if query.owner:
+        queryset = queryset.filter(Exists(owners.filter(user__username=query.owner)))
+    if query.keyword:
+        queryset = queryset.filter(Exists(keywords.filter(keyword__name=query.keyword)))
+    if query.golden:
+        queryset = queryset.filter(Exists(Version.objects.filter(dataset=OuterRef("pk"), golden=True)))
+    return queryset
+
+
+def catalog_page(*, user: permissions.User, query: CatalogQuery) -> CatalogPage:
+    """One page of the catalog: the readable datasets matching `query`, sorted, with
+    each one's head, version count, keywords and owners, the number of matches per
+    stage and the choices for the owner and keyword filters. Eleven queries,
+    whatever the number of datasets."""
+    visible = _visible(user)
+    matching = _catalog_filter(visible, query)
+    stage_rows = (
+        Branch.objects.filter(dataset__in=matching.values("pk"), name=F("dataset__default_branch"))
+        .values_list("head__stage")
+        .annotate(count=Count("pk"))
+    )
+    stage_counts = {stage: 0 for stage in Stage.values}
+    stage_counts.update(dict(stage_rows))
+    if query.stage:
+        matching = matching.filter(Exists(_head_branch().filter(head__stage=query.stage)))
+
+    if query.sort == "name":
+        ordered = matching.order_by("name")
+    elif query.sort == "size":
+        ordered = matching.annotate(
+            head_bytes=Subquery(_head_branch().values("head__logical_bytes")[:1])
+        ).order_by(F("head_bytes").desc(nulls_last=True), "name")
+    else:
+        ordered = matching.order_by("-updated", "name")
+    page = _page_info(query.page, matching.count(), CATALOG_PAGE_SIZE)
+    datasets = list(ordered[page.offset : page.offset + page.size])
+    prefetch_related_objects(
+        datasets,
+        Prefetch("keywords", queryset=Keyword.objects.only("name")),
+        Prefetch("owners", queryset=get_user_model().objects.only("username")),
+    )
+    ids = [dataset.pk for dataset in datasets]
+    heads = {
+        branch.dataset_id: branch.head
+        for branch in Branch.objects.filter(dataset_id__in=ids, name=F("dataset__default_branch"))
+        .select_related("head")
+        .defer("head__message", "head__rolled_back_reason")
+    }
+    counts = dict(
+        Version.objects.filter(dataset_id__in=ids)
+        .order_by()
+        .values_list("dataset_id")
+        .annotate(count=Count("pk"))
+    )
+    rows = [
+        CatalogRow(
+            dataset=dataset,
+            head=heads.get(dataset.pk),
+            version_count=counts.get(dataset.pk, 0),
+            keywords=[keyword.name for keyword in dataset.keywords.all()],
+            owners=[owner.get_username() for owner in dataset.owners.all()],
+        )
+        for dataset in datasets
+    ]
+    keyword_options = list(
+        Keyword.objects.filter(datasets__in=visible.values("pk"))
+        .values_list("name")
+        .annotate(count=Count("datasets"))
+        .order_by("-count", "name")[:40]
+    )
+    if query.keyword and query.keyword not in {name for name, _ in keyword_options}:
+        keyword_options.append((query.keyword, 0))
+    owner_options = list(
+        get_user_model()
+        .objects.filter(owned_datasets__in=visible.values("pk"))
+        .order_by("username")
+        .values_list("username", flat=True)
+        .distinct()[:200]
+    )
+    return CatalogPage(query, rows, page, stage_counts, keyword_options, owner_options)
+
+
+def version_get(dataset: Dataset, ref: str) -> Version:
+    """The version of `dataset` that a page's address names: a semantic version or a
+    full id in one query; anything else (branch, tag, id prefix) as `resolve_ref`."""
+    match = SEMVER_RE.match(ref)
+    if match:
+        version = (
+            Version.objects.filter(
+                dataset=dataset,
+                semver_major=int(match[1]),
+                semver_minor=int(match[2]),
+                semver_patch=int(match[3]),
+            )
+            .select_related("parent")
+            .first()
+        )
+        if version is None:
+            raise NotFound(f"{dataset.name} has no version {ref}.")
+        return version
+    if _FULL_ID_RE.match(ref):
+        version = Version.objects.filter(dataset=dataset, id=ref).select_related("parent").first()
+        if version is None:
+            raise NotFound(f"{dataset.name} has no version with the id {ref[:12]}….")
+        return version
+    return resolve_ref(dataset, ref)
+
+
+@dataclass(slots=True)
+class HistoryRow:
+    version: Version
+    branches: list[str]
+    tags: list[str]
+
+    @property
+    def status(self) -> str:
+        if self.version.rolled_back:
+            return "rolled back"
+        if self.version.golden:
+            return "golden"
+        return "active"
+
+
+@dataclass(slots=True)
+class DatasetOverview:
+    dataset: Dataset
+    head: Version | None
+    branches: list[Branch]
+    tags: list[Tag]
+    history: list[HistoryRow]
+    page: PageInfo
+    version_count: int
+    stored_bytes: int
+    owners: list[str]
+    keywords: list[str]
+    groups: list[str]
+    can_write: bool
+
+
+def dataset_overview(*, user: permissions.User, name: str, page: int = 1) -> DatasetOverview:
+    """Everything the dataset page shows: what is said about the dataset, its
+    branches and tags, the head of its default branch and one page of its history
+    (every version, newest first), in a fixed number of queries."""
+    dataset = dataset_get(name, user)
+    prefetch_related_objects(
+        [dataset],
+        Prefetch("keywords", queryset=Keyword.objects.only("name")),
+        Prefetch("owners", queryset=get_user_model().objects.only("username")),
+        "groups",
+    )
+    branches = list(
+        Branch.objects.filter(dataset=dataset).select_related("head").defer("head__rolled_back_reason")
+    )
+    tags = list(Tag.objects.filter(dataset=dataset).select_related("version").only("name", "version__semver"))
+    head = next((branch.head for branch in branches if branch.name == dataset.default_branch), None)
+    totals = Version.objects.filter(dataset=dataset).aggregate(count=Count("pk"), stored=Sum("stored_bytes"))
+    info = _page_info(page, totals["count"], HISTORY_PAGE_SIZE)
+    versions = list(
+        Version.objects.filter(dataset=dataset).order_by("-created")[info.offset : info.offset + info.size]
+    )
+    branch_names: dict[str, list[str]] = {}
+    for branch in branches:
+        branch_names.setdefault(branch.head_id, []).append(branch.name)
+    tag_names: dict[str, list[str]] = {}
+    for tag in tags:
+        tag_names.setdefault(tag.version_id, []).append(tag.name)
+    history = [
+        HistoryRow(version, branch_names.get(version.id, []), tag_names.get(version.id, []))
+        for version in versions
+    ]
+    return DatasetOverview(
+        dataset=dataset,
+        head=head,
+        branches=branches,
+        tags=tags,
+        history=history,
+        page=info,
+        version_count=totals["count"],
+        stored_bytes=totals["stored"] or 0,
+        owners=[owner.get_username() for owner in dataset.owners.all()],
+        keywords=[keyword.name for keyword in dataset.keywords.all()],
+        groups=[group.name for group in dataset.groups.all()],
+        can_write=can_write(user, dataset),
+    )
+
+
+def can_write(user: permissions.User, dataset: Dataset) -> bool:
+    """Whether to offer `user` the buttons that change `dataset` (the services
+    decide again when the button is pressed)."""
+    try:
+        permissions.require_write(user, dataset)
+    except UserError:
+        return False
+    return True
+
+
+@dataclass(slots=True)
+class VersionOverview:
+    dataset: Dataset
+    version: Version
+    listing: Listing
+    crumbs: list[tuple[str, str]]
+    branches: list[str]
+    tags: list[str]
+    file_path: str  # set when the path named a file rather than a folder
+
+
+def version_overview(*, user: permissions.User, name: str, ref: str, path: str = "") -> VersionOverview:
+    """One folder of a version (or the folder of one file), with the names that
+    point at the version. NotFound for a path that is not in it."""
+    dataset = dataset_get(name, user)
+    version = version_get(dataset, ref)
+    listing = tree_listing(version, path)
+    clean = "/".join(part for part in path.strip("/").split("/") if part)
+    file_path = clean if clean and clean != listing.path else ""
+    parts = [part for part in listing.path.split("/") if part]
+    crumbs = [(part, "/".join(parts[: index + 1])) for index, part in enumerate(parts)]
+    branches = list(Branch.objects.filter(dataset=dataset, head=version).values_list("name", flat=True))
+    tags = list(Tag.objects.filter(dataset=dataset, version=version).values_list("name", flat=True))
+    return VersionOverview(dataset, version, listing, crumbs, branches, tags, file_path)
+
+
+def version_choices(dataset: Dataset, limit: int = 200) -> list[Version]:
+    """The newest versions of a dataset, for the compare page's pickers."""
+    return list(
+        Version.objects.filter(dataset=dataset)
+        .order_by("-created")
+        .only("id", "semver", "created", "message", "stage")[:limit]
+    )
+
+
+def upload_choices(dataset: Dataset) -> list[str]:
+    """The branch names an upload may go to, the default one first."""
+    names = list(Branch.objects.filter(dataset=dataset).values_list("name", flat=True))
+    names.sort(key=lambda branch: (branch != dataset.default_branch, branch))
+    return names

@@ -14,3 +14,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]
+
+# Error pages in the site's style, with the reason when there is one to give.
+handler403 = "catalog.views.permission_denied"
+handler404 = "catalog.views.page_not_found"
+handler500 = "catalog.views.server_error"
