@@ -4,7 +4,7 @@ property that no byte a kept version needs is ever deleted."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import given, settings
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from catalog.retention import DEFAULT_POLICIES, PackFacts, Policy, VersionFacts, decide_version, plan
 
-NOW = datetime(2027, 6, 1, tzinfo=timezone.utc)
+NOW = datetime(2027, 6, 1, tzinfo=UTC)
 
 
 def days_ago(days: float) -> datetime:
