@@ -10,6 +10,13 @@ import pytest
 _counter = itertools.count()
 
 
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    """The personas' passwords are hashed once per test; the default hasher is
+    built to be slow, which only slows the tests down."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def local_store(tmp_path, settings):
     settings.STRATA_STORAGE_URL = f"file://{tmp_path / 'store'}"
@@ -26,7 +33,9 @@ def make_version(personas, local_store, tmp_path):
         folder = tmp_path / "pushes" / f"{dataset}-{next(_counter)}"
         folder.mkdir(parents=True)
         (folder / "data.jsonl").write_text(content if content is not None else f"{dataset} {folder.name}\n")
-        return version_push(path=str(folder), dataset_name=dataset, user=personas["alice"], stage=stage).version
+        return version_push(
+            path=str(folder), dataset_name=dataset, user=personas["alice"], stage=stage
+        ).version
 
     return make
 
