@@ -63,7 +63,15 @@ def test_upstream_downstream_and_paths():
     g = pipeline()
     assert lgraph.upstream(g, "model") == {"fit", "train", "split", "cleaned", "clean", "raw", "crawl"}
     assert lgraph.downstream(g, "cleaned") == {"split", "train", "test", "fit", "model"}
-    assert lgraph.path_between(g, "raw", "model") == ["raw", "clean", "cleaned", "split", "train", "fit", "model"]
+    assert lgraph.path_between(g, "raw", "model") == [
+        "raw",
+        "clean",
+        "cleaned",
+        "split",
+        "train",
+        "fit",
+        "model",
+    ]
     # Asked the other way round, the path still follows the data.
     assert lgraph.path_between(g, "model", "raw")[0] == "raw"
     assert lgraph.path_between(g, "test", "model") is None
@@ -136,7 +144,9 @@ def test_upstream_changes_name_the_runs_and_parameters_that_differ():
         g = nx.DiGraph()
         g.add_node("crawl", kind="source", label="crawl")
         run = f"filter-{threshold}"
-        g.add_node(run, kind="run", label="filter", name="filter", params={"threshold": threshold, "lang": "en"})
+        g.add_node(
+            run, kind="run", label="filter", name="filter", params={"threshold": threshold, "lang": "en"}
+        )
         g.add_node("dedup", kind="run", label="dedup", name="dedup", params={"method": "minhash"})
         g.add_edges_from([("crawl", run), (run, "mid"), ("mid", "dedup"), ("dedup", "out")])
         if extra_source:

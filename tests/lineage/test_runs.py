@@ -133,7 +133,9 @@ def test_the_api_answers_bad_runs_with_4xx_json(personas, make_version, client):
     assert client.get("/api/v1/runs/999999", **alice).status_code == 404
 
 
-def test_push_with_a_step_records_the_run_that_made_the_version(personas, make_version, local_store, tmp_path):
+def test_push_with_a_step_records_the_run_that_made_the_version(
+    personas, make_version, local_store, tmp_path
+):
     from io import StringIO
 
     from django.core.management import call_command
