@@ -23,7 +23,7 @@ KIND_STYLES: dict[str, tuple[str, str, str]] = {
     "more": ("#ffffff", "#9aa5b1", ""),
 }
 _FALLBACK = ("#f3f4f6", "#7b8794", "")
-_MAX_LABEL = 27
+_MAX_LABEL = 25
 
 
 def _clip(text: str, limit: int = _MAX_LABEL) -> str:
@@ -110,7 +110,7 @@ def _node(node: PlacedNode, link: str | None, is_focus: bool, is_selected: bool)
         )
         body.append(
             f'<text x="{text_x:.1f}" y="{node.y + 36:.1f}" font-size="11" fill="#616e7c">'
-            f"{escape(_clip(small, 32))}</text>"
+            f"{escape(_clip(small, 30))}</text>"
         )
     inner = f"<title>{title}</title>" + "".join(body)
     data = f' data-node="{escape(str(node.id))}"'

@@ -170,7 +170,7 @@ def _annotate(graph: nx.DiGraph, ids: list[int]) -> None:
         when = run.ended or run.started
         graph.add_node(
             run.node_id,
-            sublabel=f"{run.get_step_display()} · {run.status}" + (f" · {when:%Y-%m-%d}" if when else ""),
+            sublabel=f"{run.step} · {run.status}" + (f" · {when:%b %d}" if when else ""),
             name=run.name,
             namespace=run.namespace,
             step=run.step,
