@@ -30,9 +30,10 @@ _MAX_EVENT_BYTES = 5 * 1024 * 1024
 
 class RunIn(Schema):
     name: str = Field(..., description="the step's name, e.g. 'dedup-minhash'")
-    step: str = Field(
-        "other",
-        description="collection, cleaning, dedup, annotation, synthetic, split, training, evaluation or other",
+    step: str | None = Field(
+        None,
+        description="collection, cleaning, dedup, annotation, synthetic, split, training, evaluation or other;"
+        " guessed from the name when left out",
     )
     params: dict[str, Any] = Field(default_factory=dict)
     code: str = Field("", description="REPOSITORY#COMMIT")
@@ -50,7 +51,7 @@ def run_create(request: HttpRequest, payload: RunIn):
     result = services.run_record(
         user=request.user,
         name=payload.name,
-        step=payload.step,
+        step=payload.step or services.guess_step(payload.name),
         params=payload.params,
         code=payload.code,
         actor=payload.actor,
