@@ -96,3 +96,7 @@ def internal_error(request: HttpRequest, error: Exception):
 from lineage.api import router as lineage_router  # noqa: E402
 
 api.add_router("/", lineage_router)
+
+from catalog.api import register as register_catalog  # noqa: E402
+
+register_catalog(api)

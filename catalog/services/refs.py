@@ -9,7 +9,7 @@ from catalog import permissions
 from catalog.models import AuditEvent, Branch, Dataset, Tag, Version
 
 from .datasets import actor_name
-from .errors import UserError
+from .errors import NotFound, UserError
 from .versions import check_ref_name
 
 
@@ -68,3 +68,28 @@ def tag_create(
         where = f" (on {existing.version.semver})" if existing else ""
         raise UserError(f"{dataset.name} already has a tag named {name}{where}; tags never move.") from None
     return tag
+
+
+def branch_delete(*, dataset: Dataset, name: str, actor: str = "", user: permissions.User = None) -> None:
+    """Delete branch `name` of `dataset`. The default branch cannot be deleted: it is
+    what a dataset without a ref means. The versions stay (tags and other branches may
+    name them); retention decides what becomes of versions no name reaches."""
+    permissions.require_write(user, dataset)
+    actor = actor_name(user, actor)
+    if name == dataset.default_branch:
+        raise UserError(f"{name} is the default branch of {dataset.name}; it cannot be deleted.")
+    with transaction.atomic():
+        branch = Branch.objects.select_for_update().filter(dataset=dataset, name=name).first()
+        if branch is None:
+            raise NotFound(f"{dataset.name} has no branch named {name}.")
+        head_id = branch.head_id
+        branch.delete()
+        AuditEvent.objects.create(
+            actor=actor,
+            user=user if user is not None and user.is_authenticated else None,
+            action="branch.delete",
+            dataset=dataset,
+            object_type="branch",
+            object_id=name,
+            before={"head": head_id},
+        )

@@ -14,6 +14,7 @@ import json
 import os
 import stat as statmod
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -201,23 +202,43 @@ def scan_fingerprint(scan: Scan) -> str:
 
 
 def build_trees(scan: Scan, digests: dict[str, str]) -> tuple[str, dict[str, tuple[bytes, int]], int, int]:
-    """Build every tree bottom-up.
+    """Build every tree of a scanned folder bottom-up (see `build_trees_from`)."""
+    files = [
+        (
+            scanned.relpath,
+            treeformat.EXECUTABLE if scanned.executable else treeformat.FILE,
+            scanned.stat.st_size,
+            digests[scanned.relpath],
+        )
+        for scanned in scan.files
+    ]
+    return build_trees_from(files=files, links=scan.links, dirs=scan.dirs)
+
+
+def build_trees_from(
+    *, files: Iterable[tuple[str, str, int, str]], links: dict[str, str], dirs: Iterable[str]
+) -> tuple[str, dict[str, tuple[bytes, int]], int, int]:
+    """Build every tree bottom-up from files as (relpath, kind, size, digest), links
+    as relpath -> target, and every folder's relpath ("" is the root).
 
     Returns (root id, canonical bytes and entry count of each tree by id, file
-    count, total bytes). Rows are made only when a version is committed.
+    count, total bytes). Rows are made only when a version is committed. A local
+    push and a commit from a remote client both build their trees here, so the same
+    content gets the same tree ids whichever way it arrived.
     """
     children: dict[str, list[treeformat.Entry]] = defaultdict(list)
-    for scanned in scan.files:
-        parent, _, name = scanned.relpath.rpartition("/")
-        kind = treeformat.EXECUTABLE if scanned.executable else treeformat.FILE
-        children[parent].append(treeformat.Entry(name, kind, scanned.stat.st_size, digests[scanned.relpath]))
-    for relpath, target in scan.links.items():
+    file_count = 0
+    for relpath, kind, size, digest in files:
+        parent, _, name = relpath.rpartition("/")
+        children[parent].append(treeformat.Entry(name, kind, size, digest))
+        file_count += 1
+    for relpath, target in links.items():
         parent, _, name = relpath.rpartition("/")
         children[parent].append(treeformat.Entry(name, treeformat.LINK, 0, target))
     trees: dict[str, tuple[bytes, int]] = {}
     root_id, root_size = "", 0
     # Deepest folders first, so every subtree is named before its parent needs it.
-    for relpath in sorted(scan.dirs, key=lambda d: d.count("/") + (d != ""), reverse=True):
+    for relpath in sorted(dirs, key=lambda d: d.count("/") + (d != ""), reverse=True):
         entries = children[relpath]
         data = treeformat.encode(entries)
         tree_id = treeformat.tree_id(data)
@@ -228,7 +249,7 @@ def build_trees(scan: Scan, digests: dict[str, str]) -> tuple[str, dict[str, tup
             children[parent].append(treeformat.Entry(name, treeformat.TREE, total, tree_id))
         else:
             root_id, root_size = tree_id, total
-    return root_id, trees, len(scan.files), root_size
+    return root_id, trees, file_count, root_size
 
 
 # -- the push -------------------------------------------------------------------------
@@ -383,7 +404,7 @@ def _push_scanned(
     if start_head is not None and root_id == start_head.tree_id:
         version, created = start_head, False
     else:
-        version = _commit(
+        version = version_commit(
             user=user,
             dataset=dataset,
             dataset_name=dataset_name,
@@ -449,7 +470,7 @@ def version_id_for(fields: dict[str, object]) -> str:
     return digest_hex(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode())
 
 
-def _commit(
+def version_commit(
     *,
     user: permissions.User,
     dataset: Dataset | None,
@@ -470,7 +491,17 @@ def _commit(
     stored_bytes: int,
 ) -> Version:
     """Register the stored data, then create the version and move the branch by
-    compare-and-swap from the head seen when the push began."""
+    compare-and-swap from the head seen when the push began.
+
+    The one way a version comes to exist, whether its files were pushed from a local
+    folder or listed by a remote client whose packs are already registered (it then
+    passes no packs). Every pack named here must already be stored, and every chunk
+    a record or tree names must be in the index: callers check that first.
+    """
+    if dataset is None:
+        permissions.require_role(user, permissions.STEWARD, "create datasets")
+    else:
+        permissions.require_write(user, dataset)
     now = timezone.now()
     # First transaction: the stored data. These rows are content-addressed and name
     # only packs already written, so they are safe on their own, and a push refused

@@ -1,0 +1,910 @@
+"""Pushing and pulling for remote clients: the server's half of the transfer protocol.
+
+A remote client (``strata_client``) chunks and packs files itself, with the same
+``catalog.storage`` code a local push uses, so the server only ever handles metadata:
+
+1. ``upload_open`` starts an ``Upload`` for a dataset and branch.
+2. ``upload_missing``: the client sends the ids of its chunks (and the digests of
+   files it knows from its stat cache); the answer is what the store lacks. Every
+   pack holding something the client was told exists is leased to the upload, so
+   garbage collection cannot take it away before the commit.
+3. ``upload_pack_target``: for each pack of missing chunks, where to PUT it — a
+   presigned S3 URL that signs the Content-MD5 (S3 refuses damaged bytes) and
+   ``If-None-Match: *`` (packs are write-once), or, with a local folder store, a
+   signed URL of this server's own pack endpoint.
+4. ``upload_pack_register``: the server reads only the pack's index from the end of
+   the stored object, checks it against the chunk ids the client declared, and
+   registers the pack and its chunks. Data before metadata: nothing is registered
+   that is not already stored.
+5. ``upload_stage``: the client stages its file list in parts (any size of tree,
+   small requests).
+6. ``upload_commit``: the server checks that every chunk named is stored ("chunk …
+   missing" otherwise, and nothing is created), refuses unsafe paths, builds the
+   trees itself and commits through ``version_commit`` — the same compare-and-swap
+   as a local push.
+
+Pulling: the API's manifest (``catalog.api.reads``) lists a page of a version's entries with, for every
+chunk, where its bytes are inside a *span* — an exact byte range of one pack that
+holds only chunks this version needs — and a URL for each span (presigned S3 GET
+with the Range signed, or this server's signed endpoint). The client verifies
+every chunk by its hash and every file by its digest.
+
+Trust: the server cannot re-hash a pack that went straight to S3 without reading it,
+which is what the design avoids. It checks the index structure and the declared
+ids; chunk contents are verified on every read (a damaged chunk is never served)
+and by ``strata verify``. Stewards are trusted not to upload packs whose contents
+lie about their names, as they are trusted with what they push.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import posixpath
+import re
+import secrets
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import BinaryIO
+
+import zstandard
+from django.core import signing
+from django.db import transaction
+from django.db.models import Max, Sum
+from django.utils import timezone
+
+from catalog import permissions
+from catalog.models import (
+    Branch,
+    Chunk,
+    Dataset,
+    FileManifest,
+    Pack,
+    Stage,
+    Upload,
+    UploadLease,
+    UploadPart,
+    Version,
+)
+from catalog.storage import chunker, packs
+from catalog.storage import tree as treeformat
+from catalog.storage.backends import Backend, pack_key
+from catalog.storage.errors import CorruptObject, MissingObject, StoreError
+from catalog.storage.hashing import EMPTY_DIGEST, new_hasher
+from catalog.storage.store import FileRecord
+
+from .errors import IntegrityFailure, NotFound, UserError
+from .store import batched, file_chunks, get_backend
+from .versions import (
+    _check_explicit_semver,
+    build_trees_from,
+    check_dataset_name,
+    check_ref_name,
+    parse_semver,
+    version_commit,
+)
+
+# An upload lives this long after its last call; its leases hold until then.
+UPLOAD_LIFETIME = timedelta(hours=24)
+# Signed transfer URLs (S3 or this server's) are good for this long.
+TRANSFER_URL_SECONDS = 3600
+# PackWriter seals packs at 32 MiB by default; a client may choose larger ones,
+# but one object stays well under S3's 5 GB single-PUT limit.
+MAX_PACK_SIZE = 1024**3
+# One span is one ranged GET: large enough for few requests, small enough that a
+# client holding a few of them in memory stays flat.
+MAX_SPAN_BYTES = 16 * 1024 * 1024
+MAX_PATH_LENGTH = 4096
+
+KIND_NAMES = {
+    treeformat.FILE: "file",
+    treeformat.EXECUTABLE: "executable",
+    treeformat.LINK: "link",
+    treeformat.TREE: "dir",
+}
+KIND_CODES = {name: code for code, name in KIND_NAMES.items()}
+
+_HEX_RE = re.compile(r"^[0-9a-f]{64}$")
+_SIGNING_SALT = "strata.pack-transfer"
+_decompressor_local = threading.local()
+
+
+# -- small checks -----------------------------------------------------------------
+
+
+def check_object_id(value: str, what: str = "chunk id") -> None:
+    if not _HEX_RE.match(value):
+        raise UserError(f"{value[:80]!r} is not a {what}: use 64 lowercase hex digits.")
+
+
+def check_entry_path(path: str) -> None:
+    """A path inside a version: relative, '/'-separated, no '.', '..' or empty parts."""
+    if not path or len(path) > MAX_PATH_LENGTH or path.startswith("/"):
+        raise UserError(f"{path[:200]!r} is not a safe path: give a relative path inside the folder.")
+    for part in path.split("/"):
+        try:
+            treeformat.check_name(part)
+        except treeformat.InvalidTree:
+            raise UserError(
+                f"{path[:200]!r} is not a safe path: '..', '.' and empty parts are not allowed."
+            ) from None
+
+
+def check_link_target(path: str, target: str) -> None:
+    """A link must point inside the pushed folder, relatively (as a local push stores it)."""
+    if not target or "\0" in target or posixpath.isabs(target):
+        raise UserError(f"the link {path} must point to a relative path inside the folder.")
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    if resolved == ".." or resolved.startswith("../"):
+        raise UserError(f"the link {path} points outside the pushed folder ({target}).")
+
+
+def _check_md5(md5: str) -> None:
+    try:
+        raw = base64.b64decode(md5, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 16:
+        raise UserError("md5 must be the base64 of the pack's 16-byte MD5 digest.")
+
+
+# -- the upload session -------------------------------------------------------------
+
+
+def _writable_dataset(user: permissions.User, name: str) -> Dataset | None:
+    """The dataset `user` may push to, or None when a steward's push will create it.
+
+    Someone without the steward role gets NotFound for a name that does not exist,
+    exactly as for a restricted dataset they cannot see, so answers never reveal
+    which restricted names exist.
+    """
+    check_dataset_name(name)
+    dataset = Dataset.objects.filter(name=name).first()
+    if dataset is None:
+        if not permissions.has_role(user, permissions.STEWARD):
+            raise NotFound(f"there is no dataset named {name!r}.")
+        return None
+    permissions.require_write(user, dataset)
+    return dataset
+
+
+def _branch_head(dataset: Dataset | None, branch: str) -> Version | None:
+    """The head of `branch`, None for a dataset (or an empty one) that has no versions
+    yet; an unknown branch of a dataset with versions is refused."""
+    if dataset is None:
+        return None
+    row = Branch.objects.filter(dataset=dataset, name=branch).select_related("head").first()
+    if row is not None:
+        return row.head
+    if not Branch.objects.filter(dataset=dataset).exists() and branch == dataset.default_branch:
+        return None  # an empty dataset: its first commit creates the default branch
+    raise UserError(
+        f"dataset {dataset.name} has no branch {branch}; create it first "
+        f"(POST /api/v1/datasets/{dataset.name}/branches)."
+    )
+
+
+@dataclass(slots=True)
+class OpenedUpload:
+    upload: Upload
+    head: Version | None
+    pack_size: int
+    store: str  # "s3" or "local"
+
+
+def _store_kind(backend: Backend) -> str:
+    from catalog.storage.backends.s3 import S3Backend
+
+    return "s3" if isinstance(backend, S3Backend) else "local"
+
+
+def upload_open(*, user: permissions.User, dataset_name: str, branch: str | None = None) -> OpenedUpload:
+    """Start a remote push to `branch` of `dataset_name` (its default branch if None).
+
+    Needs the steward role and read access (or the steward role alone for a dataset
+    the push will create). Nothing is stored yet.
+    """
+    from django.conf import settings
+
+    if user is None or not user.is_authenticated:
+        raise UserError("a remote push needs a signed-in user.")
+    dataset = _writable_dataset(user, dataset_name)
+    if branch is not None:
+        check_ref_name(branch)
+    branch_name = branch or (dataset.default_branch if dataset else "main")
+    head = _branch_head(dataset, branch_name)
+    now = timezone.now()
+    upload = Upload.objects.create(
+        id=secrets.token_hex(16),
+        user=user,
+        dataset_name=dataset_name,
+        branch=branch_name,
+        created=now,
+        expires=now + UPLOAD_LIFETIME,
+    )
+    return OpenedUpload(upload, head, settings.STRATA_PACK_SIZE, _store_kind(get_backend()))
+
+
+def upload_get(*, user: permissions.User, upload_id: str, lock: bool = False) -> Upload:
+    """The open upload `upload_id` of `user`; another user's upload does not exist."""
+    query = Upload.objects.filter(id=upload_id)
+    if lock:
+        query = query.select_for_update()
+    upload = query.first() if user is not None else None
+    if upload is None or upload.user_id != user.pk:
+        raise NotFound(f"there is no upload {upload_id[:40]}.")
+    if upload.committed_id is not None:
+        raise UserError(
+            f"upload {upload.id} was already committed as version {upload.committed_id}; start a new push."
+        )
+    if upload.expires <= timezone.now():
+        raise UserError(f"upload {upload.id} expired; start the push again.")
+    return upload
+
+
+def _touch(upload: Upload) -> None:
+    Upload.objects.filter(pk=upload.pk).update(expires=timezone.now() + UPLOAD_LIFETIME)
+
+
+def _lease(upload: Upload, pack_ids: Iterable[str], *, uploaded: bool = False) -> None:
+    pack_ids = list(dict.fromkeys(pack_ids))
+    UploadLease.objects.bulk_create(
+        [UploadLease(upload=upload, pack_id=pack_id, uploaded=uploaded) for pack_id in pack_ids],
+        ignore_conflicts=True,
+        batch_size=500,
+    )
+    if uploaded and pack_ids:
+        UploadLease.objects.filter(upload=upload, pack_id__in=pack_ids).update(uploaded=True)
+
+
+def _pack_ids_of(chunk_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for batch in batched(list(chunk_ids)):
+        found.update(Chunk.objects.filter(id__in=batch).values_list("pack_id", flat=True).distinct())
+    return found
+
+
+def upload_missing(
+    *, user: permissions.User, upload_id: str, chunk_ids: Sequence[str], file_digests: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Which of `chunk_ids` and `file_digests` the store lacks, in the order asked.
+
+    Everything the store has is leased to the upload in the same transaction, so
+    the packs the client was told about stay until it commits or the upload expires.
+    """
+    for chunk_id in chunk_ids:
+        check_object_id(chunk_id)
+    for digest in file_digests:
+        check_object_id(digest, "file digest")
+    with transaction.atomic():
+        upload = upload_get(user=user, upload_id=upload_id, lock=True)
+        present_chunks: dict[str, str] = {}
+        for batch in batched(list(dict.fromkeys(chunk_ids))):
+            present_chunks.update(Chunk.objects.filter(id__in=batch).values_list("id", "pack_id"))
+        wanted_files = [d for d in dict.fromkeys(file_digests) if d != EMPTY_DIGEST]
+        present_files: set[str] = set()
+        file_pack_ids: set[str] = set()
+        if wanted_files:
+            chunks_of = file_chunks(wanted_files)
+            for batch in batched(wanted_files):
+                present_files.update(
+                    FileManifest.objects.filter(digest__in=batch).values_list("digest", flat=True)
+                )
+            # A file with no manifest is present when its single chunk is.
+            single = [d for d in wanted_files if d not in present_files]
+            for batch in batched(single):
+                rows = Chunk.objects.filter(id__in=batch).values_list("id", "pack_id")
+                for chunk_id, pack_id in rows:
+                    present_files.add(chunk_id)
+                    file_pack_ids.add(pack_id)
+            manifest_chunks = [c for d in wanted_files if d in present_files for c in chunks_of.get(d, [])]
+            file_pack_ids |= _pack_ids_of(manifest_chunks)
+        _lease(upload, set(present_chunks.values()) | file_pack_ids)
+        _touch(upload)
+    missing_chunks = [c for c in dict.fromkeys(chunk_ids) if c not in present_chunks]
+    missing_files = [d for d in dict.fromkeys(file_digests) if d != EMPTY_DIGEST and d not in present_files]
+    return missing_chunks, missing_files
+
+
+# -- moving pack bytes ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Transfer:
+    """Where a client sends or fetches bytes: a URL and the headers it must send."""
+
+    url: str
+    method: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# `local_url(pack_id, token)` builds the URL of this server's pack endpoint; the API
+# layer passes it, since only it knows the host the client reached.
+LocalUrl = Callable[[str, str], str]
+
+_presign_clients: dict[str, object] = {}
+_presign_lock = threading.Lock()
+
+
+def _presign_client():
+    """A boto3 client that signs with SigV4, so signed headers (Content-MD5,
+    If-None-Match, Range) are part of the signature and must be sent as signed."""
+    import boto3
+    from botocore.config import Config
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+    with _presign_lock:
+        client = _presign_clients.get(endpoint)
+        if client is None:
+            client = boto3.client("s3", config=Config(signature_version="s3v4"))
+            _presign_clients[endpoint] = client
+    return client
+
+
+def _s3_key(backend, pack_id: str) -> str:
+    key = pack_key(pack_id)
+    return f"{backend.prefix}/{key}" if backend.prefix else key
+
+
+def upload_pack_target(
+    *, user: permissions.User, upload_id: str, pack_id: str, size: int, md5: str, local_url: LocalUrl
+) -> Transfer | None:
+    """Where the client should PUT pack `pack_id`; None if the store already has it
+    registered (it is then leased to the upload and needs no upload at all)."""
+    check_object_id(pack_id, "pack id")
+    _check_md5(md5)
+    if not packs.footer_size() + len(packs.MAGIC) <= size <= MAX_PACK_SIZE:
+        raise UserError(
+            f"a pack must be between {len(packs.MAGIC) + packs.footer_size()} and {MAX_PACK_SIZE} bytes."
+        )
+    upload = upload_get(user=user, upload_id=upload_id)
+    if Pack.objects.filter(id=pack_id).exists():
+        with transaction.atomic():
+            _lease(upload, [pack_id])
+        return None
+    backend = get_backend()
+    headers = {"Content-MD5": md5}
+    if _store_kind(backend) == "s3":
+        headers["If-None-Match"] = "*"
+        url = _presign_client().generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": backend.bucket,
+                "Key": _s3_key(backend, pack_id),
+                "ContentMD5": md5,
+                "IfNoneMatch": "*",
+            },
+            ExpiresIn=TRANSFER_URL_SECONDS,
+        )
+        return Transfer(url, "PUT", headers)
+    token = signing.dumps(
+        {"op": "put", "u": upload.id, "p": pack_id, "s": size, "m": md5}, salt=_SIGNING_SALT
+    )
+    return Transfer(local_url(pack_id, token), "PUT", headers)
+
+
+def _read_token(token: str, pack_id: str, op: str) -> dict:
+    try:
+        claims = signing.loads(token, salt=_SIGNING_SALT, max_age=TRANSFER_URL_SECONDS)
+    except signing.SignatureExpired:
+        raise UserError("this transfer URL has expired; ask the API for a new one.") from None
+    except signing.BadSignature:
+        raise NotFound("there is no such transfer URL.") from None
+    if not isinstance(claims, dict) or claims.get("op") != op or claims.get("p") != pack_id:
+        raise NotFound("there is no such transfer URL.")
+    return claims
+
+
+def pack_receive(*, token: str, pack_id: str, body: BinaryIO, content_length: int | None) -> None:
+    """Store a pack sent to this server's endpoint (local folder stores only).
+
+    The URL's signature names the upload, the pack, its size and MD5; the bytes are
+    spooled to disk, checked against all three and against the pack's BLAKE3 name,
+    and only then published (write-once) by the backend.
+    """
+    backend = get_backend()
+    if _store_kind(backend) != "local":
+        raise NotFound("packs go straight to S3 on this server; ask the API for an upload URL.")
+    claims = _read_token(token, pack_id, "put")
+    upload = Upload.objects.filter(id=claims["u"], committed__isnull=True, expires__gt=timezone.now()).first()
+    if upload is None:
+        raise UserError("the upload this pack belongs to is over; start the push again.")
+    size = int(claims["s"])
+    if content_length is not None and content_length != size:
+        raise UserError(f"pack {pack_id} is {size} bytes, but {content_length} were sent.")
+    blake = new_hasher()
+    md5 = hashlib.md5()
+    received = 0
+    spool = tempfile.NamedTemporaryFile(  # noqa: SIM115 (handed to put_pack, which consumes it)
+        dir=backend.spool_dir(), prefix="recv-", suffix=".tmp", delete=False
+    )
+    try:
+        with spool:
+            while received < size:
+                block = body.read(min(1 << 20, size - received))
+                if not block:
+                    break
+                received += len(block)
+                blake.update(block)
+                md5.update(block)
+                spool.write(block)
+            spool.flush()
+            os.fsync(spool.fileno())
+        if received != size or body.read(1):
+            raise UserError(f"pack {pack_id} is {size} bytes, but a different amount arrived.")
+        if base64.b64encode(md5.digest()).decode() != claims["m"]:
+            raise UserError(f"pack {pack_id} does not match its Content-MD5: it was damaged on the way.")
+        if blake.hexdigest() != pack_id:
+            raise UserError(f"pack {pack_id} does not hash to its name; it was not stored.")
+        backend.put_pack(pack_id, spool.name)
+    finally:
+        if os.path.exists(spool.name):
+            os.unlink(spool.name)
+
+
+def pack_send(*, token: str, pack_id: str) -> bytes:
+    """The bytes of one span of a pack (local folder stores only), as signed in the
+    URL the manifest gave: exactly the chunks a reader of that version needs."""
+    backend = get_backend()
+    if _store_kind(backend) != "local":
+        raise NotFound("packs come straight from S3 on this server; ask the API for the manifest.")
+    claims = _read_token(token, pack_id, "get")
+    try:
+        return backend.read_range(pack_id, int(claims["o"]), int(claims["n"]))
+    except MissingObject:
+        raise IntegrityFailure(f"pack {pack_id} is missing from the store.") from None
+
+
+def upload_pack_register(
+    *, user: permissions.User, upload_id: str, pack_id: str, size: int, chunk_ids: Sequence[str]
+) -> int:
+    """Register a pack the client has stored, reading only its index; returns its
+    chunk count.
+
+    The object must exist with the declared size, start with the pack magic, and
+    end with an index that lists exactly `chunk_ids`, in order, laid end to end from
+    the header to the index, each no larger than the chunker makes. Only then are
+    its Pack and Chunk rows written (a chunk already stored elsewhere keeps its old
+    location) and the pack leased to the upload.
+    """
+    check_object_id(pack_id, "pack id")
+    for chunk_id in chunk_ids:
+        check_object_id(chunk_id)
+    upload = upload_get(user=user, upload_id=upload_id)
+    if Pack.objects.filter(id=pack_id).exists():
+        with transaction.atomic():
+            _lease(upload, [pack_id], uploaded=True)
+        return Pack.objects.get(id=pack_id).chunk_count
+    backend = get_backend()
+    stored_size = backend.pack_size(pack_id)
+    if stored_size is None:
+        raise UserError(f"pack {pack_id} was not uploaded; upload it before registering it.")
+    if stored_size != size:
+        raise UserError(f"pack {pack_id} is {stored_size} bytes in the store, not {size}.")
+    try:
+        entries = _read_index(backend, pack_id, size)
+    except CorruptObject as error:
+        raise UserError(f"pack {pack_id} is not a valid pack ({error}); it was not registered.") from None
+    except StoreError as error:
+        raise IntegrityFailure(f"cannot read pack {pack_id}: {error}") from None
+    if [entry.chunk_id for entry in entries] != list(chunk_ids):
+        raise UserError(f"pack {pack_id} does not hold the chunks declared for it; it was not registered.")
+    with transaction.atomic():
+        Pack.objects.bulk_create(
+            [Pack(id=pack_id, size=size, chunk_count=len(entries))], ignore_conflicts=True
+        )
+        Chunk.objects.bulk_create(
+            [
+                Chunk(
+                    id=entry.chunk_id,
+                    pack_id=pack_id,
+                    offset=entry.offset,
+                    stored_length=entry.stored_length,
+                    raw_length=entry.raw_length,
+                    codec=entry.codec,
+                )
+                for entry in entries
+            ],
+            ignore_conflicts=True,
+            batch_size=2000,
+        )
+        _lease(upload, [pack_id], uploaded=True)
+        _touch(upload)
+    return len(entries)
+
+
+def _read_index(backend: Backend, pack_id: str, size: int) -> list[packs.IndexEntry]:
+    """A pack's index entries, read from its head and tail only, and checked."""
+    footer = packs.footer_size()
+    count, index_offset = packs.read_footer(pack_id, backend.read_tail(pack_id, footer))
+    index_bytes = count * packs.index_entry_size()
+    if index_offset < len(packs.MAGIC) or index_offset + index_bytes + footer != size:
+        raise CorruptObject("pack", pack_id, "its footer does not match its size")
+    if backend.read_range(pack_id, 0, len(packs.MAGIC)) != packs.MAGIC:
+        raise CorruptObject("pack", pack_id, "bad header")
+    entries = packs.parse_index(pack_id, backend.read_tail(pack_id, index_bytes + footer))
+    position = len(packs.MAGIC)
+    seen: set[str] = set()
+    for entry in entries:
+        if (
+            entry.offset != position
+            or entry.stored_length <= 0
+            or not 0 < entry.raw_length <= chunker.MAX_SIZE
+            or entry.codec not in (packs.CODEC_RAW, packs.CODEC_ZSTD)
+            or (entry.codec == packs.CODEC_RAW and entry.stored_length != entry.raw_length)
+            or entry.chunk_id in seen
+        ):
+            raise CorruptObject("pack", pack_id, f"bad index entry for chunk {entry.chunk_id}")
+        seen.add(entry.chunk_id)
+        position += entry.stored_length
+    if position != index_offset:
+        raise CorruptObject("pack", pack_id, "its chunks do not fill it")
+    return entries
+
+
+# -- staging the file list and committing ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StagedEntry:
+    """One entry of a remote client's file list."""
+
+    path: str
+    kind: str  # file, executable, link, dir
+    size: int = 0
+    digest: str = ""
+    chunks: tuple[str, ...] = ()
+    target: str = ""
+
+
+def _check_entry(entry: StagedEntry) -> None:
+    check_entry_path(entry.path)
+    if entry.kind not in KIND_CODES:
+        raise UserError(f"{entry.path}: {entry.kind!r} is not a kind; use file, executable, link or dir.")
+    if entry.kind in ("file", "executable"):
+        check_object_id(entry.digest, "file digest")
+        if entry.size < 0:
+            raise UserError(f"{entry.path}: a size cannot be negative.")
+        for chunk_id in entry.chunks:
+            check_object_id(chunk_id)
+    elif entry.kind == "link":
+        check_link_target(entry.path, entry.target)
+    if entry.kind != "link" and entry.target:
+        raise UserError(f"{entry.path}: only a link has a target.")
+    if entry.kind in ("link", "dir") and (entry.digest or entry.chunks or entry.size):
+        raise UserError(f"{entry.path}: a {entry.kind} has no digest, chunks or size.")
+
+
+@dataclass(frozen=True, slots=True)
+class StagedManifest:
+    """A piece of the chunk list of a file too long to list in one entry; pieces of
+    the same digest are joined in the order they were staged."""
+
+    digest: str
+    size: int
+    chunks: tuple[str, ...]
+
+
+def _check_manifest(manifest: StagedManifest) -> None:
+    check_object_id(manifest.digest, "file digest")
+    if manifest.size < 0:
+        raise UserError(f"file {manifest.digest}: a size cannot be negative.")
+    for chunk_id in manifest.chunks:
+        check_object_id(chunk_id)
+
+
+def _encode_part(entries: Sequence[StagedEntry], manifests: Sequence[StagedManifest]) -> bytes:
+    payload = {
+        "e": [[e.path, e.kind, e.size, e.digest, list(e.chunks), e.target] for e in entries],
+        "m": [[m.digest, m.size, list(m.chunks)] for m in manifests],
+    }
+    return zstandard.ZstdCompressor(level=3).compress(json.dumps(payload, separators=(",", ":")).encode())
+
+
+def _decode_part(data: bytes) -> tuple[list[StagedEntry], list[StagedManifest]]:
+    decompressor = getattr(_decompressor_local, "value", None)
+    if decompressor is None:
+        decompressor = _decompressor_local.value = zstandard.ZstdDecompressor()
+    payload = json.loads(decompressor.decompress(bytes(data)))
+    entries = [
+        StagedEntry(path, kind, size, digest, tuple(chunks), target)
+        for path, kind, size, digest, chunks, target in payload["e"]
+    ]
+    manifests = [StagedManifest(digest, size, tuple(chunks)) for digest, size, chunks in payload["m"]]
+    return entries, manifests
+
+
+def upload_stage(
+    *,
+    user: permissions.User,
+    upload_id: str,
+    entries: Sequence[StagedEntry],
+    manifests: Sequence[StagedManifest] = (),
+    number: int | None = None,
+) -> int:
+    """Add a part of the file list to an upload; returns the part's number.
+
+    A client that numbers its parts may resend one (a retry after a lost answer):
+    the part is replaced, never added twice. Each entry is checked now (so a bad
+    path is refused at once); the list as a whole — duplicates, and whether its
+    chunks are stored — at the commit.
+    """
+    for entry in entries:
+        _check_entry(entry)
+    for manifest in manifests:
+        _check_manifest(manifest)
+    with transaction.atomic():
+        upload = upload_get(user=user, upload_id=upload_id, lock=True)
+        if number is None:
+            number = (upload.parts.aggregate(top=Max("number"))["top"] or 0) + 1
+        else:
+            upload.parts.filter(number=number).delete()
+        UploadPart.objects.create(
+            upload=upload,
+            number=number,
+            entry_count=len(entries),
+            data=_encode_part(entries, manifests),
+        )
+        _touch(upload)
+    return number
+
+
+# `parent` left out of a commit: commit on whatever the branch head is then.
+UNSET = object()
+
+
+@dataclass(slots=True)
+class CommitResult:
+    dataset: str
+    branch: str
+    version: Version
+    created: bool
+    file_count: int
+    logical_bytes: int
+    new_bytes: int = 0
+    stored_bytes: int = 0
+
+
+def _tree_inputs(entries: Sequence[StagedEntry]):
+    """Files, links and folders of a file list, every folder implied by a path added,
+    and the list refused if a path comes twice or is both a file and a folder."""
+    files: dict[str, StagedEntry] = {}
+    links: dict[str, str] = {}
+    dirs: set[str] = {""}
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.path in seen:
+            raise UserError(f"{entry.path} is listed twice.")
+        seen.add(entry.path)
+        if entry.kind == "dir":
+            dirs.add(entry.path)
+        elif entry.kind == "link":
+            links[entry.path] = entry.target
+        else:
+            files[entry.path] = entry
+    for path in list(seen):
+        parent = path.rpartition("/")[0]
+        while parent and parent not in dirs:
+            dirs.add(parent)
+            parent = parent.rpartition("/")[0]
+    for path in dirs:
+        if path in files or path in links:
+            raise UserError(f"{path} is both a file and a folder.")
+    return files, links, dirs
+
+
+def _file_records(
+    files: dict[str, StagedEntry], staged_manifests: dict[str, tuple[int, list[str]]]
+) -> dict[str, FileRecord]:
+    """Check that every file's content is stored, and return the manifests to make.
+
+    A digest the catalog knows (a manifest, or a stored single chunk) needs nothing
+    more; otherwise the entry's chunk list must name stored chunks whose sizes add up
+    to the file's. Raises "chunk … missing" for the first chunk never uploaded.
+    """
+    by_digest: dict[str, StagedEntry] = {}
+    for entry in files.values():
+        known = by_digest.setdefault(entry.digest, entry)
+        if known.size != entry.size:
+            raise UserError(f"{known.path} and {entry.path} have the same digest but different sizes.")
+    manifests: dict[str, int] = {}
+    wanted = [digest for digest in by_digest if digest != EMPTY_DIGEST]
+    for batch in batched(wanted):
+        manifests.update(FileManifest.objects.filter(digest__in=batch).values_list("digest", "size"))
+    needed: dict[str, list[str]] = {}
+    for digest, entry in by_digest.items():
+        if digest == EMPTY_DIGEST:
+            if entry.size != 0 or entry.chunks:
+                raise UserError(f"{entry.path} has the digest of an empty file but a size or chunks.")
+        elif digest in manifests:
+            if manifests[digest] != entry.size:
+                raise UserError(
+                    f"{entry.path} is {entry.size} bytes, but its digest names a file of {manifests[digest]}."
+                )
+        elif digest in staged_manifests:
+            size, chunk_ids = staged_manifests[digest]
+            if size != entry.size:
+                raise UserError(f"{entry.path} is {entry.size} bytes, but its staged chunk list says {size}.")
+            needed[digest] = chunk_ids
+        elif len(entry.chunks) > 1:
+            needed[digest] = list(entry.chunks)
+        else:
+            if entry.chunks and entry.chunks[0] != digest:
+                raise UserError(f"{entry.path}: a file of one chunk has that chunk's id as its digest.")
+            needed[digest] = [digest]
+    lengths: dict[str, int] = {}
+    all_chunks = list(dict.fromkeys(c for chunk_ids in needed.values() for c in chunk_ids))
+    for batch in batched(all_chunks):
+        lengths.update(Chunk.objects.filter(id__in=batch).values_list("id", "raw_length"))
+    records: dict[str, FileRecord] = {}
+    for digest, chunk_ids in needed.items():
+        entry = by_digest[digest]
+        for chunk_id in chunk_ids:
+            if chunk_id not in lengths:
+                raise UserError(
+                    f"chunk {chunk_id} missing: {entry.path} names it but it was never uploaded; "
+                    "upload it and commit again."
+                )
+        if sum(lengths[c] for c in chunk_ids) != entry.size:
+            raise UserError(f"{entry.path} is {entry.size} bytes, but its chunks add up to a different size.")
+        records[digest] = FileRecord(digest=digest, size=entry.size, chunk_ids=chunk_ids)
+    return records
+
+
+def upload_commit(
+    *,
+    user: permissions.User,
+    dataset_name: str,
+    upload_id: str | None = None,
+    entries: Sequence[StagedEntry] = (),
+    branch: str | None = None,
+    parent: object = UNSET,
+    message: str = "",
+    stage: str | None = None,
+    semver: str | None = None,
+) -> CommitResult:
+    """Commit a remote client's file list — the upload's staged parts plus `entries` —
+    as a new version, or report the branch head unchanged if the tree is the same.
+
+    `parent` is the head the client saw: the commit moves the branch only if it is
+    still there (None: only if the branch has no head yet); left out, the current
+    head. Every check happens before anything is written: a missing chunk, an unsafe
+    path or a moved branch leaves no version, tree or manifest behind.
+    """
+    check_dataset_name(dataset_name)
+    if stage is not None and stage not in Stage.values:
+        raise UserError(f"{stage!r} is not a stage: use one of {', '.join(Stage.values)}.")
+    explicit_semver = parse_semver(semver) if semver else None
+    if branch is not None:
+        check_ref_name(branch)
+    for entry in entries:
+        _check_entry(entry)
+    if user is None or not user.is_authenticated:
+        raise UserError("a remote commit needs a signed-in user.")
+    # One transaction from the first check to the branch move: a refusal at any
+    # point leaves no tree, manifest or version, and the upload stays open.
+    with transaction.atomic():
+        dataset = _writable_dataset(user, dataset_name)
+        upload = None
+        staged_manifests: dict[str, tuple[int, list[str]]] = {}
+        if upload_id is not None:
+            upload = upload_get(user=user, upload_id=upload_id, lock=True)
+            if upload.dataset_name != dataset_name:
+                raise UserError(f"upload {upload.id} is for {upload.dataset_name}, not {dataset_name}.")
+            if branch is not None and branch != upload.branch:
+                raise UserError(f"upload {upload.id} is for branch {upload.branch}, not {branch}.")
+            branch = upload.branch
+            staged: list[StagedEntry] = []
+            for part in upload.parts.all():
+                part_entries, part_manifests = _decode_part(part.data)
+                staged.extend(part_entries)
+                for manifest in part_manifests:
+                    size, chunk_ids = staged_manifests.setdefault(manifest.digest, (manifest.size, []))
+                    if size != manifest.size:
+                        raise UserError(
+                            f"the chunk list of file {manifest.digest} was staged with two sizes."
+                        )
+                    chunk_ids.extend(manifest.chunks)
+            entries = staged + list(entries)
+        branch_name = branch or (dataset.default_branch if dataset else "main")
+        current = _branch_head(dataset, branch_name)
+        if parent is UNSET:
+            start_head = current
+        elif parent is None:
+            start_head = None
+            if current is not None:
+                raise _moved(dataset_name, branch_name)
+        else:
+            start_head = Version.objects.filter(id=parent, dataset=dataset).first() if dataset else None
+            if start_head is None:
+                raise UserError(f"{str(parent)[:80]} is not a version of {dataset_name}.")
+            if current is None or current.id != start_head.id:
+                raise _moved(dataset_name, branch_name)
+        if explicit_semver is not None and dataset is not None:
+            _check_explicit_semver(dataset, start_head, explicit_semver)
+
+        files, links, dirs = _tree_inputs(entries)
+        records = _file_records(files, staged_manifests)
+        try:
+            root_id, trees, file_count, logical = build_trees_from(
+                files=[(path, KIND_CODES[e.kind], e.size, e.digest) for path, e in files.items()],
+                links=links,
+                dirs=dirs,
+            )
+        except treeformat.InvalidTree as error:
+            raise UserError(f"the file list cannot be stored: {error}.") from None
+
+        new_bytes = stored_bytes = 0
+        if upload is not None:
+            totals = Chunk.objects.filter(
+                pack_id__in=upload.leases.filter(uploaded=True).values("pack_id")
+            ).aggregate(raw=Sum("raw_length"), stored=Sum("stored_length"))
+            new_bytes, stored_bytes = totals["raw"] or 0, totals["stored"] or 0
+
+        if start_head is not None and root_id == start_head.tree_id:
+            version, created = start_head, False
+            new_bytes = stored_bytes = 0
+        else:
+            version = version_commit(
+                user=user,
+                dataset=dataset,
+                dataset_name=dataset_name,
+                branch_name=branch_name,
+                start_head=start_head,
+                root_id=root_id,
+                trees=trees,
+                records=records,
+                report_packs=[],
+                author=user.get_username(),
+                message=message,
+                stage=stage,
+                explicit_semver=explicit_semver,
+                file_count=file_count,
+                logical=logical,
+                new_bytes=new_bytes,
+                stored_bytes=stored_bytes,
+            )
+            created = True
+        if upload is not None:
+            # The version now reaches every pack it needs: the leases and staged list
+            # have done their work.
+            Upload.objects.filter(pk=upload.pk).update(committed=version)
+            upload.parts.all().delete()
+            upload.leases.all().delete()
+        return CommitResult(
+            dataset_name, branch_name, version, created, file_count, logical, new_bytes, stored_bytes
+        )
+
+
+def _moved(dataset_name: str, branch: str):
+    from .errors import ConflictError
+
+    return ConflictError(
+        f"branch {branch} of {dataset_name} moved since your push began; "
+        "your data is stored, push again to commit on top of the new head."
+    )
+
+
+# -- pulling ------------------------------------------------------------------------
+
+
+def span_transfer(pack_id: str, offset: int, length: int, local_url: LocalUrl) -> Transfer:
+    """Where a reader fetches exactly `length` bytes of a pack from `offset`: a
+    presigned S3 GET with its Range signed, or this server's signed endpoint."""
+    backend = get_backend()
+    byte_range = f"bytes={offset}-{offset + length - 1}"
+    if _store_kind(backend) == "s3":
+        url = _presign_client().generate_presigned_url(
+            "get_object",
+            Params={"Bucket": backend.bucket, "Key": _s3_key(backend, pack_id), "Range": byte_range},
+            ExpiresIn=TRANSFER_URL_SECONDS,
+        )
+        return Transfer(url, "GET", {"Range": byte_range})
+    token = signing.dumps({"op": "get", "p": pack_id, "o": offset, "n": length}, salt=_SIGNING_SALT)
+    return Transfer(local_url(pack_id, token), "GET", {"Range": byte_range})
