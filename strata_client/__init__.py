@@ -1,0 +1,43 @@
+"""Strata's Python client, for pipelines, training scripts and CI.
+
+    from strata_client import Client
+
+    client = Client("https://strata.example.org", token)
+    client.push("data/reviews", "reviews", message="weekly refresh", stage="cleaned")
+    client.pull("reviews@1.2.0", "/tmp/reviews")
+    version_id = client.resolve("reviews@main")
+
+It needs no Django: only the standard library and Strata's store code
+(``catalog.storage``: chunking, packs, hashing), which it shares with the server so
+that both cut and name bytes identically.
+"""
+
+from __future__ import annotations
+
+from .client import Client, PullResult, PushResult
+from .errors import (
+    AuthError,
+    ClientError,
+    Conflict,
+    Forbidden,
+    IntegrityError,
+    NotFound,
+    ServerError,
+    StrataClientError,
+    TransferError,
+)
+
+__all__ = [
+    "AuthError",
+    "Client",
+    "ClientError",
+    "Conflict",
+    "Forbidden",
+    "IntegrityError",
+    "NotFound",
+    "PullResult",
+    "PushResult",
+    "ServerError",
+    "StrataClientError",
+    "TransferError",
+]

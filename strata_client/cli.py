@@ -1,0 +1,118 @@
+"""`strata-client push|pull|resolve …`: the client on the command line.
+
+The server and token come from STRATA_URL and STRATA_TOKEN (or --url, --token).
+Output is text for people, or JSON with --json; a progress bar is drawn when stderr
+is a terminal. Errors are one sentence on stderr; the exit code is 2 when the
+request was wrong (bad input, unknown name, no permission, bad token) and 1 when it
+could not be done (a branch moved, the network, damaged data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from .client import Client
+from .errors import ClientError, StrataClientError
+from .progress import TerminalProgress, human_bytes
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors in one line, like every other error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {message} (see `{self.prog} --help`).\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="strata-client", description="Push, pull and resolve Strata dataset versions.")
+    parser.add_argument("--url", help="the Strata server (default: $STRATA_URL)")
+    parser.add_argument("--token", help="a personal API token (default: $STRATA_TOKEN)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    push = sub.add_parser("push", parents=[common], help="store a file or folder as a new version")
+    push.add_argument("path")
+    push.add_argument("dataset")
+    push.add_argument("--branch", help="branch to commit on (default: the dataset's default branch)")
+    push.add_argument("--message", "-m", default="")
+    push.add_argument("--stage", choices=["raw", "cleaned", "labelled", "split", "other"])
+    push.add_argument("--semver", help="explicit semantic version, e.g. 2.0.0")
+
+    pull = sub.add_parser("pull", parents=[common], help="write a version's files into a folder")
+    pull.add_argument("spec", metavar="DATASET[@REF]")
+    pull.add_argument("dest")
+    pull.add_argument("--force", action="store_true", help="write into a non-empty folder")
+
+    resolve = sub.add_parser("resolve", parents=[common], help="print the version id a ref names")
+    resolve.add_argument("spec", metavar="DATASET[@REF]")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        url = args.url or os.environ.get("STRATA_URL", "")
+        token = args.token or os.environ.get("STRATA_TOKEN", "")
+        if not url:
+            raise ClientError(
+                "set STRATA_URL to the Strata server's address, e.g. https://strata.example.org."
+            )
+        if not token:
+            raise ClientError("set STRATA_TOKEN to a personal API token (made on your account's token page).")
+        client = Client(url, token)
+        if args.command == "push":
+            progress = None if args.json else TerminalProgress("push")
+            result = client.push(
+                args.path,
+                args.dataset,
+                branch=args.branch,
+                message=args.message,
+                stage=args.stage,
+                semver=args.semver,
+                progress=progress,
+            )
+            if result.created:
+                text = (
+                    f"Pushed {result.dataset}@{result.semver} on {result.branch}: version {result.version}\n"
+                    f"  files {result.file_count:,}  logical {human_bytes(result.logical_bytes)}"
+                    f"  new {human_bytes(result.new_bytes)}"
+                    f"  uploaded {result.uploaded_packs} packs ({human_bytes(result.uploaded_bytes)})"
+                )
+            else:
+                text = (
+                    f"No changes: {result.dataset}@{result.branch} already holds this content as "
+                    f"{result.semver} ({result.version[:12]}); no new version made."
+                )
+            _emit(args.json, result.as_dict(), text)
+        elif args.command == "pull":
+            progress = None if args.json else TerminalProgress("pull")
+            result = client.pull(args.spec, args.dest, force=args.force, progress=progress)
+            _emit(
+                args.json,
+                result.as_dict(),
+                f"Pulled {result.dataset}@{result.semver} ({result.version[:12]}) into {result.dest}: "
+                f"{result.file_count:,} files, {human_bytes(result.bytes_written)}",
+            )
+        else:
+            version_id = client.resolve(args.spec)
+            _emit(args.json, {"spec": args.spec, "version": version_id}, version_id)
+    except StrataClientError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was committed or written.", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _emit(as_json: bool, payload: object, text: str) -> None:
+    print(json.dumps(payload, indent=2) if as_json else text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
