@@ -4,12 +4,14 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from catalog.views_tokens import account_tokens
 from config.api import api
 
 urlpatterns = [
     path("", include("catalog.urls")),
     path("", include("lineage.urls")),
     path("api/v1/", api.urls),
+    path("account/tokens/", account_tokens, name="account_tokens"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

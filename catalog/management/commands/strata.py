@@ -141,6 +141,17 @@ class Command(BaseCommand):
         verify = sub.add_parser("verify", parents=[common], help="re-hash every stored byte")
         verify.add_argument("spec", nargs="?", metavar="DATASET[@REF]")
 
+        token = sub.add_parser("token", help="personal API tokens")
+        token_sub = token.add_subparsers(dest="token_command", required=True, parser_class=OneLineParser)
+        token_create_parser = token_sub.add_parser(
+            "create", parents=[common], help="make a token for a user and print its secret, once"
+        )
+        token_create_parser.add_argument("username")
+        token_create_parser.add_argument("--name", default="command line", help="what the token is for")
+        token_create_parser.add_argument(
+            "--expires-days", type=int, default=None, help="days until it expires (default: never)"
+        )
+
         dvc = sub.add_parser(
             "import-dvc", parents=[common], help="import a DVC project's pipeline as lineage"
         )
@@ -366,6 +377,27 @@ class Command(BaseCommand):
         if report.not_run:
             lines.append(f"  not in dvc.lock yet (never run): {', '.join(report.not_run)}")
         self.emit(report.as_dict(), "\n".join(lines))
+
+    def do_token(self, options: dict[str, Any]) -> None:
+        from django.contrib.auth import get_user_model
+
+        from catalog.services.tokens import token_create
+
+        username = options["username"]
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise UserError(f"there is no user named {username!r}.")
+        token, secret = token_create(user=user, name=options["name"], expires_in_days=options["expires_days"])
+        expires = f", expires {token.expires:%Y-%m-%d}" if token.expires else ", never expires"
+        self.emit(
+            {
+                "user": username,
+                "name": token.name,
+                "token": secret,
+                "expires": token.expires.isoformat() if token.expires else None,
+            },
+            f"{secret}\n(token {token.name!r} for {username}{expires}; this is the only time it is shown)",
+        )
 
 
 class VerifyFailed(StrataError):

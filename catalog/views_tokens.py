@@ -1,0 +1,62 @@
+"""The user's page of personal API tokens: make one (its secret shown once), see
+when each was last used, revoke one. Thin, like every page: the rules — who may
+make or revoke which token, names, expiry — live in ``catalog.services.tokens``."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from catalog.models import ApiToken
+from catalog.services.errors import UserError
+from catalog.services.tokens import token_create, token_revoke
+
+# The new secret waits in the session for exactly one page view, so that a reload
+# does not make a second token and the secret is never shown twice.
+_NEW_SECRET = "strata_new_token"
+EXPIRY_CHOICES = [(30, "30 days"), (90, "90 days"), (365, "1 year"), (0, "never")]
+
+
+@login_required
+def account_tokens(request: HttpRequest) -> HttpResponse:
+    error = None
+    if request.method == "POST":
+        try:
+            if request.POST.get("action") == "revoke":
+                token = token_revoke(token_id=_int(request.POST.get("token"), "token"), actor=request.user)
+                messages.success(request, f"Token {token.name} ({token.prefix}…) is revoked.")
+                return redirect("account_tokens")
+            days = _int(request.POST.get("expires_days", "90"), "expiry")
+            token, secret = token_create(
+                user=request.user,
+                name=request.POST.get("name", ""),
+                expires_in_days=days or None,
+                actor=request.user,
+            )
+            request.session[_NEW_SECRET] = {"name": token.name, "secret": secret}
+            return redirect("account_tokens")
+        except UserError as problem:
+            error = str(problem)
+    new_token = request.session.pop(_NEW_SECRET, None)
+    tokens = ApiToken.objects.filter(user=request.user).order_by("-created")
+    return render(
+        request,
+        "account/tokens.html",
+        {
+            "tokens": tokens,
+            "new_token": new_token,
+            "error": error,
+            "expiry_choices": EXPIRY_CHOICES,
+            "api_url": request.build_absolute_uri("/"),
+        },
+        status=400 if error else 200,
+    )
+
+
+def _int(value: str | None, what: str) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        raise UserError(f"choose a valid {what}.") from None
