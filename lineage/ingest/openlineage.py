@@ -174,18 +174,22 @@ def _version_facet(facets: dict[str, Any]) -> str:
     return ""
 
 
-def dataset_endpoint(dataset: dict[str, Any], user: permissions.User) -> Endpoint:
-    """A dataset of an event as a catalog version (by the documented rule) or a source."""
+def dataset_endpoint(dataset: dict[str, Any], user: permissions.User, output: bool = False) -> Endpoint:
+    """A dataset of an event as a catalog version (by the documented rule) or a
+    source. An output is linked to a catalog version only if the sender may
+    write that dataset, as when recording a run any other way."""
     namespace, name = dataset["namespace"], dataset["name"]
     facets = dict(dataset.get("facets") or {})
     version_tag = _version_facet(facets)
     if namespace == "strata" or namespace.startswith("strata://"):
         spec = name if "@" in name or not version_tag else f"{name}@{version_tag}"
         try:
-            _, version = resolve_spec(spec, user)
+            catalog_dataset, version = resolve_spec(spec, user)
+            if output:
+                permissions.require_write(user, catalog_dataset)
             return version_endpoint(version)
         except StrataError:
-            pass  # not (or not visibly) in the catalog: keep it as a source
+            pass  # not in the catalog, or not the sender's to read or write: keep it as a source
     kept = {**facets}
     for key in ("inputFacets", "outputFacets"):
         if dataset.get(key):
@@ -313,7 +317,7 @@ def _run_event(*, user: permissions.User, event: dict[str, Any], event_time: dat
         return IngestResult(kind="run", duplicate=True, run=existing)
 
     input_endpoints = [dataset_endpoint(d, user) for d in inputs]
-    output_endpoints = [dataset_endpoint(d, user) for d in outputs]
+    output_endpoints = [dataset_endpoint(d, user, output=True) for d in outputs]
     with transaction.atomic():
         key = f"run:openlineage:{run_id}"
         node, created = Node.objects.get_or_create(

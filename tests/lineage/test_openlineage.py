@@ -468,3 +468,29 @@ def test_only_stewards_send_events(client, personas):
         "/api/v1/lineage", json.dumps(airflow_events()[0]), content_type="application/json"
     )
     assert response.status_code == 401
+
+
+def test_a_strata_dataset_the_sender_cannot_see_stays_a_source(client, personas, make_version):
+    from django.contrib.auth.models import Group, User
+
+    from catalog.models import Dataset
+    from catalog.services.datasets import dataset_update
+
+    make_version("secret")
+    dataset_update(
+        user=personas["alice"], dataset=Dataset.objects.get(name="secret"), visibility="restricted"
+    )
+    frank = User.objects.create_user("frank", "frank@example.org", "frank-password")
+    frank.groups.add(Group.objects.get(name="steward"))
+    _, secret = token_create(user=frank, name="airflow")
+    event = airflow_events()[1]
+    event["outputs"] = [{"namespace": "strata", "name": "secret@1.0.0"}]
+    response = client.post(
+        "/api/v1/lineage",
+        json.dumps(event),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {secret}",
+    )
+    assert response.status_code == 201
+    assert not Node.objects.filter(kind="version").exists()
+    assert Source.objects.filter(namespace="strata", name="secret@1.0.0").exists()
