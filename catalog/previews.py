@@ -259,7 +259,11 @@ def _parquet(stored: StoredFile) -> Preview:
 def _entry(version: Version, path: str) -> treeformat.Entry:
     from catalog.exports import find_entry
 
-    entry = find_entry(version, path)
+    try:
+        entry = find_entry(version, path)
+    except NotFound:
+        # Name the whole path asked for, not only its first missing folder.
+        raise NotFound(f"{path.strip('/')} is not in {version.dataset.name}@{version.semver}.") from None
     if not entry.is_file:
         raise NotFound(f"{path} in {version.dataset.name}@{version.semver} is not a file.")
     return entry

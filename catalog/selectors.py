@@ -468,8 +468,12 @@ def version_overview(*, user: permissions.User, name: str, ref: str, path: str =
     point at the version. NotFound for a path that is not in it."""
     dataset = dataset_get(name, user)
     version = version_get(dataset, ref)
-    listing = tree_listing(version, path)
     clean = "/".join(part for part in path.strip("/").split("/") if part)
+    try:
+        listing = tree_listing(version, path)
+    except NotFound:
+        # Name the whole path asked for, not only its first missing folder.
+        raise NotFound(f"{clean} is not in {dataset.name}@{version.semver}.") from None
     file_path = clean if clean and clean != listing.path else ""
     parts = [part for part in listing.path.split("/") if part]
     crumbs = [(part, "/".join(parts[: index + 1])) for index, part in enumerate(parts)]

@@ -255,7 +255,7 @@ def test_version_page_query_count_is_pinned(as_bob, data, django_assert_max_num_
 def test_a_path_not_in_the_version_says_so(as_bob, data):
     url = reverse("catalog:version_detail", args=["reviews", "1.1.0"])
     page = _page(as_bob, url + "?path=nowhere/else", status=404)
-    assert "nowhere is not in reviews@1.1.0" in page
+    assert "nowhere/else is not in reviews@1.1.0" in page
     page = _page(
         as_bob, reverse("catalog:file_detail", args=["reviews", "1.1.0", "train/missing.csv"]), status=404
     )
