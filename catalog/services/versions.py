@@ -29,7 +29,6 @@ from catalog.models import (
     SEMVER_RE,
     AuditEvent,
     Branch,
-    Chunk,
     Dataset,
     FileManifest,
     Pack,
@@ -43,7 +42,7 @@ from catalog.storage.statcache import StatCache
 from catalog.storage.store import FileChangedError, FileRecord, Ingest, ProgressSink
 
 from .errors import ConflictError, UserError
-from .store import DatabaseChunkIndex, get_backend, present_digests, tree_row
+from .store import DatabaseChunkIndex, chunks_register, get_backend, present_digests, tree_row
 
 
 @dataclass(slots=True)
@@ -511,22 +510,8 @@ def version_commit(
             [Pack(id=p.pack_id, size=p.size, chunk_count=len(p.entries), created=now) for p in report_packs],
             ignore_conflicts=True,
         )
-        Chunk.objects.bulk_create(
-            [
-                Chunk(
-                    id=entry.chunk_id,
-                    pack_id=p.pack_id,
-                    offset=entry.offset,
-                    stored_length=entry.stored_length,
-                    raw_length=entry.raw_length,
-                    codec=entry.codec,
-                )
-                for p in report_packs
-                for entry in p.entries
-            ],
-            ignore_conflicts=True,
-            batch_size=2000,
-        )
+        for pack in report_packs:
+            chunks_register(pack.pack_id, pack.entries)
         FileManifest.objects.bulk_create(
             [
                 FileManifest(

@@ -25,29 +25,44 @@ MAX_SIZE = 256 * 1024
 WINDOW_SIZE = 8 * 1024 * 1024
 
 
-def iter_chunks(stream: BinaryIO, window_size: int = WINDOW_SIZE) -> Iterator[bytes]:
-    """Yield the content-defined chunks of `stream` in order, as bytes."""
+def iter_chunk_batches(
+    stream: BinaryIO, *, hasher=None, window_size: int = WINDOW_SIZE
+) -> Iterator[list[bytes]]:
+    """Yield the content-defined chunks of `stream` in order, one list per window
+    read. If `hasher` is given it is fed every byte read, in order, so the whole
+    file's digest costs no second pass."""
     buffer = b""
     while True:
         piece = stream.read(window_size)
         # Only an empty read means the end: a short read can happen mid-file.
         at_end = not piece
         if piece:
+            if hasher is not None:
+                hasher.update(piece)
             buffer = buffer + piece if buffer else piece
         if not buffer:
             return
         view = memoryview(buffer)
         consumed = 0
+        batch = []
         for chunk in chunk_generator(view, MIN_SIZE, AVG_SIZE, MAX_SIZE, False, None):
             if not at_end and chunk.offset + MAX_SIZE > len(buffer):
                 # The cut point may depend on bytes not read yet: keep the rest.
                 break
             consumed = chunk.offset + chunk.length
-            yield bytes(view[chunk.offset : consumed])
+            batch.append(bytes(view[chunk.offset : consumed]))
         view.release()
+        if batch:
+            yield batch
         if at_end:
             return
         buffer = buffer[consumed:]
+
+
+def iter_chunks(stream: BinaryIO, window_size: int = WINDOW_SIZE) -> Iterator[bytes]:
+    """Yield the content-defined chunks of `stream` in order, as bytes."""
+    for batch in iter_chunk_batches(stream, window_size=window_size):
+        yield from batch
 
 
 def chunk_bytes(data: bytes) -> list[bytes]:

@@ -10,8 +10,11 @@ Layout of a pack (all integers little-endian):
 
 A pack is self-describing: its index travels with it, so a lost database can be
 rebuilt from the bucket and `verify` can check packs no version refers to. A pack is
-named by the BLAKE3 hash of all its bytes and written only once it is whole (see the
-backends), so a reader never sees half a pack.
+named by the BLAKE3 hash of its index and footer. The index names every chunk by
+the hash of its content, so the name still pins every byte — and it can be checked
+from the pack's tail alone, without reading (or, on S3, downloading) the payload.
+Payload bytes are checked chunk by chunk on every read. A pack is written only once
+it is whole (see the backends), so a reader never sees half a pack.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
+import threading
 from dataclasses import dataclass
 
 import zstandard
 
 from .errors import CorruptObject
-from .hashing import digest_hex, new_hasher
+from .hashing import digest_hex
 
 MAGIC = b"STRATAPK\x01"
 FOOTER_MAGIC = b"STRATAIX"
@@ -76,19 +80,40 @@ class FinishedPack:
         return sum(entry.raw_length for entry in self.entries)
 
 
+_local = threading.local()
+
+
+def encode_chunk(data: bytes) -> tuple[bytes, int]:
+    """A chunk's stored form: zstd when that saves at least 5%, else raw.
+
+    Thread-safe (one compressor per thread), so chunks can be encoded in parallel.
+    """
+    compressor = getattr(_local, "compressor", None)
+    if compressor is None:
+        compressor = _local.compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+    compressed = compressor.compress(data)
+    if len(compressed) <= len(data) * (1 - _MIN_SAVING):
+        return compressed, CODEC_ZSTD
+    return data, CODEC_RAW
+
+
+def pack_id_of(index_and_footer: bytes) -> str:
+    """A pack's name, from the bytes of its index and footer."""
+    return digest_hex(index_and_footer)
+
+
 class PackWriter:
     """Appends chunks to a pack file spooled on local disk.
 
     Not thread-safe: one writer per pushing thread. `finish()` seals the pack,
-    names it by its hash and hands it over for upload; the writer then starts empty.
+    names it and hands it over for upload (the backend makes it durable); the
+    writer then starts empty.
     """
 
     def __init__(self, spool_dir: str, target_size: int = DEFAULT_PACK_SIZE) -> None:
         self.spool_dir = spool_dir
         self.target_size = target_size
-        self._compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
         self._file: tempfile._TemporaryFileWrapper[bytes] | None = None
-        self._hasher = new_hasher()
         self._entries: list[IndexEntry] = []
         self._size = 0
 
@@ -103,24 +128,22 @@ class PackWriter:
     def _write(self, data: bytes | memoryview) -> None:
         assert self._file is not None
         self._file.write(data)
-        self._hasher.update(data)
         self._size += len(data)
 
     def add(self, chunk_id: str, data: bytes) -> IndexEntry:
-        """Append one chunk (compressed when that saves at least 5%)."""
+        """Append one chunk, encoding it here."""
+        payload, codec = encode_chunk(data)
+        return self.add_encoded(chunk_id, len(data), payload, codec)
+
+    def add_encoded(self, chunk_id: str, raw_length: int, payload: bytes, codec: int) -> IndexEntry:
+        """Append one chunk already encoded by `encode_chunk`."""
         if self._file is None:
             self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 (open until finish())
                 dir=self.spool_dir, prefix="pack-", suffix=".tmp", delete=False
             )
-            self._hasher = new_hasher()
             self._size = 0
             self._write(MAGIC)
-        compressed = self._compressor.compress(data)
-        if len(compressed) <= len(data) * (1 - _MIN_SAVING):
-            payload, codec = compressed, CODEC_ZSTD
-        else:
-            payload, codec = data, CODEC_RAW
-        entry = IndexEntry(chunk_id, self._size, len(payload), len(data), codec)
+        entry = IndexEntry(chunk_id, self._size, len(payload), raw_length, codec)
         self._write(payload)
         self._entries.append(entry)
         return entry
@@ -129,26 +152,24 @@ class PackWriter:
         return self._size >= self.target_size
 
     def finish(self) -> FinishedPack | None:
-        """Seal the pack: write its index and footer, fsync, and name it."""
+        """Seal the pack: write its index and footer, and name it."""
         if self._file is None:
             return None
         index_offset = self._size
-        for entry in self._entries:
-            self._write(
-                _INDEX_ENTRY.pack(
-                    bytes.fromhex(entry.chunk_id),
-                    entry.offset,
-                    entry.stored_length,
-                    entry.raw_length,
-                    entry.codec,
-                )
+        tail = b"".join(
+            _INDEX_ENTRY.pack(
+                bytes.fromhex(entry.chunk_id),
+                entry.offset,
+                entry.stored_length,
+                entry.raw_length,
+                entry.codec,
             )
-        self._write(_FOOTER.pack(len(self._entries), index_offset, FOOTER_MAGIC))
-        self._file.flush()
-        os.fsync(self._file.fileno())
+            for entry in self._entries
+        ) + _FOOTER.pack(len(self._entries), index_offset, FOOTER_MAGIC)
+        self._write(tail)
         self._file.close()
         finished = FinishedPack(
-            pack_id=self._hasher.hexdigest(),
+            pack_id=pack_id_of(tail),
             path=self._file.name,
             size=self._size,
             entries=tuple(self._entries),

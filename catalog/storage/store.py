@@ -10,16 +10,19 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from .backends import Backend
-from .chunker import iter_chunks
+from blake3 import blake3
+
+from .chunker import MAX_SIZE, iter_chunk_batches
 from .errors import MissingObject, StoreError
-from .hashing import EMPTY_DIGEST, digest_hex, new_hasher
-from .packs import DEFAULT_PACK_SIZE, ChunkLocation, FinishedPack, PackWriter, decode_chunk
+from .hashing import EMPTY_DIGEST, digest_hex
+from .packs import DEFAULT_PACK_SIZE, ChunkLocation, FinishedPack, PackWriter, decode_chunk, encode_chunk
 
 # How many chunks are looked up in the index at once while pushing.
 _LOOKUP_BATCH = 512
@@ -91,12 +94,15 @@ class Ingest:
         self._progress = progress
         # Chunks written by this ingest (not yet in the index): id -> True.
         self._written: set[str] = set()
-        self._pending: list[tuple[str, bytes]] = []
+        # Chunks waiting for one index lookup: (id, raw length, payload, codec).
+        self._pending: list[tuple[str, int, bytes, int]] = []
         self._pending_bytes = 0
         self._uploads: queue.Queue[FinishedPack | None] = queue.Queue(maxsize=2)
         self._upload_error: BaseException | None = None
         self._uploader = threading.Thread(target=self._upload_loop, daemon=True)
         self._uploader.start()
+        # Hashing and compressing chunks release the GIL: large files use both cores.
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="strata-encode")
 
     # -- uploading ---------------------------------------------------------------
 
@@ -127,63 +133,82 @@ class Ingest:
 
     # -- chunk batching ----------------------------------------------------------
 
-    def _queue_chunk(self, chunk_id: str, data: bytes) -> None:
-        self._pending.append((chunk_id, data))
-        self._pending_bytes += len(data)
+    def _queue_chunk(self, chunk_id: str, raw_length: int, payload: bytes, codec: int) -> None:
+        self._pending.append((chunk_id, raw_length, payload, codec))
+        self._pending_bytes += raw_length
         if len(self._pending) >= _LOOKUP_BATCH or self._pending_bytes >= _LOOKUP_BATCH_BYTES:
             self._flush_pending()
 
     def _flush_pending(self) -> None:
         if not self._pending:
             return
-        candidates = list({cid for cid, _ in self._pending if cid not in self._written})
+        candidates = list({chunk_id for chunk_id, *_ in self._pending if chunk_id not in self._written})
         missing = self.index.missing(candidates) if candidates else set()
-        for chunk_id, data in self._pending:
+        for chunk_id, raw_length, payload, codec in self._pending:
             if chunk_id in missing and chunk_id not in self._written:
-                entry = self._writer.add(chunk_id, data)
+                entry = self._writer.add_encoded(chunk_id, raw_length, payload, codec)
                 self._written.add(chunk_id)
                 self.report.new_bytes += entry.stored_length
-                self.report.new_raw_bytes += len(data)
+                self.report.new_raw_bytes += raw_length
                 if self._writer.should_finish():
                     self._seal_pack()
             else:
-                self.report.reused_bytes += len(data)
+                self.report.reused_bytes += raw_length
         self._pending = []
         self._pending_bytes = 0
 
     # -- files -------------------------------------------------------------------
 
     def add_file(self, path: str, expected_size: int) -> FileRecord:
-        """Chunk and store one file; `expected_size` is its size when scanned."""
-        size = 0
+        """Chunk and store one file; `expected_size` is its size when scanned.
+
+        A file larger than one chunk can be is read in windows: the main thread
+        cuts chunks while a pool names and compresses the previous windows', and
+        the whole-file digest is fed as the bytes are read. A small file is
+        handled inline, where a thread hand-off would cost more than it saves.
+        """
+        large = expected_size > MAX_SIZE
+        whole = blake3(max_threads=blake3.AUTO) if large else None
         chunk_ids: list[str] = []
-        hasher = None
-        first_chunk = b""
+        size = 0
+        in_flight: deque[Future[list[tuple[str, int, bytes, int]]]] = deque()
         with open(path, "rb") as handle:
-            for chunk in iter_chunks(handle):
-                chunk_id = digest_hex(chunk)
-                if chunk_ids:
-                    if hasher is None:
-                        hasher = new_hasher()
-                        hasher.update(first_chunk)
-                    hasher.update(chunk)
+            for batch in iter_chunk_batches(handle, hasher=whole):
+                if large:
+                    in_flight.append(self._pool.submit(_encode_batch, batch))
+                    if len(in_flight) > 2:
+                        size += self._take(in_flight.popleft().result(), chunk_ids)
                 else:
-                    first_chunk = chunk
-                chunk_ids.append(chunk_id)
-                size += len(chunk)
-                self._queue_chunk(chunk_id, chunk)
+                    size += self._take(_encode_batch(batch), chunk_ids)
+            while in_flight:
+                size += self._take(in_flight.popleft().result(), chunk_ids)
         if size != expected_size:
             raise FileChangedError(path)
         if not chunk_ids:
             digest = EMPTY_DIGEST
-        elif hasher is None:
+        elif len(chunk_ids) == 1:
             # One chunk: the file's digest is the chunk's name.
             digest = chunk_ids[0]
+        elif whole is not None:
+            digest = whole.hexdigest()
         else:
-            digest = hasher.hexdigest()
+            # A small file cut in several chunks: hash it whole, it is tiny.
+            with open(path, "rb") as handle:
+                content = handle.read(MAX_SIZE + 1)
+            if len(content) != size:
+                raise FileChangedError(path)
+            digest = digest_hex(content)
         if self._progress is not None:
             self._progress.advance(1, size)
         return FileRecord(digest=digest, size=size, chunk_ids=chunk_ids)
+
+    def _take(self, encoded: list[tuple[str, int, bytes, int]], chunk_ids: list[str]) -> int:
+        size = 0
+        for chunk_id, raw_length, payload, codec in encoded:
+            chunk_ids.append(chunk_id)
+            size += raw_length
+            self._queue_chunk(chunk_id, raw_length, payload, codec)
+        return size
 
     def finish(self) -> IngestReport:
         """Write out what is pending and wait until every pack is stored."""
@@ -193,6 +218,7 @@ class Ingest:
         finally:
             self._uploads.put(None)
             self._uploader.join()
+            self._pool.shutdown()
         self._check_upload_error()
         return self.report
 
@@ -202,6 +228,12 @@ class Ingest:
         self._upload_error = self._upload_error or StoreError("aborted")
         self._uploads.put(None)
         self._uploader.join()
+        self._pool.shutdown()
+
+
+def _encode_batch(batch: list[bytes]) -> list[tuple[str, int, bytes, int]]:
+    """Name and encode chunks: (id, raw length, stored payload, codec) each."""
+    return [(digest_hex(chunk), len(chunk), *encode_chunk(chunk)) for chunk in batch]
 
 
 # -- reading -----------------------------------------------------------------------

@@ -9,7 +9,16 @@ import pytest
 from catalog.storage.backends import open_backend
 from catalog.storage.errors import CorruptObject, MissingObject
 from catalog.storage.hashing import digest_hex
-from catalog.storage.packs import CODEC_RAW, CODEC_ZSTD, ChunkLocation, PackWriter, decode_chunk, parse_index
+from catalog.storage.packs import (
+    CODEC_RAW,
+    CODEC_ZSTD,
+    ChunkLocation,
+    PackWriter,
+    decode_chunk,
+    footer_size,
+    parse_index,
+    read_footer,
+)
 from catalog.storage.store import read_chunks
 
 
@@ -22,12 +31,14 @@ def _write_pack(backend, chunks):
     return pack
 
 
-def test_pack_is_named_by_its_bytes_and_indexes_itself(tmp_path):
+def test_pack_is_named_by_its_index_and_indexes_itself(tmp_path):
     backend = open_backend(str(tmp_path))
     chunks = [b"a" * 50_000, os.urandom(40_000), b""]
     pack = _write_pack(backend, chunks)
     stored = (tmp_path / "packs" / pack.pack_id[:2] / f"{pack.pack_id}.pack").read_bytes()
-    assert digest_hex(stored) == pack.pack_id
+    _count, index_offset = read_footer(pack.pack_id, stored[-footer_size() :])
+    # The index names each chunk by its content hash; the pack is named by its index.
+    assert digest_hex(stored[index_offset:]) == pack.pack_id
     entries = parse_index(pack.pack_id, stored)
     assert [entry.chunk_id for entry in entries] == [digest_hex(c) for c in chunks]
     assert entries[0].codec == CODEC_ZSTD and entries[0].stored_length < 1000

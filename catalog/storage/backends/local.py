@@ -43,6 +43,12 @@ class LocalBackend:
         final = self._path(pack_id)
         directory = os.path.dirname(final)
         os.makedirs(directory, exist_ok=True)
+        # Durable before it is visible: the bytes, then the name, reach the disk.
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
         try:
             os.link(path, final)
         except FileExistsError:
