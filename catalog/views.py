@@ -30,7 +30,7 @@ from . import diff, permissions, previews, selectors
 from .exports import file_stream, tar_stream
 from .formatting import human_bytes
 from .forms import CatalogFilterForm, DatasetMetadataForm, NewDatasetForm, UploadForm
-from .models import Dataset, Version
+from .models import Dataset, Stage, Version
 from .services.datasets import dataset_update
 from .services.errors import Forbidden, NotFound, UserError
 from .services.uploads import UploadLimitHandler, UploadTooLarge, upload_limit, version_upload
@@ -102,6 +102,7 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
         "catalog": catalog,
         "query": catalog.query,
         "sorts": selectors.CATALOG_SORTS,
+        "stages": Stage.values,
         "can_create": permissions.has_role(request.user, permissions.STEWARD),
     }
     template = "catalog/_dataset_results.html" if request.htmx else "catalog/dataset_list.html"

@@ -83,3 +83,7 @@ def roles(transactional_db):
 
     for name in ROLES:
         Group.objects.get_or_create(name=name)
+    # The catalog caches its filter menus per user id, and ids repeat between tests.
+    from django.core.cache import cache
+
+    cache.clear()
