@@ -449,3 +449,35 @@ def test_the_catalogs_visibility_filter_agrees_with_the_permission_rule(data, pe
     for user in [*personas.values(), None]:
         expected = set(permissions.visible_datasets(user).values_list("name", flat=True))
         assert set(selectors._visible(user).values_list("name", flat=True)) == expected, user
+
+
+@pytest.mark.slow
+def test_downloads_stream_with_memory_bounded_whatever_the_size(client, personas, local_store, tmp_path):
+    """A 160 MiB version goes out as a tar and as one file while the process holds
+    at most the store's read-ahead window of it (a few spans of 16 MiB), however
+    large the version: so a 10 GB version streams in the same memory."""
+    import os
+    import tracemalloc
+
+    from catalog.services.versions import version_push
+
+    size = 160 * 1024 * 1024
+    source = tmp_path / "big"
+    source.mkdir()
+    with open(source / "blob.bin", "wb") as handle:
+        for _ in range(size // (1 << 20)):
+            handle.write(os.urandom(1 << 20))
+    version_push(path=str(source), dataset_name="large", user=personas["alice"])
+    client.force_login(personas["bob"])
+    for url in [
+        reverse("catalog:version_tar", args=["large", "1.0.0"]),
+        reverse("catalog:file_download", args=["large", "1.0.0", "blob.bin"]),
+    ]:
+        response = client.get(url)
+        tracemalloc.start()
+        total = sum(len(block) for block in response.streaming_content)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert total >= size
+        print(f"{url}: peak {peak / 2**20:.1f} MiB for {size / 2**20:.0f} MiB")
+        assert peak < 100 * 1024 * 1024, f"{url} held {peak / 2**20:.1f} MiB at once"
