@@ -481,3 +481,14 @@ def test_downloads_stream_with_memory_bounded_whatever_the_size(client, personas
         assert total >= size
         print(f"{url}: peak {peak / 2**20:.1f} MiB for {size / 2**20:.0f} MiB")
         assert peak < 100 * 1024 * 1024, f"{url} held {peak / 2**20:.1f} MiB at once"
+
+
+def test_a_dataset_with_no_version_yet_shows_calm_empty_states(client, personas, local_store):
+    from catalog.services.datasets import dataset_create
+
+    dataset_create(user=personas["alice"], name="empty-one", description="Nothing pushed yet.")
+    client.force_login(personas["alice"])
+    assert "no versions" in _page(client, reverse("catalog:dataset_list"))
+    page = _page(client, reverse("catalog:dataset_detail", args=["empty-one"]))
+    assert "No versions yet." in page and "Upload the first one" in page
+    assert "has no versions to compare yet" in _page(client, reverse("catalog:compare", args=["empty-one"]))
