@@ -13,6 +13,9 @@ import os
 import posixpath
 import shutil
 import tempfile
+from collections import deque
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from catalog.models import Version
@@ -89,6 +92,36 @@ def _move_into(staging: str, dest: str) -> None:
             os.replace(source, target)
 
 
+_SMALL_FILE = 1024 * 1024
+
+
+def _write_file(target: str, item, pieces: Iterable[bytes]) -> None:
+    """Write one file from its verified chunks, then check it whole.
+
+    A one-chunk file was verified by its chunk's hash; a longer one is checked
+    against its full digest; an empty file by having no chunks at all.
+    """
+    entry = item.entry
+    mode = 0o755 if entry.kind == treeformat.EXECUTABLE else 0o644
+    hasher = new_hasher()
+    count = size = 0
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        for data in pieces:
+            count += 1
+            hasher.update(data)
+            size += len(data)
+            _write_all(fd, data)
+    finally:
+        os.close(fd)
+    if (
+        size != entry.size
+        or (count > 1 and hasher.hexdigest() != entry.digest)
+        or (count == 0 and entry.digest != EMPTY_DIGEST)
+    ):
+        raise CorruptObject("file", entry.digest, f"{item.path} does not match its digest")
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -132,37 +165,26 @@ def version_pull(
             get_backend(),
             (locations[chunk_id] for item in files for chunk_id in chunks_of[item.entry.digest]),
         )
-        for item in files:
-            entry = item.entry
-            chunk_ids = chunks_of[entry.digest]
-            target = os.path.join(staging, item.path)
-            hasher = new_hasher() if len(chunk_ids) > 1 else None
-            size = 0
-            fd = os.open(
-                target,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                0o755 if entry.kind == treeformat.EXECUTABLE else 0o644,
-            )
-            try:
-                for _ in chunk_ids:
-                    data = next(stream)
-                    if hasher is not None:
-                        hasher.update(data)
-                    size += len(data)
-                    _write_all(fd, data)
-            finally:
-                os.close(fd)
-            # A one-chunk file was verified by its chunk's hash; a longer one by its
-            # full digest; an empty file by having no chunks at all.
-            if (
-                size != entry.size
-                or (hasher is not None and hasher.hexdigest() != entry.digest)
-                or (not chunk_ids and entry.digest != EMPTY_DIGEST)
-            ):
-                raise CorruptObject("file", entry.digest, f"{item.path} does not match its digest")
-            written += size
-            if progress is not None:
-                progress.advance(1, size)
+        # Small files are handed to a few writer threads (creating a file is a
+        # system call that releases the GIL); a large one is streamed in place.
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="strata-write") as writers:
+            pending: deque[Future[None]] = deque()
+            for item in files:
+                entry = item.entry
+                chunk_ids = chunks_of[entry.digest]
+                target = os.path.join(staging, item.path)
+                if entry.size <= _SMALL_FILE:
+                    pieces = [next(stream) for _ in chunk_ids]
+                    pending.append(writers.submit(_write_file, target, item, pieces))
+                    if len(pending) > 256:
+                        pending.popleft().result()
+                else:
+                    _write_file(target, item, (next(stream) for _ in chunk_ids))
+                written += entry.size
+                if progress is not None:
+                    progress.advance(1, entry.size)
+            for future in pending:
+                future.result()
         for item in walked:
             if item.entry.kind == treeformat.LINK:
                 os.symlink(item.entry.digest, os.path.join(staging, item.path))
