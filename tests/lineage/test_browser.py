@@ -4,6 +4,7 @@ Screenshots go to tests/output/ for a person to look at."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -32,21 +33,33 @@ def roles(transactional_db):
         Group.objects.get_or_create(name=name)
 
 
-@pytest.fixture
-def browser_page(live_server, personas, client, monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the
-    # test itself makes are still synchronous and safe.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+def in_browser(live_server, session: str, work, *, javascript: bool = True) -> None:
+    """Run `work(page)` in Chromium, on a thread of its own: Playwright's sync
+    API refuses a thread that already runs an event loop, and other browser
+    tests may keep one open in the test thread for the whole session."""
     from playwright.sync_api import sync_playwright
 
+    def drive() -> None:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            try:
+                context = browser.new_context(
+                    viewport={"width": 1440, "height": 900}, java_script_enabled=javascript
+                )
+                context.set_default_timeout(15_000)
+                context.add_cookies([{"name": "sessionid", "value": session, "url": live_server.url}])
+                work(context.new_page())
+            finally:
+                browser.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(drive).result()
+
+
+@pytest.fixture
+def session(personas, client) -> str:
     client.force_login(personas["bob"])
-    session = client.cookies["sessionid"].value
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1440, "height": 900}, java_script_enabled=True)
-        context.add_cookies([{"name": "sessionid", "value": session, "url": live_server.url}])
-        yield context.new_page()
-        browser.close()
+    return client.cookies["sessionid"].value
 
 
 @pytest.fixture
@@ -96,40 +109,33 @@ def pipeline(personas, make_version):
     return dedup.outputs[0]
 
 
-def test_the_lineage_page_draws_and_a_click_shows_a_run(browser_page, live_server, pipeline):
+def test_the_lineage_page_draws_and_a_click_shows_a_run(live_server, session, pipeline):
     OUTPUT.mkdir(exist_ok=True)
-    page = browser_page
-    page.goto(f"{live_server.url}/lineage/nodes/{pipeline.pk}/?depth=3")
-    graph = page.locator("svg.lineage-graph")
-    assert graph.is_visible()
-    assert page.locator("svg.lineage-graph a.node").count() == 7
-    page.screenshot(path=str(OUTPUT / "lineage-page.png"), full_page=True)
-    page.locator("a.node", has_text="dedup-minhash").click()
-    panel = page.locator("aside.panel")
-    panel.get_by_text("shingles").wait_for()
-    assert "git.example.org/data/dedup#9e1f0aa" in panel.inner_text()
-    page.screenshot(path=str(OUTPUT / "lineage-selected-run.png"), full_page=True)
-    page.get_by_label("Depth").select_option("1")
-    page.get_by_text("Upstream", exact=True).click()
-    page.get_by_role("button", name="Show").click()
-    page.wait_for_url("**direction=upstream**")
-    assert page.locator("svg.lineage-graph a.node").count() == 2
+
+    def work(page):
+        page.goto(f"{live_server.url}/lineage/nodes/{pipeline.pk}/?depth=3")
+        assert page.locator("svg.lineage-graph").is_visible()
+        assert page.locator("svg.lineage-graph a.node").count() == 7
+        page.screenshot(path=str(OUTPUT / "lineage-page.png"), full_page=True)
+        page.locator("a.node", has_text="dedup-minhash").click()
+        panel = page.locator("aside.panel")
+        panel.get_by_text("shingles").wait_for()
+        assert "git.example.org/data/dedup#9e1f0aa" in panel.inner_text()
+        page.screenshot(path=str(OUTPUT / "lineage-selected-run.png"), full_page=True)
+        page.get_by_label("Depth").select_option("1")
+        page.get_by_text("Upstream", exact=True).click()
+        page.get_by_role("button", name="Show").click()
+        page.wait_for_url("**direction=upstream**")
+        assert page.locator("svg.lineage-graph a.node").count() == 2
+
+    in_browser(live_server, session, work)
 
 
-def test_the_page_reads_without_javascript(live_server, personas, client, pipeline, monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    client.force_login(personas["bob"])
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 800})
-        context.add_cookies(
-            [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
-        )
-        page = context.new_page()
+def test_the_page_reads_without_javascript(live_server, session, pipeline):
+    def work(page):
         page.goto(f"{live_server.url}/lineage/nodes/{pipeline.pk}/")
         page.locator("a.node", has_text="dedup-minhash").click()
         page.wait_for_url("**select=**")
         assert "shingles" in page.locator("aside.panel").inner_text()
-        browser.close()
+
+    in_browser(live_server, session, work, javascript=False)
