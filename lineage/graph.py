@@ -288,8 +288,8 @@ class Layout:
     graph: nx.DiGraph = field(default_factory=nx.DiGraph, repr=False)
 
 
-NODE_WIDTH, NODE_HEIGHT = 184.0, 46.0
-COLUMN_GAP, ROW_GAP, MARGIN = 64.0, 14.0, 16.0
+NODE_WIDTH, NODE_HEIGHT = 196.0, 46.0
+COLUMN_GAP, ROW_GAP, MARGIN = 56.0, 14.0, 16.0
 
 
 def layout(graph: nx.DiGraph, focus: Hashable | None = None, cap: int = 12) -> Layout:

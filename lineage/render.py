@@ -23,7 +23,7 @@ KIND_STYLES: dict[str, tuple[str, str, str]] = {
     "more": ("#ffffff", "#9aa5b1", ""),
 }
 _FALLBACK = ("#f3f4f6", "#7b8794", "")
-_MAX_LABEL = 25
+_MAX_LABEL = 24
 
 
 def _clip(text: str, limit: int = _MAX_LABEL) -> str:
@@ -105,7 +105,7 @@ def _node(node: PlacedNode, link: str | None, is_focus: bool, is_selected: bool)
     else:
         small = node.sublabel or caption
         body.append(
-            f'<text x="{text_x:.1f}" y="{node.y + 19:.1f}" font-size="13" fill="#1f2933"'
+            f'<text x="{text_x:.1f}" y="{node.y + 19:.1f}" font-size="12.5" fill="#1f2933"'
             f' font-weight="{600 if is_focus else 500}">{escape(_clip(node.label))}</text>'
         )
         body.append(
