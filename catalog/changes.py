@@ -1,0 +1,159 @@
+"""Change analysis between two versions: why did quality move?
+
+Builds on `catalog.diff` (which files changed, skipping identical subtrees) and
+`catalog.tabular` (how a table changed): for each table present on both sides, its
+schema diff, row diff and label shift; for folders of files, added, removed and
+modified counts per folder, so a class folder that lost images shows at once. Each
+file that cannot be read as a table is reported on its own; the rest of the
+analysis still stands.
+
+The semantic-version rule lives here too: a schema change is MAJOR, any other data
+change MINOR, a card or metadata change alone PATCH.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from catalog.diff import ADDED, MODIFIED, REMOVED, TreeDiff, diff_versions
+from catalog.exports import file_stream
+from catalog.models import Version
+from catalog.services.errors import StrataError
+from catalog.tabular import (
+    LabelShift,
+    RowDiff,
+    SchemaDiff,
+    TableError,
+    diff_rows,
+    is_tabular,
+    label_counts,
+    label_shift,
+    read_table,
+)
+
+MAJOR, MINOR, PATCH = "major", "minor", "patch"
+LABEL_COLUMNS = ("label", "labels", "class", "target", "category", "sentiment")
+# Tables larger than this are listed but not compared row by row in a request.
+MAX_TABLE_BYTES = 2 * 1024**3
+
+
+@dataclass
+class TableChange:
+    path: str
+    schema: SchemaDiff | None = None
+    rows: RowDiff | None = None
+    labels: LabelShift | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "schema": self.schema.as_dict() if self.schema else None,
+            "rows": self.rows.as_dict() if self.rows else None,
+            "labels": self.labels.as_dict() if self.labels else None,
+            "error": self.error,
+        }
+
+
+@dataclass
+class ChangeReport:
+    old: Version
+    new: Version
+    files: TreeDiff
+    folders: dict[str, dict[str, int]] = field(default_factory=dict)
+    tables: list[TableChange] = field(default_factory=list)
+
+    @property
+    def bump(self) -> str:
+        return classify(self.files, self.tables)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "old": {"id": self.old.id, "semver": self.old.semver},
+            "new": {"id": self.new.id, "semver": self.new.semver},
+            "summary": {
+                "added": self.files.added,
+                "removed": self.files.removed,
+                "modified": self.files.modified,
+                "size_delta": self.files.size_delta,
+                "bump": self.bump,
+            },
+            "files": [
+                {"path": c.path, "status": c.status, "old_size": c.old_size, "new_size": c.new_size}
+                for c in self.files.changes
+            ],
+            "folders": self.folders,
+            "tables": [table.as_dict() for table in self.tables],
+        }
+
+
+def classify(files: TreeDiff, tables: list[TableChange]) -> str:
+    """The semantic-version bump a change deserves."""
+    if any(table.schema is not None and table.schema.changed for table in tables):
+        return MAJOR
+    if files.changes:
+        return MINOR
+    return PATCH
+
+
+def folder_counts(files: TreeDiff) -> dict[str, dict[str, int]]:
+    """Added, removed and modified files per folder ('' is the top folder)."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: {ADDED: 0, REMOVED: 0, MODIFIED: 0})
+    for change in files.changes:
+        folder = change.path.rpartition("/")[0]
+        counts[folder][change.status] += 1
+    return {folder: counts[folder] for folder in sorted(counts)}
+
+
+def _read(version: Version, path: str, size: int):
+    if size > MAX_TABLE_BYTES:
+        raise TableError(f"{path} is larger than {MAX_TABLE_BYTES // 1024**3} GiB; compare it with the CLI.")
+    stream = file_stream(version, path)
+    return read_table(path, b"".join(stream.chunks))
+
+
+def _label_column(old_table, new_table, wanted: str | None) -> str | None:
+    if wanted is not None:
+        return wanted
+    for name in LABEL_COLUMNS:
+        if name in old_table.schema.names and name in new_table.schema.names:
+            return name
+    return None
+
+
+def compare_table(
+    old: Version, new: Version, path: str, old_size: int, new_size: int, *, key: str | None, label: str | None
+) -> TableChange:
+    """Schema, rows and labels of one table present in both versions."""
+    change = TableChange(path)
+    try:
+        old_table = _read(old, path, old_size)
+        new_table = _read(new, path, new_size)
+        change.rows, change.schema = diff_rows(old_table, new_table, key=key)
+        column = _label_column(old_table, new_table, label)
+        if column is not None:
+            change.labels = label_shift(
+                label_counts(old_table, column), label_counts(new_table, column), column
+            )
+    except (TableError, StrataError) as error:
+        change.error = str(error)
+    return change
+
+
+def change_report(
+    old: Version, new: Version, *, key: str | None = None, label: str | None = None, tables: bool = True
+) -> ChangeReport:
+    """Everything that changed from `old` to `new`."""
+    files = diff_versions(old, new)
+    report = ChangeReport(old, new, files, folder_counts(files))
+    if tables:
+        for change in files.changes:
+            if change.status == MODIFIED and is_tabular(change.path):
+                report.tables.append(
+                    compare_table(
+                        old, new, change.path, change.old_size, change.new_size, key=key, label=label
+                    )
+                )
+    return report
