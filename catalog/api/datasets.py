@@ -9,7 +9,7 @@ on a dataset they can read answers 403.
 from __future__ import annotations
 
 from django.http import HttpRequest, StreamingHttpResponse
-from ninja import Header, Query
+from ninja import Header, Query, Status
 
 from catalog import permissions
 from catalog.exports import file_stream, tar_stream
@@ -258,7 +258,7 @@ def delete_branch(request: HttpRequest, name: str, branch: str):
     """Delete a branch other than the default one; its versions stay."""
     dataset = readable_dataset(request, name)
     branch_delete(user=user_of(request), dataset=dataset, name=branch)
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/datasets/{name}/tags", response={200: list[TagOut], **READ_ERRORS}, tags=["refs"])

@@ -29,11 +29,11 @@ holds only chunks this version needs — and a URL for each span (presigned S3 G
 with the Range signed, or this server's signed endpoint). The client verifies
 every chunk by its hash and every file by its digest.
 
-Trust: the server cannot re-hash a pack that went straight to S3 without reading it,
-which is what the design avoids. It checks the index structure and the declared
-ids; chunk contents are verified on every read (a damaged chunk is never served)
-and by ``strata verify``. Stewards are trusted not to upload packs whose contents
-lie about their names, as they are trusted with what they push.
+Trust: a pack is named by the hash of its index, so the server checks a pack that
+went straight to S3 from its tail alone — the name against the index, the index
+against the pack's layout and the chunk ids the client declared — without reading
+the payload. Chunk payloads are verified by their hashes on every read (damage is
+reported, never served) and by ``strata verify``.
 """
 
 from __future__ import annotations
@@ -76,11 +76,11 @@ from catalog.storage import chunker, packs
 from catalog.storage import tree as treeformat
 from catalog.storage.backends import Backend, pack_key
 from catalog.storage.errors import CorruptObject, MissingObject, StoreError
-from catalog.storage.hashing import EMPTY_DIGEST, new_hasher
+from catalog.storage.hashing import EMPTY_DIGEST
 from catalog.storage.store import FileRecord
 
 from .errors import IntegrityFailure, NotFound, UserError
-from .store import batched, file_chunks, get_backend
+from .store import batched, chunks_register, file_chunks, get_backend
 from .versions import (
     _check_explicit_semver,
     build_trees_from,
@@ -405,8 +405,8 @@ def pack_receive(*, token: str, pack_id: str, body: BinaryIO, content_length: in
     """Store a pack sent to this server's endpoint (local folder stores only).
 
     The URL's signature names the upload, the pack, its size and MD5; the bytes are
-    spooled to disk, checked against all three and against the pack's BLAKE3 name,
-    and only then published (write-once) by the backend.
+    spooled to disk, checked against all three and against the pack's name (the hash
+    of its index), and only then published (write-once) by the backend.
     """
     backend = get_backend()
     if _store_kind(backend) != "local":
@@ -418,7 +418,6 @@ def pack_receive(*, token: str, pack_id: str, body: BinaryIO, content_length: in
     size = int(claims["s"])
     if content_length is not None and content_length != size:
         raise UserError(f"pack {pack_id} is {size} bytes, but {content_length} were sent.")
-    blake = new_hasher()
     md5 = hashlib.md5()
     received = 0
     spool = tempfile.NamedTemporaryFile(  # noqa: SIM115 (handed to put_pack, which consumes it)
@@ -431,7 +430,6 @@ def pack_receive(*, token: str, pack_id: str, body: BinaryIO, content_length: in
                 if not block:
                     break
                 received += len(block)
-                blake.update(block)
                 md5.update(block)
                 spool.write(block)
             spool.flush()
@@ -440,8 +438,10 @@ def pack_receive(*, token: str, pack_id: str, body: BinaryIO, content_length: in
             raise UserError(f"pack {pack_id} is {size} bytes, but a different amount arrived.")
         if base64.b64encode(md5.digest()).decode() != claims["m"]:
             raise UserError(f"pack {pack_id} does not match its Content-MD5: it was damaged on the way.")
-        if blake.hexdigest() != pack_id:
-            raise UserError(f"pack {pack_id} does not hash to its name; it was not stored.")
+        try:
+            _check_name(pack_id, _tail_of_file(pack_id, spool.name, size))
+        except CorruptObject as error:
+            raise UserError(f"pack {pack_id} is not a valid pack ({error}); it was not stored.") from None
         backend.put_pack(pack_id, spool.name)
     finally:
         if os.path.exists(spool.name):
@@ -499,36 +499,47 @@ def upload_pack_register(
         Pack.objects.bulk_create(
             [Pack(id=pack_id, size=size, chunk_count=len(entries))], ignore_conflicts=True
         )
-        Chunk.objects.bulk_create(
-            [
-                Chunk(
-                    id=entry.chunk_id,
-                    pack_id=pack_id,
-                    offset=entry.offset,
-                    stored_length=entry.stored_length,
-                    raw_length=entry.raw_length,
-                    codec=entry.codec,
-                )
-                for entry in entries
-            ],
-            ignore_conflicts=True,
-            batch_size=2000,
-        )
+        chunks_register(pack_id, entries)
         _lease(upload, [pack_id], uploaded=True)
         _touch(upload)
     return len(entries)
 
 
-def _read_index(backend: Backend, pack_id: str, size: int) -> list[packs.IndexEntry]:
-    """A pack's index entries, read from its head and tail only, and checked."""
+def _tail_of_file(pack_id: str, path: str, size: int) -> bytes:
+    """The index and footer of a pack spooled at `path`."""
     footer = packs.footer_size()
+    if size < len(packs.MAGIC) + footer:
+        raise CorruptObject("pack", pack_id, "too short")
+    with open(path, "rb") as handle:
+        handle.seek(size - footer)
+        count, _ = packs.read_footer(pack_id, handle.read())
+        length = min(size, count * packs.index_entry_size() + footer)
+        handle.seek(size - length)
+        return handle.read()
+
+
+def _check_name(pack_id: str, tail: bytes) -> None:
+    """A pack is named by the hash of its index and footer; the index names every
+    chunk by the hash of its content, so a matching name pins every byte."""
+    if packs.pack_id_of(tail) != pack_id:
+        raise CorruptObject("pack", pack_id, "its index does not match its name")
+
+
+def _read_index(backend: Backend, pack_id: str, size: int) -> list[packs.IndexEntry]:
+    """A pack's index entries, read from its head and tail only, and checked: the
+    name against the index, and the index against the pack's layout."""
+    footer = packs.footer_size()
+    if size < len(packs.MAGIC) + footer:
+        raise CorruptObject("pack", pack_id, "too short")
     count, index_offset = packs.read_footer(pack_id, backend.read_tail(pack_id, footer))
     index_bytes = count * packs.index_entry_size()
     if index_offset < len(packs.MAGIC) or index_offset + index_bytes + footer != size:
         raise CorruptObject("pack", pack_id, "its footer does not match its size")
     if backend.read_range(pack_id, 0, len(packs.MAGIC)) != packs.MAGIC:
         raise CorruptObject("pack", pack_id, "bad header")
-    entries = packs.parse_index(pack_id, backend.read_tail(pack_id, index_bytes + footer))
+    tail = backend.read_tail(pack_id, index_bytes + footer)
+    _check_name(pack_id, tail)
+    entries = packs.parse_index(pack_id, tail)
     position = len(packs.MAGIC)
     seen: set[str] = set()
     for entry in entries:
