@@ -14,14 +14,20 @@ change MINOR, a card or metadata change alone PATCH.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from catalog.diff import ADDED, MODIFIED, REMOVED, TreeDiff, diff_versions
+import zstandard
+
+from catalog.diff import ADDED, MODIFIED, REMOVED, TreeDiff, diff_trees, diff_versions
 from catalog.exports import file_stream
 from catalog.models import Version
 from catalog.services.errors import StrataError
+from catalog.services.store import trees_load
+from catalog.storage import tree as treeformat
 from catalog.tabular import (
+    SCHEMA_SAMPLE_BYTES,
     LabelShift,
     RowDiff,
     SchemaDiff,
@@ -30,7 +36,10 @@ from catalog.tabular import (
     is_tabular,
     label_counts,
     label_shift,
+    needs_whole_file,
+    read_schema,
     read_table,
+    schema_changes,
 )
 
 MAJOR, MINOR, PATCH = "major", "minor", "patch"
@@ -157,3 +166,63 @@ def change_report(
                     )
                 )
     return report
+
+
+# -- the bump a commit deserves ------------------------------------------------------
+
+
+def _stored_bytes(version: Version, path: str) -> bytes:
+    """A table's bytes from the store: whole for Parquet, the first rows otherwise."""
+    stream = file_stream(version, path)
+    if needs_whole_file(path):
+        return b"".join(stream.chunks)
+    collected, size = [], 0
+    for chunk in stream.chunks:
+        collected.append(chunk)
+        size += len(chunk)
+        if size > SCHEMA_SAMPLE_BYTES:
+            break
+    return b"".join(collected)
+
+
+def commit_bump(
+    parent: Version | None,
+    root_id: str,
+    new_trees: dict[str, tuple[bytes, int]],
+    read_new: Callable[[str], bytes],
+) -> tuple[str, list[str]]:
+    """Classify a commit against its parent: (bump, reasons in words).
+
+    A table removed, or a column added, removed, renamed or retyped, is a schema
+    change (MAJOR); any other file change is MINOR; no file change is PATCH. The
+    new version's trees may not be stored yet: `new_trees` holds them, and
+    `read_new(path)` returns a new table's bytes (whole, or at least its first rows).
+    """
+    if parent is None:
+        return MAJOR, ["first version"]
+
+    def load(tree_ids: Iterable[str]) -> dict[str, list[treeformat.Entry]]:
+        ids = list(tree_ids)
+        fresh = {i: treeformat.decode(new_trees[i][0]) for i in ids if i in new_trees}
+        stored = trees_load(i for i in ids if i not in new_trees)
+        return fresh | stored
+
+    files = diff_trees(parent.tree_id, root_id, load=load)
+    if not files.changes:
+        return PATCH, ["no file changed"]
+    reasons: list[str] = []
+    for change in files.changes:
+        if not is_tabular(change.path):
+            continue
+        if change.status == REMOVED:
+            reasons.append(f"{change.path}: table removed")
+        elif change.status == MODIFIED:
+            try:
+                old_schema = read_schema(change.path, _stored_bytes(parent, change.path))
+                new_schema = read_schema(change.path, read_new(change.path))
+            except (TableError, StrataError, zstandard.ZstdError):
+                continue  # an unreadable table is reported by the diff, not here
+            reasons += [f"{change.path}: {what}" for what in schema_changes(old_schema, new_schema)]
+    if reasons:
+        return MAJOR, reasons
+    return MINOR, [f"{files.added} added, {files.removed} removed, {files.modified} modified files"]

@@ -61,6 +61,44 @@ def read_table(path: str, data: bytes) -> pa.Table:
     raise TableError(f"{path} is not a tabular file (CSV, TSV, JSONL or Parquet).")
 
 
+SCHEMA_SAMPLE_BYTES = 1024 * 1024
+
+
+def needs_whole_file(path: str) -> bool:
+    """Parquet keeps its schema in a footer; text formats show it in their first rows."""
+    return path.lower().endswith(".parquet")
+
+
+def read_schema(path: str, data: bytes) -> dict[str, str]:
+    """Column name -> type of a table, from the whole file (Parquet) or its first
+    rows (CSV, TSV, JSONL: at most `SCHEMA_SAMPLE_BYTES`, cut at a line end)."""
+    if not needs_whole_file(path) and len(data) > SCHEMA_SAMPLE_BYTES:
+        data = data[:SCHEMA_SAMPLE_BYTES]
+        data = data[: data.rfind(b"\n") + 1] or data
+    if needs_whole_file(path):
+        import pyarrow.parquet as pq
+
+        try:
+            schema = pq.read_schema(io.BytesIO(data))
+        except (pa.ArrowInvalid, OSError) as error:
+            raise TableError(f"cannot read {path} as a table: {error}") from None
+        return {field.name: str(field.type) for field in schema}
+    table = read_table(path, data)
+    return {field.name: str(field.type) for field in table.schema}
+
+
+def schema_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    """What differs between two schemas, in words ([] when they are equal)."""
+    changes = [f"column {name} removed" for name in old if name not in new]
+    changes += [f"column {name} added" for name in new if name not in old]
+    changes += [
+        f"column {name} changed from {old[name]} to {new[name]}"
+        for name in old
+        if name in new and old[name] != new[name]
+    ]
+    return changes
+
+
 # -- schema -------------------------------------------------------------------------
 
 

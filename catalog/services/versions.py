@@ -14,7 +14,7 @@ import json
 import os
 import stat as statmod
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -268,6 +268,7 @@ def version_push(
     message: str = "",
     stage: str | None = None,
     semver: str | None = None,
+    semver_override: str | None = None,
     progress: ProgressSink | None = None,
 ) -> PushResult:
     """Store `path` (a file or folder) as a new version on a branch of a dataset.
@@ -311,6 +312,7 @@ def version_push(
     cache = _stat_cache()
     try:
         return _push_scanned(
+            semver_override=semver_override,
             user=user,
             root=root,
             scan=scan,
@@ -331,6 +333,7 @@ def version_push(
 
 def _push_scanned(
     *,
+    semver_override: str | None,
     user: permissions.User,
     root: str,
     scan: Scan,
@@ -403,6 +406,18 @@ def _push_scanned(
     if start_head is not None and root_id == start_head.tree_id:
         version, created = start_head, False
     else:
+        # Imported here: reading tables needs pyarrow, which an unchanged push,
+        # answered above, should not pay for at start-up.
+        from catalog.changes import commit_bump
+        from catalog.tabular import SCHEMA_SAMPLE_BYTES, needs_whole_file
+
+        abspaths = {scanned.relpath: scanned.abspath for scanned in scan.files}
+
+        def read_new(relpath: str) -> bytes:
+            with open(abspaths[relpath], "rb") as handle:
+                return handle.read() if needs_whole_file(relpath) else handle.read(SCHEMA_SAMPLE_BYTES + 1)
+
+        bump, bump_reasons = commit_bump(start_head, root_id, trees, read_new)
         version = version_commit(
             user=user,
             dataset=dataset,
@@ -421,6 +436,9 @@ def _push_scanned(
             logical=logical,
             new_bytes=report.new_raw_bytes,
             stored_bytes=report.new_bytes,
+            bump=bump,
+            bump_reasons=bump_reasons,
+            semver_override=semver_override,
         )
         created = True
     by_rel = {scanned.relpath: scanned for scanned in scan.files}
@@ -441,18 +459,37 @@ def _push_scanned(
     )
 
 
-def _next_semver(dataset: Dataset, parent: Version | None) -> tuple[int, int, int]:
+def _next_semver(dataset: Dataset, parent: Version | None, bump: str = "minor") -> tuple[int, int, int]:
+    """The next free version number after `parent` for a change of kind `bump`.
+
+    Numbers are unique per dataset, so a bump skips past what other branches took.
+    """
     if parent is None:
         return (1, 0, 0)
-    highest_minor = Version.objects.filter(dataset=dataset, semver_major=parent.semver_major).aggregate(
-        top=Max("semver_minor")
-    )["top"]
-    return (parent.semver_major, (highest_minor or 0) + 1, 0)
+    versions = Version.objects.filter(dataset=dataset)
+    if bump == "major":
+        top = versions.aggregate(top=Max("semver_major"))["top"] or 0
+        return (top + 1, 0, 0)
+    if bump == "patch":
+        top = versions.filter(semver_major=parent.semver_major, semver_minor=parent.semver_minor).aggregate(
+            top=Max("semver_patch")
+        )["top"]
+        return (parent.semver_major, parent.semver_minor, (top or 0) + 1)
+    top = versions.filter(semver_major=parent.semver_major).aggregate(top=Max("semver_minor"))["top"]
+    return (parent.semver_major, (top or 0) + 1, 0)
 
 
 def _check_explicit_semver(
-    dataset: Dataset, start_head: Version | None, numbers: tuple[int, int, int]
+    dataset: Dataset,
+    start_head: Version | None,
+    numbers: tuple[int, int, int],
+    *,
+    bump: str | None = None,
+    reasons: Sequence[str] = (),
+    override: str | None = None,
 ) -> None:
+    """An explicit version must be new, newer than the head, and — unless
+    overridden with a reason — not understate the change (`bump`)."""
     semver = ".".join(map(str, numbers))
     if start_head is not None and numbers <= (
         start_head.semver_major,
@@ -462,6 +499,17 @@ def _check_explicit_semver(
         raise UserError(f"version {semver} is not newer than the branch head's {start_head.semver}.")
     if Version.objects.filter(dataset=dataset, semver=semver).exists():
         raise UserError(f"{dataset.name} already has a version {semver}; choose another.")
+    if bump is None or start_head is None or override:
+        return
+    head = (start_head.semver_major, start_head.semver_minor)
+    understated = (bump == "major" and numbers[0] == head[0]) or (bump == "minor" and numbers[:2] == head)
+    if understated:
+        suggested = ".".join(map(str, _next_semver(dataset, start_head, bump)))
+        why = f" ({reasons[0]})" if reasons else ""
+        raise UserError(
+            f"version {semver} understates a {bump} change from {start_head.semver}{why}: use {suggested},"
+            " or pass --allow-semver-override with the reason."
+        )
 
 
 def version_id_for(fields: dict[str, object]) -> str:
@@ -488,9 +536,16 @@ def version_commit(
     logical: int,
     new_bytes: int,
     stored_bytes: int,
+    bump: str = "minor",
+    bump_reasons: Sequence[str] = (),
+    semver_override: str | None = None,
 ) -> Version:
     """Register the stored data, then create the version and move the branch by
     compare-and-swap from the head seen when the push began.
+
+    `bump` (major, minor, patch: see `catalog.changes.commit_bump`) chooses the next
+    semantic version; an explicit one that understates it is refused unless
+    `semver_override` gives the reason, which the audit event records.
 
     The one way a version comes to exist, whether its files were pushed from a local
     folder or listed by a remote client whose packs are already registered (it then
@@ -548,11 +603,19 @@ def version_commit(
                     after={"name": dataset.name},
                 )
             if explicit_semver is not None:
-                # Checked before any work too; again here, against concurrent pushes.
-                _check_explicit_semver(dataset, start_head, explicit_semver)
+                # Checked before any work too; again here, against concurrent pushes,
+                # and now against the kind of change as well.
+                _check_explicit_semver(
+                    dataset,
+                    start_head,
+                    explicit_semver,
+                    bump=bump,
+                    reasons=bump_reasons,
+                    override=semver_override,
+                )
                 numbers = explicit_semver
             else:
-                numbers = _next_semver(dataset, start_head)
+                numbers = _next_semver(dataset, start_head, bump)
             semver = ".".join(map(str, numbers))
             final_stage = stage or (start_head.stage if start_head else Stage.RAW)
             parents = [start_head.id] if start_head else []
@@ -615,7 +678,14 @@ def version_commit(
                 object_type="version",
                 object_id=version.id,
                 before={"branch": branch_name, "head": start_head.id if start_head else None},
-                after={"branch": branch_name, "head": version.id, "semver": semver},
+                after={
+                    "branch": branch_name,
+                    "head": version.id,
+                    "semver": semver,
+                    "bump": bump,
+                    "bump_reasons": list(bump_reasons)[:20],
+                    **({"semver_override": semver_override} if semver_override else {}),
+                },
             )
     except IntegrityError as error:
         raise ConflictError(

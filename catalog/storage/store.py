@@ -16,9 +16,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .backends import Backend
 from blake3 import blake3
 
+from .backends import Backend
 from .chunker import MAX_SIZE, iter_chunk_batches
 from .errors import MissingObject, StoreError
 from .hashing import EMPTY_DIGEST, digest_hex

@@ -94,6 +94,11 @@ class Command(BaseCommand):
         push.add_argument("--message", "-m", default="")
         push.add_argument("--stage", choices=["raw", "cleaned", "labelled", "split", "other"])
         push.add_argument("--semver", help="explicit semantic version, e.g. 2.0.0")
+        push.add_argument(
+            "--allow-semver-override",
+            metavar="REASON",
+            help="accept a --semver that understates the change, recording why in the audit log",
+        )
         push.add_argument("--author", help="who pushes (default: $STRATA_USER or the login name)")
         push.add_argument("--step", metavar="NAME", help="record the step that made this version as a run")
         push.add_argument(
@@ -198,6 +203,7 @@ class Command(BaseCommand):
             message=options["message"],
             stage=options["stage"],
             semver=options["semver"],
+            semver_override=options["allow_semver_override"],
             progress=progress,
         )
         version = result.version
