@@ -84,3 +84,30 @@ def test_a_schema_change_is_major_and_a_bad_file_is_reported_alone(db, store_url
     assert by_path["labels.csv"].schema.added == ["annotator"]
     assert "cannot read broken.csv" in by_path["broken.csv"].error
     assert report.bump == MAJOR
+
+
+def test_the_diff_command_shows_rows_and_labels_and_refuses_an_unknown_key(cli, tmp_path):
+    import json
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.csv").write_text(
+        "id,text,label\n" + "".join(f"{i},t{i},{'pos' if i % 2 else 'neg'}\n" for i in range(100))
+    )
+    cli("push", str(data), "csvs", check=True)
+    (data / "train.csv").write_text(
+        "id,text,label\n" + "".join(f"{i},t{i},{'pos' if i % 2 or i < 10 else 'neg'}\n" for i in range(105))
+    )
+    cli("push", str(data), "csvs", check=True)
+    text = cli("diff", "csvs@1.0.0", "csvs@1.1.0", check=True).stdout
+    assert "0 added, 0 removed, 1 modified files" in text
+    assert "rows (by key id): 100 -> 105; +5 -0 ~5 changed (label: 5)" in text
+    assert "neg: 50 (50.0%) -> 48 (45.7%)" in text
+    as_json = json.loads(cli("diff", "csvs@1.0.0", "csvs@main", "--json", check=True).stdout)
+    assert as_json["tables"][0]["rows"]["changed"] == 5
+    refused = cli("diff", "csvs@1.0.0", "csvs@1.1.0", "--key", "nope")
+    assert (
+        refused.returncode == 2 and "the key column 'nope' is in none of the changed tables" in refused.stderr
+    )
+    unknown = cli("diff", "csvs@1.0.0", "csvs@9.9.9")
+    assert unknown.returncode == 2 and "9.9.9" in unknown.stderr

@@ -143,6 +143,12 @@ class Command(BaseCommand):
         branch.add_argument("--from", dest="start", default=None, metavar="REF")
         branch.add_argument("--author")
 
+        diff = sub.add_parser("diff", parents=[common], help="what changed between two versions")
+        diff.add_argument("old", metavar="DATASET@A")
+        diff.add_argument("new", metavar="DATASET@B")
+        diff.add_argument("--key", help="key column for row diffs (default: detected)")
+        diff.add_argument("--label", help="label column for the distribution shift (default: detected)")
+
         verify = sub.add_parser("verify", parents=[common], help="re-hash every stored byte")
         verify.add_argument("spec", nargs="?", metavar="DATASET[@REF]")
 
@@ -341,6 +347,72 @@ class Command(BaseCommand):
             {"dataset": dataset.name, "branch": branch.name, "head": start.id, "semver": start.semver},
             f"Created branch {branch.name} of {dataset.name} at {start.semver} ({start.id[:12]})",
         )
+
+    def do_diff(self, options: dict[str, Any]) -> None:
+        from catalog.changes import change_report
+
+        _, old = selectors.resolve_spec(options["old"])
+        _, new = selectors.resolve_spec(options["new"])
+        report = change_report(old, new, key=options["key"], label=options["label"])
+        key = options["key"]
+        if key and report.tables and all(t.error and f"key column {key!r}" in t.error for t in report.tables):
+            raise UserError(f"the key column {key!r} is in none of the changed tables.")
+        files = report.files
+        lines = [
+            f"{old.dataset.name}@{old.semver} -> {new.dataset.name}@{new.semver}: {files.added} added, "
+            f"{files.removed} removed, {files.modified} modified files ({human_bytes(files.size_delta)} net);"
+            f" a {report.bump} change"
+        ]
+        for change in files.changes[:50]:
+            mark = {"added": "+", "removed": "-", "modified": "~"}[change.status]
+            lines.append(
+                f"  {mark} {change.path}  ({human_bytes(change.old_size)} -> {human_bytes(change.new_size)})"
+            )
+        if len(files.changes) > 50:
+            lines.append(f"  … and {len(files.changes) - 50} more files (--json lists them all)")
+        for folder, counts in report.folders.items():
+            if len(report.folders) > 1:
+                lines.append(
+                    f"  folder {folder or '.'}: +{counts['added']} -{counts['removed']} ~{counts['modified']}"
+                )
+        for table in report.tables:
+            lines.append(f"table {table.path}:")
+            if table.error:
+                lines.append(f"  could not compare: {table.error}")
+                continue
+            schema, rows = table.schema, table.rows
+            for column in schema.added:
+                lines.append(f"  column added: {column}")
+            for column in schema.removed:
+                lines.append(f"  column removed: {column}")
+            for old_name, new_name in schema.renamed:
+                lines.append(f"  column renamed: {old_name} -> {new_name}")
+            for column, before, after in schema.type_changed:
+                lines.append(f"  column {column}: {before} -> {after}")
+            how = f"by key {rows.key}" if rows.method == "key" else "by row content"
+            lines.append(
+                f"  rows ({how}): {rows.rows_a:,} -> {rows.rows_b:,}; +{rows.added:,} -{rows.removed:,}"
+                f" ~{rows.changed:,} changed"
+                + (
+                    f" ({', '.join(f'{c}: {n:,}' for c, n in rows.changed_cells.items())})"
+                    if rows.changed_cells
+                    else ""
+                )
+            )
+            lines += [f"  note: {note}" for note in rows.notes]
+            if table.labels:
+                shift = table.labels
+                share_a, share_b = shift.proportions(shift.counts_a), shift.proportions(shift.counts_b)
+                lines.append(
+                    f"  labels ({shift.column}): PSI {shift.psi:.4f}, chi-square {shift.chi_square:.2f}"
+                    f" (p = {shift.p_value:.3g})"
+                )
+                for label in shift.labels:
+                    lines.append(
+                        f"    {label}: {shift.counts_a.get(label, 0):,} ({share_a[label]:.1%})"
+                        f" -> {shift.counts_b.get(label, 0):,} ({share_b[label]:.1%})"
+                    )
+        self.emit(report.as_dict(), "\n".join(lines))
 
     def do_verify(self, options: dict[str, Any]) -> None:
         versions = None
