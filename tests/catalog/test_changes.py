@@ -76,7 +76,7 @@ def test_a_schema_change_is_major_and_a_bad_file_is_reported_alone(db, store_url
     version_push(path=str(data), dataset_name="pets", author="alice")
 
     _, old = resolve_spec("pets@1.0.0")
-    _, new = resolve_spec("pets@1.1.0")
+    _, new = resolve_spec("pets@2.0.0")  # a schema change: the push made it major
     report = change_report(old, new)
     assert report.folders["images/cat"] == {"added": 0, "removed": 3, "modified": 0}
     assert report.folders["images/dog"] == {"added": 1, "removed": 0, "modified": 0}
