@@ -23,7 +23,7 @@ from catalog.selectors import resolve_spec
 from catalog.services.errors import NotFound, UserError
 
 from . import graph as lgraph
-from .models import Edge, Node, Run, Source
+from .models import Edge, ModelPin, ModelVersion, Node, Run, Source
 
 LAYER_CAP = 12
 # Rows read per ring before switching to a count: a node with a million
@@ -121,8 +121,14 @@ def neighbourhood_fetch(
     *, user: permissions.User, focus: Node, depth: int, direction: str, cap: int = LAYER_CAP
 ) -> Fetched:
     """The neighbourhood of `focus` as a networkx graph with node attributes."""
-    depth = check_depth(depth)
-    direction = check_direction(direction)
+    return _neighbourhood(
+        user=user, focus=focus, depth=check_depth(depth), direction=check_direction(direction), cap=cap
+    )
+
+
+def _neighbourhood(*, user: permissions.User, focus: Node, depth: int, direction: str, cap: int) -> Fetched:
+    """`neighbourhood_fetch` with a depth already checked by its caller (the model
+    page walks further upstream than the graph page's 1–5, to reach raw sources)."""
     hidden_datasets = _hidden_datasets(user)
     graph = nx.DiGraph()
     visited: set[int] = {focus.pk}
@@ -160,10 +166,14 @@ def neighbourhood_fetch(
 
 
 def _annotate(graph: nx.DiGraph, ids: list[int]) -> None:
-    """Fill node attributes from the node and detail tables: four queries."""
+    """Fill node attributes from the node and detail tables: four queries, and
+    a fifth when model versions are among the nodes."""
     node_of_version: dict[str, int] = {}
+    model_ids: list[int] = []
     for node in Node.objects.filter(pk__in=ids).only("id", "kind", "label", "version_id"):
         graph.add_node(node.pk, kind=node.kind, label=node.label, sublabel="")
+        if node.kind == Node.Kind.MODEL:
+            model_ids.append(node.pk)
         if node.version_id:
             node_of_version[node.version_id] = node.pk
     for run in Run.objects.filter(node_id__in=ids).defer("facets", "command"):
@@ -186,6 +196,15 @@ def _annotate(graph: nx.DiGraph, ids: list[int]) -> None:
             sublabel=(source.namespace or "source") + version,
             uri=source.uri,
             version_tag=source.version_tag,
+        )
+    models = ModelVersion.objects.filter(node_id__in=model_ids) if model_ids else ModelVersion.objects.none()
+    for model in models.only("node_id", "name", "version", "created", "regressions"):
+        flag = " · regression" if model.regressions else ""
+        graph.add_node(
+            model.node_id,
+            sublabel=f"model · {model.created:%b %d}{flag}",
+            model=model.name,
+            model_version=model.version,
         )
     versions = Version.objects.filter(pk__in=list(node_of_version)).select_related("dataset")
     for version in versions.only("id", "semver", "stage", "golden", "rolled_back", "dataset__name"):
@@ -210,6 +229,7 @@ class NodeDetails:
     run: Run | None = None
     source: Source | None = None
     version: Version | None = None
+    model: ModelVersion | None = None
     inputs: int = 0
     outputs: int = 0
 
@@ -236,6 +256,11 @@ class NodeDetails:
                 owner=self.source.owner,
                 facets=self.source.facets,
             )
+        if self.model is not None:
+            from .training import model_as_dict
+
+            data.update(model_as_dict(self.model))
+            data["id"] = self.node.pk
         if self.version is not None:
             data.update(
                 dataset=self.version.dataset.name,
@@ -254,6 +279,8 @@ def node_details(*, user: permissions.User, node: Node) -> NodeDetails:
         details.run = Run.objects.filter(node=node).first()
     elif node.kind == Node.Kind.SOURCE:
         details.source = Source.objects.filter(node=node).first()
+    elif node.kind == Node.Kind.MODEL:
+        details.model = ModelVersion.objects.filter(node=node).select_related("predecessor").first()
     elif node.version_id:
         details.version = Version.objects.select_related("dataset").filter(pk=node.version_id).first()
     details.inputs = Edge.objects.filter(dst=node).count()
@@ -435,8 +462,9 @@ def run_list(*, user: permissions.User, limit: int = 50) -> list[Run]:
 
 def section_for(user: permissions.User, version: Version, cap: int = 6) -> dict[str, Any]:
     """What ``lineage/_section.html`` shows for a version: its direct lineage
-    (depth 1, both ways) drawn small, counts, and links. Seven queries, or one
-    when the version has no recorded lineage."""
+    (depth 1, both ways) drawn small, counts, the model versions that pinned it,
+    and links. Seven queries (eight when runs used it), or one when the version
+    has no recorded lineage."""
     node = Node.objects.filter(version=version).first()
     if node is None or not permissions.can_read(user, version.dataset):
         return {"version": version, "node": None}
@@ -446,10 +474,19 @@ def section_for(user: permissions.User, version: Version, cap: int = 6) -> dict[
         n for n in fetched.graph.predecessors(node.pk) if fetched.graph.nodes[n].get("kind") == "run"
     ]
     consumers = [n for n in fetched.graph.successors(node.pk) if fetched.graph.nodes[n].get("kind") == "run"]
+    # Model versions that pinned this version: one more query, only when runs used it.
+    pins = (
+        list(
+            ModelPin.objects.filter(version=version).select_related("model").order_by("-model__created")[:cap]
+        )
+        if consumers
+        else []
+    )
     return {
         "version": version,
         "node": node,
         "layout": placed,
         "produced_by": [fetched.graph.nodes[n] | {"id": n} for n in producers],
         "consumed_by": len(consumers),
+        "models": [pin.model for pin in pins],
     }

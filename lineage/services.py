@@ -66,6 +66,9 @@ class Endpoint:
     facets: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     owner: str = ""
+    # For a model version made by an import (DVC): the fields of its row, made
+    # with the node the first time the model is seen.
+    model: dict[str, Any] | None = None
 
     @property
     def display(self) -> str:
@@ -204,7 +207,8 @@ def _check_params(params: Any) -> dict[str, Any]:
 
 def node_for(endpoint: Endpoint) -> Node:
     """The node of an input or output, made on first use. Sources merge facets
-    they are sent later, so nothing a producer says is dropped."""
+    they are sent later, so nothing a producer says is dropped; a model version
+    (from an import) gets its row with its node."""
     if endpoint.kind == Node.Kind.VERSION:
         version = endpoint.version
         assert version is not None
@@ -218,6 +222,10 @@ def node_for(endpoint: Endpoint) -> Node:
             },
         )
         return node
+    if endpoint.kind == Node.Kind.MODEL:
+        from .training import model_node_for
+
+        return model_node_for(endpoint)
     node, created = Node.objects.get_or_create(
         key=endpoint.key, defaults={"kind": Node.Kind.SOURCE, "label": endpoint.label}
     )
