@@ -78,7 +78,10 @@ def _actor(options: dict[str, Any]) -> str:
 
 
 class Command(BaseCommand):
-    help = "Version datasets: push, pull, log, ls, datasets, tag, branch, verify, import-dvc."
+    help = (
+        "Version datasets: push, pull, log, ls, datasets, tag, branch, verify, import-dvc;"
+        " models: record-training, lock, reproduce."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         common = CommandParser(add_help=False)
@@ -171,6 +174,68 @@ class Command(BaseCommand):
             "--project", default="", help="the project's name in the graph (default: the folder's)"
         )
         dvc.add_argument("--author")
+
+        record = sub.add_parser(
+            "record-training",
+            parents=[common],
+            help="register a model version with the exact dataset versions it trained on",
+        )
+        record.add_argument("model", metavar="MODEL@VERSION")
+        record.add_argument(
+            "--dataset",
+            action="append",
+            default=[],
+            metavar="ROLE=DATASET@REF",
+            help="a dataset the model used, e.g. train=reviews@2.3.0 or eval=reviews-eval@main (repeatable)",
+        )
+        record.add_argument("--metric", action="append", default=[], metavar="NAME=NUMBER")
+        record.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+        record.add_argument("--code", default="", metavar="REPOSITORY#COMMIT")
+        record.add_argument("--artifact", default="", metavar="URI", help="where the model's weights are")
+        record.add_argument("--message", "-m", default="", help="a description of the model version")
+        record.add_argument("--author")
+
+        lock = sub.add_parser(
+            "lock", parents=[common], help="write strata.lock: the exact versions of datasets or of a model"
+        )
+        lock.add_argument("specs", nargs="*", metavar="DATASET@REF")
+        lock.add_argument("--model", metavar="MODEL@VERSION", help="lock every version the model pinned")
+        lock.add_argument(
+            "-o",
+            "--output",
+            default="strata.lock",
+            help="where to write it (default strata.lock; - for stdout)",
+        )
+
+        reproduce = sub.add_parser(
+            "reproduce",
+            parents=[common],
+            help="materialise every version of a lock (or of a model) into DEST, every byte verified",
+        )
+        reproduce.add_argument("paths", nargs="+", metavar="[LOCK] DEST")
+        reproduce.add_argument(
+            "--model", metavar="MODEL@VERSION", help="reproduce a model's data, no lock needed"
+        )
+        reproduce.add_argument(
+            "--restore",
+            action="store_true",
+            help="restore data in cold storage first, waiting until readable",
+        )
+        reproduce.add_argument("--force", action="store_true", help="replace the folders it writes in DEST")
+        reproduce.add_argument(
+            "--poll",
+            type=float,
+            default=60.0,
+            metavar="SECONDS",
+            help="how often to check restores (default 60)",
+        )
+        reproduce.add_argument(
+            "--timeout",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="stop waiting for restores after this",
+        )
 
     def run_from_argv(self, argv: list[str]) -> None:
         # One sentence on stderr and the service's exit code, instead of a traceback.
@@ -455,6 +520,108 @@ class Command(BaseCommand):
         if report.not_run:
             lines.append(f"  not in dvc.lock yet (never run): {', '.join(report.not_run)}")
         self.emit(report.as_dict(), "\n".join(lines))
+
+    def do_record_training(self, options: dict[str, Any]) -> None:
+        from lineage.services import parse_params
+        from lineage.training import split_model_spec, training_record
+
+        name, version = split_model_spec(options["model"])
+        datasets: dict[str, str] = {}
+        for pair in options["dataset"]:
+            role, sep, spec = pair.partition("=")
+            if not sep or not role.strip() or not spec.strip():
+                raise UserError(
+                    f"{pair!r} is not a dataset: write ROLE=DATASET@REF, e.g. train=reviews@2.3.0."
+                )
+            if role.strip() in datasets:
+                raise UserError(f"the role {role.strip()} is given twice: one dataset version per role.")
+            datasets[role.strip()] = spec.strip()
+        result = training_record(
+            user=None,
+            model=name,
+            version=version,
+            datasets=datasets,
+            metrics=parse_params(options["metric"]),
+            params=parse_params(options["param"]),
+            code=options["code"],
+            artifact=options["artifact"],
+            description=options["message"],
+            actor=_actor(options),
+            origin="cli",
+        )
+        model = result.model
+        verb = "Registered" if result.created else "Already registered, unchanged:"
+        lines = [f"{verb} {model.spec} (lineage node {model.node_id})"]
+        lines += [
+            f"  {pin.role:<12} {pin.version.dataset.name}@{pin.version.semver}  {pin.version.id}"
+            + (
+                f"  (from {pin.requested})"
+                if pin.requested != f"{pin.version.dataset.name}@{pin.version.semver}"
+                else ""
+            )
+            for pin in result.pins
+        ]
+        for change in model.regressions:
+            lines.append(
+                f"  REGRESSION {change['metric']}: {change['before']} -> {change['after']}"
+                f" ({change['better']} is better, tolerance {change['tolerance']})"
+            )
+        self.emit(result.as_dict(), "\n".join(lines))
+
+    def do_lock(self, options: dict[str, Any]) -> None:
+        from lineage.locks import lock_build, lock_dump, lock_write
+
+        lock = lock_build(user=None, specs=options["specs"], model=options["model"])
+        output = options["output"]
+        if output == "-":
+            self.stdout.write(lock_dump(lock), ending="")
+            return
+        lock_write(lock, output)
+        lines = [
+            f"Wrote {output}: {len(lock.entries)} dataset versions"
+            + (f" of {lock.model}" if lock.model else "")
+        ]
+        lines += [f"  {entry.folder:<14} {entry.label:<28} {entry.version}" for entry in lock.entries]
+        self.emit({"path": output, **lock.as_dict()}, "\n".join(lines))
+
+    def do_reproduce(self, options: dict[str, Any]) -> None:
+        from lineage.locks import DEFAULT_LOCK_NAME, lock_build, lock_read, lock_reproduce
+
+        paths = options["paths"]
+        if options["model"]:
+            if len(paths) != 1:
+                raise UserError("with --model, give only DEST: strata reproduce --model MODEL@VERSION DEST.")
+            lock = lock_build(user=None, model=options["model"])
+            name, dest = options["model"], paths[0]
+        else:
+            if len(paths) != 2:
+                raise UserError("give the lock and a folder: strata reproduce strata.lock DEST (or --model).")
+            name, dest = os.path.basename(paths[0]) or DEFAULT_LOCK_NAME, paths[1]
+            lock = lock_read(paths[0])
+
+        def notify(message: str) -> None:
+            self.stderr.write(message)
+
+        result = lock_reproduce(
+            user=None,
+            lock=lock,
+            dest=dest,
+            name=name,
+            force=options["force"],
+            restore=options["restore"],
+            poll_seconds=max(options["poll"], 0.05),
+            timeout_seconds=options["timeout"],
+            notify=notify,
+        )
+        total = sum(pulled.bytes_written for _, pulled in result.pulled)
+        lines = [
+            f"Reproduced {len(result.pulled)} dataset versions into {result.dest} ({human_bytes(total)}), every byte verified:"
+        ]
+        lines += [
+            f"  {entry.folder + '/':<15} {entry.label:<28} {pulled.file_count:,} files  {entry.version[:12]}"
+            for entry, pulled in result.pulled
+        ]
+        self.emit(result.as_dict(), "\n".join(lines))
 
     def do_token(self, options: dict[str, Any]) -> None:
         from django.contrib.auth import get_user_model
