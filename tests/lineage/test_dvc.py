@@ -15,7 +15,7 @@ import pytest
 from django.core.management import call_command
 
 from catalog.services.errors import UserError
-from lineage.models import Edge, Node, Run, Source
+from lineage.models import Edge, ModelVersion, Node, Run, Source
 
 ROOT = Path(__file__).resolve().parents[2]
 RAW_MD5 = "e5ebd4c02cefbe7955977c67ada242b7"
@@ -168,7 +168,9 @@ def test_a_dvc_project_becomes_its_pipeline_graph_with_parameters(db, project):
     raw = source("data/raw.csv", RAW_MD5)
     prepared = source("data/prepared", PREPARED_MD5)
     labels = source("data/labels.csv", LABELS_MD5)
-    model = source("model.pkl", MODEL_MD5)
+    # The train stage's model.pkl is a model version, not a plain source.
+    model = Node.objects.get(kind="model", model_version__name="fraud-pipeline-model")
+    assert model.label == f"fraud-pipeline-model@{MODEL_MD5[:12]}"
     remote = Node.objects.get(source__uri="https://labels.example.org/fraud/labels.csv")
     importer = Run.objects.get(step="collection")
     edges = set(Edge.objects.values_list("src_id", "dst_id"))
@@ -201,7 +203,8 @@ def test_importing_a_newer_lock_adds_only_the_new_runs(db, project):
     # The new run reads the same prepared data: the graph forks, nothing is duplicated.
     prepared = source("data/prepared", PREPARED_MD5)
     assert prepared.out_edges.count() == 2
-    assert Source.objects.filter(name="model.pkl").count() == 2
+    assert ModelVersion.objects.filter(name="fraud-pipeline-model").count() == 2
+    assert not Source.objects.filter(name="model.pkl").exists()
 
 
 def test_a_cycle_in_the_lock_is_reported_and_nothing_imported(db, tmp_path):
@@ -286,3 +289,127 @@ def test_the_command_line_exits_2_with_one_sentence(transactional_db, tmp_path, 
         )
         assert result.returncode == 2, result.stderr
         assert reason in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+# -- training stages: model versions and the dataset versions they were pinned to ----------
+
+
+def _md5(path: Path) -> str:
+    import hashlib
+
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def trained_project(tmp_path, make_version):
+    """A DVC project whose fetch stage materialises a strata.lock (with `strata
+    reproduce`) and whose fit stage — named 'build', but its command trains —
+    writes models/classifier.onnx and metrics.json."""
+    from lineage.locks import lock_build, lock_write
+
+    reviews = make_version("reviews", stage="split")
+    folder = tmp_path / "churn"
+    folder.mkdir()
+    lock_write(lock_build(user=None, specs=["reviews@main"]), str(folder / "strata.lock"))
+    write(folder, "metrics.json", '{"auc": 0.88, "per_class": {"f1": 0.7}, "note": "fine", "ok": true}\n')
+    write(
+        folder,
+        "dvc.yaml",
+        """
+        stages:
+          fetch:
+            cmd: python manage.py strata reproduce strata.lock data
+            deps: [strata.lock]
+            outs: [data]
+          build:
+            cmd: python src/train.py data models/classifier.onnx
+            deps: [data, src/train.py]
+            params: [train.lr]
+            outs: [models/classifier.onnx]
+            metrics:
+            - metrics.json:
+                cache: false
+        """,
+    )
+    write(folder, "params.yaml", "train:\n  lr: 0.2\n")
+    write(
+        folder,
+        "dvc.lock",
+        f"""
+        schema: '2.0'
+        stages:
+          fetch:
+            cmd: python manage.py strata reproduce strata.lock data
+            deps:
+            - path: strata.lock
+              hash: md5
+              md5: {_md5(folder / "strata.lock")}
+            outs:
+            - path: data
+              hash: md5
+              md5: 0a1b2c3d4e5f60718293a4b5c6d7e8f9.dir
+          build:
+            cmd: python src/train.py data models/classifier.onnx
+            deps:
+            - path: data
+              hash: md5
+              md5: 0a1b2c3d4e5f60718293a4b5c6d7e8f9.dir
+            - path: src/train.py
+              hash: md5
+              md5: 11111111111111111111111111111111
+            params:
+              params.yaml:
+                train.lr: 0.2
+            outs:
+            - path: models/classifier.onnx
+              hash: md5
+              md5: {MODEL_MD5}
+            - path: metrics.json
+              hash: md5
+              md5: {_md5(folder / "metrics.json")}
+        """,
+    )
+    return folder, reviews
+
+
+def test_a_train_stage_becomes_a_training_run_and_its_model_a_pinned_model_version(db, trained_project):
+    folder, reviews = trained_project
+    report = import_dvc(folder)
+    assert report["models"] == [f"churn-classifier@{MODEL_MD5[:12]}"] and report["notes"] == []
+    build = Run.objects.get(name="build")
+    assert build.step == "training"  # its name says nothing, its command says train
+    model = ModelVersion.objects.get()
+    assert model.name == "churn-classifier" and model.version == MODEL_MD5[:12] and model.origin == "dvc"
+    assert model.metrics == {"auc": 0.88, "per_class.f1": 0.7}
+    assert model.params == {"train.lr": 0.2}
+    assert model.artifact_uri == f"dvc://churn/models/classifier.onnx@{MODEL_MD5}"
+    # The pins come from the strata.lock the fetch stage reads: the exact version.
+    pin = model.pins.get()
+    assert pin.version_id == reviews.id and pin.role == "reviews" and pin.run.node_id == build.node_id
+    fetch = Run.objects.get(name="fetch")
+    reviews_node = Node.objects.get(version=reviews)
+    assert Edge.objects.filter(src=reviews_node, dst_id=fetch.node_id).exists()
+    assert Edge.objects.filter(src_id=build.node_id, dst_id=model.node_id).exists()
+    # Importing again adds nothing.
+    again = import_dvc(folder)
+    assert again["models"] == [] and ModelVersion.objects.count() == 1
+
+
+def test_a_strata_lock_edited_after_dvc_recorded_it_pins_nothing_and_says_so(db, trained_project):
+    folder, _ = trained_project
+    with open(folder / "strata.lock", "a") as handle:
+        handle.write("# edited\n")
+    report = import_dvc(folder)
+    assert "strata.lock changed after dvc.lock recorded it" in report["notes"][0]
+    assert ModelVersion.objects.get().pins.count() == 0
+
+
+def test_a_strata_lock_naming_versions_the_catalog_lacks_refuses_the_import(db, trained_project):
+    folder, reviews = trained_project
+    lock_path = folder / "strata.lock"
+    lock_path.write_text(lock_path.read_text().replace(reviews.id, "e" * 64))
+    text = (folder / "dvc.lock").read_text()
+    (folder / "dvc.lock").write_text(text.replace(text.split("md5: ")[1].split("\n")[0], _md5(lock_path), 1))
+    with pytest.raises(UserError, match="which this catalog does not have"):
+        import_dvc(folder)
+    assert not Run.objects.exists()

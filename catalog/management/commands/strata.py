@@ -517,6 +517,8 @@ class Command(BaseCommand):
             f"{len(report.unchanged)} already recorded, {report.data_files} .dvc files."
         ]
         lines += [f"  added {stage}" for stage in report.added]
+        lines += [f"  model version {spec}" for spec in report.models]
+        lines += [f"  note: {note}" for note in report.notes]
         if report.not_run:
             lines.append(f"  not in dvc.lock yet (never run): {', '.join(report.not_run)}")
         self.emit(report.as_dict(), "\n".join(lines))
