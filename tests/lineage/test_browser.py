@@ -139,3 +139,97 @@ def test_the_page_reads_without_javascript(live_server, session, pipeline):
         assert "shingles" in page.locator("aside.panel").inner_text()
 
     in_browser(live_server, session, work, javascript=False)
+
+
+def _reviews(positive: int, negative: int) -> str:
+    labels = ["positive"] * positive + ["negative"] * negative
+    return "".join(
+        f'{{"id": {i}, "text": "review {i}", "label": "{label}"}}\n' for i, label in enumerate(labels)
+    )
+
+
+@pytest.fixture
+def models(personas, make_version):
+    """Raw reviews crawled, cleaned, split; fraud@3.0 trained on the first split,
+    fraud@3.1 on a second one whose labels shifted, with a worse AUC."""
+    from lineage.training import training_record
+
+    alice = personas["alice"]
+    make_version("reviews-raw", stage="raw")
+    make_version("reviews", stage="labelled")
+    make_version("reviews-train", stage="split", content=_reviews(50, 50))
+    make_version("reviews-test", stage="split", content=_reviews(10, 10))
+    services.run_record(
+        user=alice,
+        name="crawl-reviews",
+        step="collection",
+        inputs=["https://crawl.example.org/reviews/2024-06/"],
+        outputs=["reviews-raw@1.0.0"],
+    )
+    services.run_record(
+        user=alice,
+        name="filter-lang",
+        step="cleaning",
+        params={"lang": "en"},
+        inputs=["reviews-raw@1.0.0"],
+        outputs=["reviews@1.0.0"],
+    )
+    services.run_record(
+        user=alice,
+        name="split-by-hash",
+        step="split",
+        inputs=["reviews@1.0.0"],
+        outputs=["reviews-train@1.0.0", "reviews-test@1.0.0"],
+    )
+    training_record(
+        user=alice,
+        model="fraud",
+        version="3.0",
+        datasets={"train": "reviews-train@main", "eval": "reviews-test@main"},
+        metrics={"auc": 0.912, "log_loss": 0.231, "f1": 0.84},
+        params={"lr": 0.05, "depth": 8},
+        code="https://git.example.org/ml/fraud#4c1d2e9",
+        artifact="s3://models/fraud/3.0/model.onnx",
+    )
+    make_version("reviews-train", stage="split", content=_reviews(80, 20))
+    services.run_record(
+        user=alice,
+        name="split-by-hash",
+        step="split",
+        params={"oversample": "positive"},
+        inputs=["reviews@1.0.0"],
+        outputs=["reviews-train@1.1.0"],
+    )
+    training_record(
+        user=alice,
+        model="fraud",
+        version="3.1",
+        datasets={"train": "reviews-train@main", "eval": "reviews-test@main"},
+        metrics={"auc": 0.861, "log_loss": 0.262, "f1": 0.85},
+        params={"lr": 0.05, "depth": 8},
+        code="https://git.example.org/ml/fraud#77aa0b1",
+        artifact="s3://models/fraud/3.1/model.onnx",
+    )
+
+
+def test_the_model_page_and_the_comparison_in_a_browser(live_server, session, models):
+    OUTPUT.mkdir(exist_ok=True)
+
+    def work(page):
+        page.goto(f"{live_server.url}/models/fraud/versions/3.1/")
+        assert page.get_by_role("alert").filter(has_text="Metric regression").is_visible()
+        trained = page.locator("table.pins").first
+        assert "reviews-train" in trained.inner_text() and "1.1.0" in trained.inner_text()
+        graph = page.locator("svg.lineage-graph")
+        assert graph.is_visible()
+        # Up to the raw source: crawl -> collect -> raw -> filter -> reviews -> split -> train -> model.
+        assert graph.locator("a.node", has_text="crawl.example.org").count() == 1
+        assert graph.locator("a.node-model").count() == 1
+        page.screenshot(path=str(OUTPUT / "model-page.png"), full_page=True)
+        page.get_by_role("link", name="Compare with 3.0").click()
+        page.wait_for_url("**/models/compare/**")
+        shift = page.locator(".label-shift").first
+        assert "positive" in shift.inner_text() and "+30" in shift.inner_text()
+        page.screenshot(path=str(OUTPUT / "model-compare.png"), full_page=True)
+
+    in_browser(live_server, session, work)
