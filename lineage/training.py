@@ -54,6 +54,8 @@ from .models import (
 )
 from .services import Endpoint, _check_params, edges_link, node_for, parse_code_ref, version_endpoint
 
+# Names the model pages' addresses use for themselves (/models/compare/).
+_RESERVED_NAMES = frozenset({"compare"})
 # Words in a role's name that say the data judged the model rather than trained it.
 _EVALUATION_WORDS = ("eval", "test", "holdout", "hold-out", "bench", "score")
 
@@ -82,10 +84,10 @@ def split_model_spec(spec: str) -> tuple[str, str]:
 
 def check_model_name(name: str, version: str) -> tuple[str, str]:
     name, version = (name or "").strip(), str(version or "").strip()
-    if not MODEL_NAME_RE.match(name):
+    if not MODEL_NAME_RE.match(name) or name.lower() in _RESERVED_NAMES:
         raise UserError(
             f"{name!r} is not a model name: use 1 to 100 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit."
+            "starting with a letter or digit (and not 'compare')."
         )
     if not MODEL_VERSION_RE.match(version):
         raise UserError(

@@ -416,3 +416,19 @@ def test_record_training_on_the_command_line(personas, push):
     assert ModelVersion.objects.get().origin == "cli"
     with pytest.raises(UserError, match="ROLE=DATASET@REF"):
         call_command("strata", "record-training", "fraud@3.2", "--dataset", "reviews@main", stdout=out)
+
+
+def test_a_model_name_the_pages_use_is_refused(personas, push):
+    push("reviews", {"train.csv": reviews_csv(5, 5)})
+    with pytest.raises(UserError, match="not a model name"):
+        training_record(
+            user=personas["alice"], model="compare", version="1", datasets={"train": "reviews@main"}
+        )
+
+
+def test_the_admin_shows_model_versions_with_their_pins(client, personas, trained):
+    client.force_login(personas["erin"])
+    listing = client.get("/admin/lineage/modelversion/")
+    assert listing.status_code == 200 and "fraud" in listing.content.decode()
+    detail = client.get(f"/admin/lineage/modelversion/{trained['new'].node_id}/change/")
+    assert detail.status_code == 200 and trained["second"].id in detail.content.decode()
