@@ -20,22 +20,24 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from catalog.storage import packs
+from catalog.storage import chunker, packs
 from catalog.storage import tree as treeformat
 from catalog.storage.errors import StoreError
-from catalog.storage.hashing import EMPTY_DIGEST, new_hasher
+from catalog.storage.hashing import digest_hex, new_hasher
 from catalog.storage.packs import ChunkLocation, decode_chunk
 from catalog.storage.statcache import StatCache
 from catalog.storage.store import FileChangedError, FileRecord, Ingest, ProgressSink
 
 from . import http
 from .errors import ClientError, IntegrityError, TransferError
-from .scan import Scan, scan
+from .errors import NotFound as NotFoundError
+from .scan import Scan, scan, scan_fingerprint
 
 # A file with more chunks than this sends its chunk list in separate pieces.
 _INLINE_CHUNKS = 1000
@@ -132,20 +134,56 @@ class Client:
         uploaded; a push of unchanged content uploads nothing and makes no version.
         """
         scanned = scan(path)
-        _, upload = self.transport.call(
-            "POST",
-            f"/datasets/{dataset}/uploads",
-            body={"branch": branch} if branch else {},
-            headers={"Idempotency-Key": uuid.uuid4().hex},
-            retry=True,
-        )
+        fingerprint = scan_fingerprint(scanned)
         os.makedirs(self.cache_dir, exist_ok=True)
         cache = StatCache(os.path.join(self.cache_dir, "stat.sqlite3"))
         try:
+            unchanged = self._unchanged(cache, scanned, fingerprint, dataset, branch)
+            if unchanged is not None:
+                return unchanged
+            _, upload = self.transport.call(
+                "POST",
+                f"/datasets/{dataset}/uploads",
+                body={"branch": branch} if branch else {},
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+                retry=True,
+            )
             session = _PushSession(self.transport, upload, cache, progress)
-            return session.run(scanned, dataset, message=message, stage=stage, semver=semver)
+            result = session.run(scanned, dataset, message=message, stage=stage, semver=semver)
+            if all(cache.is_settled(f.stat) for f in scanned.files):
+                cache.record_snapshot(scanned.root, fingerprint, session.tree)
+            return result
         finally:
             cache.close()
+
+    def _unchanged(
+        self, cache: StatCache, scanned: Scan, fingerprint: str, dataset: str, branch: str | None
+    ) -> PushResult | None:
+        """The branch head, if this exact folder was pushed before and the branch still
+        holds its tree: then nothing needs reading, asking or sending."""
+        tree = cache.snapshot_tree(scanned.root, fingerprint)
+        if tree is None:
+            return None
+        try:
+            _, branches = self.transport.call("GET", f"/datasets/{dataset}/branches")
+        except NotFoundError:
+            return None
+        found = next((b for b in branches if (b["name"] == branch if branch else b["default"])), None)
+        if found is None or found["tree"] != tree:
+            return None
+        _, head = self.transport.call("GET", f"/datasets/{dataset}/versions/{found['head']}")
+        return PushResult(
+            dataset=dataset,
+            branch=found["name"],
+            version=head["id"],
+            semver=head["semver"],
+            created=False,
+            file_count=head["file_count"],
+            logical_bytes=head["logical_bytes"],
+            new_bytes=0,
+            uploaded_packs=0,
+            uploaded_bytes=0,
+        )
 
     # -- pulling ------------------------------------------------------------------------
 
@@ -163,14 +201,28 @@ class Client:
 
 
 class _RemoteIndex:
-    """The store's ChunkIndex, answered by the server for this upload."""
+    """The store's ChunkIndex, answered by the server for this upload.
+
+    The store asks about a few hundred chunks at a time, which for small files
+    would mean a request per few megabytes; their answers are asked for up front,
+    in large batches (`learn`), and only other chunks cost a request here.
+    """
 
     def __init__(self, session: _PushSession) -> None:
         self.session = session
+        self.known_missing: set[str] = set()
+        self.known_present: set[str] = set()
+
+    def learn(self, chunk_ids: list[str]) -> None:
+        missing, _ = self.session.ask(chunks=chunk_ids)
+        self.known_missing.update(missing)
+        self.known_present.update(set(chunk_ids) - self.known_missing)
 
     def missing(self, chunk_ids):
-        chunks, _ = self.session.ask(chunks=list(chunk_ids))
-        return set(chunks)
+        unknown = [c for c in chunk_ids if c not in self.known_missing and c not in self.known_present]
+        if unknown:
+            self.learn(unknown)
+        return {c for c in chunk_ids if c in self.known_missing}
 
     def locate(self, chunk_ids):  # not needed to push
         raise NotImplementedError
@@ -197,6 +249,23 @@ class _RemoteBackend:
                 os.unlink(path)
 
 
+def _small_file_chunks(files) -> list[str]:
+    """The chunk ids of the files small enough to read whole, in one quick pass
+    (they are read again from the page cache when packed)."""
+    ids: dict[str, None] = {}
+    for scanned in files:
+        if scanned.stat.st_size > chunker.MAX_SIZE:
+            continue
+        try:
+            with open(scanned.abspath, "rb") as handle:
+                data = handle.read(chunker.MAX_SIZE + 1)
+        except OSError:
+            continue  # reported, with its path, when the file is packed
+        for piece in chunker.chunk_bytes(data):
+            ids[digest_hex(piece)] = None
+    return list(ids)
+
+
 def _pack_chunk_ids(pack_id: str, path: str) -> list[str]:
     """The chunk ids a sealed pack on disk lists in its index."""
     with open(path, "rb") as handle:
@@ -216,6 +285,7 @@ class _PushSession:
         self.progress = progress
         self.uploaded_packs = 0
         self.uploaded_bytes = 0
+        self.tree = ""
         self._lock = threading.Lock()
         # Requests stay well under what the server accepts in one body.
         self.request_budget = max(64 * 1024, min(int(upload["max_request_bytes"]), 8 << 20) * 3 // 4)
@@ -308,6 +378,7 @@ class _PushSession:
             (by_relpath[r].abspath, by_relpath[r].stat, rec.digest) for r, rec in records.items()
         )
         version = result["version"]
+        self.tree = version["tree"]
         return PushResult(
             dataset=result["dataset"],
             branch=result["branch"],
@@ -329,9 +400,11 @@ class _PushSession:
         if progress is not None:
             progress.start(len(to_read), sum(f.stat.st_size for f in to_read))
         spool = tempfile.mkdtemp(prefix="strata-push-")
+        index = _RemoteIndex(self)
+        index.learn(_small_file_chunks(to_read))
         ingest = Ingest(
             _RemoteBackend(self, spool),
-            _RemoteIndex(self),
+            index,
             pack_size=int(self.upload["pack_size"]),
             progress=progress,
         )
@@ -501,6 +574,62 @@ class _Spans:
             future.cancel()
 
 
+_SMALL_FILE = 1024 * 1024
+
+
+def _small_and_whole(entry: dict[str, Any]) -> bool:
+    return entry["size"] <= _SMALL_FILE and len(entry["chunks"]) == entry["chunk_count"]
+
+
+def _decode(spans: _Spans, chunk: dict[str, Any]) -> bytes:
+    """A chunk's content from its span, verified against its id."""
+    data = spans.get(chunk["span"])
+    location = ChunkLocation(
+        chunk["id"],
+        f"span {chunk['span']}",
+        chunk["offset"],
+        chunk["stored_length"],
+        chunk["raw_length"],
+        chunk["codec"],
+    )
+    return decode_chunk(
+        location, memoryview(data)[chunk["offset"] : chunk["offset"] + chunk["stored_length"]]
+    )
+
+
+def _create(staging: str, entry: dict[str, Any]) -> int:
+    """Create a new file for `entry` in the staging folder (its folder listed first)."""
+    target = os.path.join(staging, entry["path"])
+    mode = 0o755 if entry["kind"] == "executable" else 0o644
+    try:
+        return os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        return os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+
+
+def _check_file(entry: dict[str, Any], size: int, digest: str) -> None:
+    if size != entry["size"] or digest != entry["digest"]:
+        raise IntegrityError(f"{entry['path']} does not match its digest; nothing was written.")
+
+
+def _write_small(staging: str, entry: dict[str, Any], pieces: list[bytes]) -> int:
+    """Write a small file from its verified chunks, then check it whole."""
+    hasher = new_hasher()
+    fd = _create(staging, entry)
+    try:
+        for piece in pieces:
+            hasher.update(piece)
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    size = sum(len(piece) for piece in pieces)
+    _check_file(entry, size, hasher.hexdigest())
+    return size
+
+
 class _Pull:
     def __init__(self, transport: http.Transport, dataset: str, version: dict[str, Any], progress) -> None:
         self.transport = transport
@@ -508,18 +637,24 @@ class _Pull:
         self.version = version
         self.progress = progress
 
-    def _pages(self) -> Iterator[dict[str, Any]]:
-        cursor = None
-        while True:
+    def _pages(self, pool: ThreadPoolExecutor) -> Iterator[dict[str, Any]]:
+        """The manifest's pages; the next one is asked for while this one is written."""
+
+        def fetch(cursor: str | None) -> dict[str, Any]:
             _, page = self.transport.call(
                 "GET",
                 f"/datasets/{self.dataset}/versions/{self.version['id']}/manifest",
                 params={"cursor": cursor},
             )
+            return page
+
+        page = fetch(None)
+        while True:
+            upcoming = pool.submit(fetch, page["next"]) if page["next"] else None
             yield page
-            cursor = page["next"]
-            if not cursor:
+            if upcoming is None:
                 return
+            page = upcoming.result()
 
     def run(self, dest: str, force: bool) -> PullResult:
         dest = os.path.abspath(dest)
@@ -530,9 +665,12 @@ class _Pull:
         links: list[tuple[str, str]] = []
         files = written = fetched = 0
         current: dict[str, Any] | None = None  # the file being written, across pages
-        pool = ThreadPoolExecutor(max_workers=_PREFETCH)
+        pool = ThreadPoolExecutor(max_workers=_PREFETCH, thread_name_prefix="strata-fetch")
+        writers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="strata-write")
+        pages_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strata-manifest")
+        pending: deque[Future[int]] = deque()
         try:
-            for page in self._pages():
+            for page in self._pages(pages_pool):
                 spans = _Spans(page["spans"], pool)
                 try:
                     for entry in page["entries"]:
@@ -546,6 +684,17 @@ class _Pull:
                             _check_link(path, entry["target"])
                             links.append((path, entry["target"]))
                             continue
+                        if entry["chunk_start"] == 0 and _small_and_whole(entry):
+                            # Creating a file is a system call that releases the GIL:
+                            # small files are written and checked by a few threads.
+                            pieces = [_decode(spans, chunk) for chunk in entry["chunks"]]
+                            pending.append(writers.submit(_write_small, staging, entry, pieces))
+                            if len(pending) > 256:
+                                written += pending.popleft().result()
+                            files += 1
+                            if progress is not None:
+                                progress.advance(1, entry["size"])
+                            continue
                         if entry["chunk_start"] == 0:
                             current = self._open(staging, entry)
                         elif current is None or current["path"] != path:
@@ -553,19 +702,7 @@ class _Pull:
                                 f"the server's manifest broke off inside {path}; nothing was written."
                             )
                         for chunk in entry["chunks"]:
-                            data = spans.get(chunk["span"])
-                            location = ChunkLocation(
-                                chunk["id"],
-                                f"span {chunk['span']}",
-                                chunk["offset"],
-                                chunk["stored_length"],
-                                chunk["raw_length"],
-                                chunk["codec"],
-                            )
-                            content = decode_chunk(
-                                location,
-                                memoryview(data)[chunk["offset"] : chunk["offset"] + chunk["stored_length"]],
-                            )
+                            content = _decode(spans, chunk)
                             current["hasher"].update(content)
                             current["size"] += len(content)
                             current["handle"].write(content)
@@ -580,6 +717,8 @@ class _Pull:
                 raise IntegrityError(
                     f"the server's manifest ended inside {current['path']}; nothing was written."
                 )
+            while pending:
+                written += pending.popleft().result()
             for path, target in links:
                 os.makedirs(os.path.dirname(os.path.join(staging, path)), exist_ok=True)
                 os.symlink(target, os.path.join(staging, path))
@@ -600,15 +739,14 @@ class _Pull:
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            writers.shutdown(wait=True, cancel_futures=True)
+            pages_pool.shutdown(wait=True, cancel_futures=True)
         return PullResult(
             self.dataset, self.version["id"], self.version["semver"], dest, files, written, fetched
         )
 
     def _open(self, staging: str, entry: dict[str, Any]) -> dict[str, Any]:
-        target = os.path.join(staging, entry["path"])
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        mode = 0o755 if entry["kind"] == "executable" else 0o644
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        fd = _create(staging, entry)
         return {
             "path": entry["path"],
             "entry": entry,
@@ -619,10 +757,7 @@ class _Pull:
 
     def _close(self, current: dict[str, Any]) -> int:
         current["handle"].close()
-        entry = current["entry"]
-        digest = current["hasher"].hexdigest() if current["size"] else EMPTY_DIGEST
-        if current["size"] != entry["size"] or digest != entry["digest"]:
-            raise IntegrityError(f"{entry['path']} does not match its digest; nothing was written.")
+        _check_file(current["entry"], current["size"], current["hasher"].hexdigest())
         if self.progress is not None:
             self.progress.advance(1, current["size"])
         return current["size"]

@@ -88,3 +88,20 @@ def scan(path: str) -> Scan:
                 raise ClientError(f"{entry.path} is not a regular file, folder or link; remove it.")
     result.files.sort(key=lambda scanned: scanned.relpath)
     return result
+
+
+def scan_fingerprint(scanned: Scan) -> str:
+    """A hash of everything a scan saw: each path with its full stat, each link's
+    target, each folder. Equal fingerprints mean an unchanged folder (the local
+    push's rule too), so a push can skip the server when the branch still holds
+    the tree it recorded for this fingerprint."""
+    from catalog.storage.hashing import digest_hex
+
+    parts = [
+        f"f\0{s.relpath}\0{s.stat.st_dev},{s.stat.st_ino},{s.stat.st_size},"
+        f"{s.stat.st_mtime_ns},{s.stat.st_ctime_ns},{int(s.executable)}"
+        for s in scanned.files
+    ]
+    parts += [f"l\0{relpath}\0{target}" for relpath, target in sorted(scanned.links.items())]
+    parts += [f"d\0{relpath}" for relpath in sorted(scanned.dirs)]
+    return digest_hex("\n".join(parts).encode("utf-8", "surrogateescape"))

@@ -226,6 +226,7 @@ def _branch_out(branch, dataset) -> dict[str, object]:
     return {
         "name": branch.name,
         "head": branch.head_id,
+        "tree": branch.head.tree_id,
         "semver": branch.head.semver,
         "default": branch.name == dataset.default_branch,
         "updated": branch.updated,

@@ -5,6 +5,8 @@ pull manifest (entries with the exact pack ranges their chunks sit in)."""
 from __future__ import annotations
 
 import bisect
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Q, QuerySet
@@ -93,6 +95,32 @@ def tags_of(dataset: Dataset):
 # -- entries by path ----------------------------------------------------------------------
 
 
+# Walks kept in memory, newest last, up to this many entries in all.
+_WALK_CACHE_ENTRIES = 400_000
+_walks: OrderedDict[str, tuple[tuple[str, treeformat.Entry], ...]] = OrderedDict()
+_walks_lock = threading.Lock()
+
+
+def _sorted_entries(tree_id: str) -> tuple[tuple[str, treeformat.Entry], ...]:
+    """Every entry below a tree, by path. A tree never changes (its id is the hash
+    of its content), so the pages after the first — and the next client pulling
+    the same version — reuse the walk instead of loading every tree again."""
+    with _walks_lock:
+        cached = _walks.get(tree_id)
+        if cached is not None:
+            _walks.move_to_end(tree_id)
+            return cached
+    items = [(item.path, item.entry) for item in walk_tree(tree_id)]
+    items.sort(key=lambda pair: pair[0])
+    walk = tuple(items)
+    if len(walk) <= _WALK_CACHE_ENTRIES // 2:
+        with _walks_lock:
+            _walks[tree_id] = walk
+            while sum(len(kept) for kept in _walks.values()) > _WALK_CACHE_ENTRIES:
+                _walks.popitem(last=False)
+    return walk
+
+
 def version_entries(version: Version, under: str = "") -> list[tuple[str, treeformat.Entry]]:
     """Every entry of a version below folder `under`, as (path, entry), by path."""
     root_id = version.tree_id
@@ -105,11 +133,10 @@ def version_entries(version: Version, under: str = "") -> list[tuple[str, treefo
         if match is None or not match.is_tree:
             raise NotFound(f"{'/'.join(walked)} is not a folder of {version.dataset.name}@{version.semver}.")
         root_id = match.digest
-    if parts:
-        prefix = "/".join(parts) + "/"
-    items = [(prefix + item.path, item.entry) for item in walk_tree(root_id)]
-    items.sort(key=lambda pair: pair[0])
-    return items
+    if not parts:
+        return list(_sorted_entries(root_id))
+    prefix = "/".join(parts) + "/"
+    return [(prefix + path, entry) for path, entry in _sorted_entries(root_id)]
 
 
 def file_page(version: Version, *, under: str, after: str | None, limit: int):

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 HexId = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", min_length=64, max_length=64)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -16,7 +16,10 @@ Visibility = Literal["public", "restricted"]
 StageName = Literal["raw", "cleaned", "labelled", "split", "other"]
 
 
-class Strict(Schema):
+class Strict(BaseModel):
+    """Input: unknown fields refused. Plain pydantic rather than ninja's Schema, whose
+    per-object wrapper costs more than the validation itself on a 10,000-entry list."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -112,6 +115,7 @@ class FilePage(Schema):
 class BranchOut(Schema):
     name: str
     head: str
+    tree: str = Field(description="the head's root tree: equal trees mean equal content")
     semver: str
     default: bool
     updated: datetime
@@ -251,7 +255,14 @@ class CommitOut(Schema):
 # -- pulling -----------------------------------------------------------------------------
 
 
-class ChunkOut(Schema):
+class Fast(BaseModel):
+    """Output of the large lists (manifests): plain pydantic reading attributes, for
+    the same reason as `Strict`."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ChunkOut(Fast):
     id: str
     span: int
     offset: int
@@ -260,7 +271,7 @@ class ChunkOut(Schema):
     codec: int
 
 
-class ManifestEntryOut(Schema):
+class ManifestEntryOut(Fast):
     path: str
     kind: Kind
     size: int = 0
@@ -271,7 +282,7 @@ class ManifestEntryOut(Schema):
     chunks: list[ChunkOut] = Field(default_factory=list)
 
 
-class SpanOut(Schema):
+class SpanOut(Fast):
     url: str
     headers: dict[str, str]
     length: int

@@ -181,7 +181,7 @@ def manifest(
     name: str,
     version: str,
     cursor: str | None = Query(None, max_length=4200, description="`next` of the previous page"),
-    limit: int = Query(5000, ge=1, le=20_000),
+    limit: int = Query(10_000, ge=1, le=20_000),
 ):
     """What a client needs to pull a version, a page at a time: entries by path, the
     chunks of each file and, per span of a pack, a signed URL to fetch it from."""

@@ -80,7 +80,7 @@ from catalog.storage.hashing import EMPTY_DIGEST
 from catalog.storage.store import FileRecord
 
 from .errors import IntegrityFailure, NotFound, UserError
-from .store import batched, chunks_register, file_chunks, get_backend
+from .store import batched, chunks_register, get_backend
 from .versions import (
     _check_explicit_semver,
     build_trees_from,
@@ -249,7 +249,10 @@ def upload_get(*, user: permissions.User, upload_id: str, lock: bool = False) ->
 
 
 def _touch(upload: Upload) -> None:
-    Upload.objects.filter(pk=upload.pk).update(expires=timezone.now() + UPLOAD_LIFETIME)
+    """Push the upload's expiry forward (at most every few minutes: it is a write)."""
+    now = timezone.now()
+    if upload.expires - now < UPLOAD_LIFETIME - timedelta(minutes=5):
+        Upload.objects.filter(pk=upload.pk).update(expires=now + UPLOAD_LIFETIME)
 
 
 def _lease(upload: Upload, pack_ids: Iterable[str], *, uploaded: bool = False) -> None:
@@ -275,37 +278,42 @@ def upload_missing(
 ) -> tuple[list[str], list[str]]:
     """Which of `chunk_ids` and `file_digests` the store lacks, in the order asked.
 
-    Everything the store has is leased to the upload in the same transaction, so
-    the packs the client was told about stay until it commits or the upload expires.
+    The packs holding everything the store has are leased to the upload, so the
+    packs the client was told about stay until it commits or the upload expires.
     """
     for chunk_id in chunk_ids:
         check_object_id(chunk_id)
     for digest in file_digests:
         check_object_id(digest, "file digest")
+    upload = upload_get(user=user, upload_id=upload_id)
+    # Reading and leasing happen in one transaction, so a pack cannot be collected
+    # between being found and being leased; when nothing is found (a push of new
+    # data) there is nothing to lease and no write at all.
     with transaction.atomic():
-        upload = upload_get(user=user, upload_id=upload_id, lock=True)
         present_chunks: dict[str, str] = {}
         for batch in batched(list(dict.fromkeys(chunk_ids))):
             present_chunks.update(Chunk.objects.filter(id__in=batch).values_list("id", "pack_id"))
         wanted_files = [d for d in dict.fromkeys(file_digests) if d != EMPTY_DIGEST]
         present_files: set[str] = set()
         file_pack_ids: set[str] = set()
-        if wanted_files:
-            chunks_of = file_chunks(wanted_files)
-            for batch in batched(wanted_files):
-                present_files.update(
-                    FileManifest.objects.filter(digest__in=batch).values_list("digest", flat=True)
-                )
-            # A file with no manifest is present when its single chunk is.
-            single = [d for d in wanted_files if d not in present_files]
-            for batch in batched(single):
-                rows = Chunk.objects.filter(id__in=batch).values_list("id", "pack_id")
-                for chunk_id, pack_id in rows:
-                    present_files.add(chunk_id)
-                    file_pack_ids.add(pack_id)
-            manifest_chunks = [c for d in wanted_files if d in present_files for c in chunks_of.get(d, [])]
+        manifest_chunks: list[str] = []
+        for batch in batched(wanted_files):
+            for digest, raw in FileManifest.objects.filter(digest__in=batch).values_list(
+                "digest", "chunk_ids"
+            ):
+                present_files.add(digest)
+                raw = bytes(raw)
+                manifest_chunks.extend(raw[i : i + 32].hex() for i in range(0, len(raw), 32))
+        # A file with no manifest is present when its single chunk is.
+        for batch in batched([d for d in wanted_files if d not in present_files]):
+            for chunk_id, pack_id in Chunk.objects.filter(id__in=batch).values_list("id", "pack_id"):
+                present_files.add(chunk_id)
+                file_pack_ids.add(pack_id)
+        if manifest_chunks:
             file_pack_ids |= _pack_ids_of(manifest_chunks)
-        _lease(upload, set(present_chunks.values()) | file_pack_ids)
+        leased = set(present_chunks.values()) | file_pack_ids
+        if leased:
+            _lease(upload, leased)
         _touch(upload)
     missing_chunks = [c for c in dict.fromkeys(chunk_ids) if c not in present_chunks]
     missing_files = [d for d in dict.fromkeys(file_digests) if d != EMPTY_DIGEST and d not in present_files]

@@ -119,6 +119,15 @@ def test_push_and_pull_through_a_live_server_move_pack_bytes_only_through_the_st
     assert client.resolve("shots") == edited.version
     assert client.resolve("shots@1.0.0") == first.version
 
+    # Someone else moves the branch: the unchanged folder is no longer its head, so
+    # pushing it again makes a version (the shortcut for unchanged folders checks).
+    other = tmp_path / "other"
+    (other / "x").mkdir(parents=True)
+    (other / "x" / "y.txt").write_text("someone else's data\n")
+    assert fresh.push(str(other), "shots").created
+    back = client.push(str(source), "shots", message="back again")
+    assert back.created and back.uploaded_bytes == 0
+
 
 @pytest.mark.parametrize("store_url", ["local"], indirect=True)
 def test_the_console_command_pushes_pulls_and_resolves(strata_server, tokens, tmp_path):
