@@ -380,9 +380,9 @@ def restore_estimate(cold: ColdData, backend: Backend | None = None) -> float:
 
 
 def human_duration(seconds: float) -> str:
-    """12 -> 'under a minute'; 5400 -> '1 h 30 min'."""
+    """12 -> '12 s'; 5400 -> '1 h 30 min'."""
     if seconds < 60:
-        return "under a minute"
+        return f"{max(int(seconds), 1)} s"
     minutes = int(seconds // 60) + (1 if seconds % 60 else 0)
     hours, minutes = divmod(minutes, 60)
     if hours:
@@ -390,12 +390,18 @@ def human_duration(seconds: float) -> str:
     return f"{minutes} min"
 
 
+def about(seconds: float) -> str:
+    """'under a minute' or 'about 4 h'."""
+    return "under a minute" if seconds < 60 else f"about {human_duration(seconds)}"
+
+
 def _cold_message(cold: ColdData, estimate: float) -> str:
-    what = f"{len(cold.packs)} pack{'s' if len(cold.packs) != 1 else ''} ({human_bytes(cold.bytes)})"
-    holding = ", ".join(cold.versions)
+    one = len(cold.packs) == 1
+    what = f"{len(cold.packs)} pack{'' if one else 's'} ({human_bytes(cold.bytes)})"
+    holding, verb = ", ".join(cold.versions), "is" if one else "are"
     if cold.restoring:
-        return f"{what} of {holding} are being restored from cold storage; ready in about {human_duration(estimate)}"
-    return f"{what} of {holding} are in cold storage; a restore takes about {human_duration(estimate)}"
+        return f"{what} of {holding} {verb} being restored from cold storage; ready in {about(estimate)}"
+    return f"{what} of {holding} {verb} in cold storage; a restore takes {about(estimate)}"
 
 
 def restore_wait(
@@ -434,7 +440,10 @@ def restore_wait(
                 "the restores go on: run the same command again later. Nothing was written."
             )
         time.sleep(poll_seconds)
-    notify(f"Restored {len(cold.packs)} packs after {human_duration(time.monotonic() - started)}.")
+    count = len(cold.packs)
+    notify(
+        f"Restored {count} pack{'s' if count != 1 else ''} after {human_duration(time.monotonic() - started)}."
+    )
     return cold
 
 

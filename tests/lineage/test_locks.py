@@ -210,7 +210,7 @@ def test_cold_data_says_how_long_a_restore_takes_and_restores_on_request(
     with pytest.raises(NeedsRestore) as refused:
         _run("reproduce", str(lock_path), str(dest))
     message = str(refused.value)
-    assert f"of {train} are in cold storage; a restore takes about 3 h" in message
+    assert f"of {train} is in cold storage; a restore takes about 3 h" in message
     assert "Run again with --restore" in message and "nothing was written" in message
     assert not dest.exists()
 
@@ -242,7 +242,7 @@ def test_a_restore_in_progress_says_when_it_will_be_ready(personas, push, tmp_pa
     lock_path = tmp_path / "strata.lock"
     _run("lock", "reviews@main", "-o", str(lock_path))
     with pytest.raises(
-        NeedsRestore, match=r"being restored from cold storage; ready in about (1 h 59 min|2 h)"
+        NeedsRestore, match=r"is being restored from cold storage; ready in about (1 h 59 min|2 h)"
     ):
         _run("reproduce", str(lock_path), str(tmp_path / "out"))
 
