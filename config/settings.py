@@ -163,6 +163,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# One queue name per deployment (tests give each run its own, so runs sharing a
+# Redis never take each other's tasks).
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "strata")
 # The beat schedule: one entry per periodic job, each with a plain-English comment.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Re-hash a sample of stored chunks every night, so silent corruption on
@@ -171,7 +174,23 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "catalog.tasks.verify_store",
         "schedule": 24 * 60 * 60,
     },
+    # Pick up rollbacks left in progress by a worker that died, every five minutes;
+    # the rollback state machine makes a second run of a step harmless.
+    "resume-rollbacks": {
+        "task": "catalog.tasks.rollback_resume",
+        "schedule": 5 * 60,
+    },
 }
+
+# -- Notifications ----------------------------------------------------------------
+
+# E-mail goes to the console unless a real backend is configured (EMAIL_URL-style
+# settings can be added by the deployment); a webhook, if set, gets a JSON POST on
+# every rollback request, decision and outcome.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "strata@localhost")
+STRATA_WEBHOOK_URL = os.environ.get("STRATA_WEBHOOK_URL", "")
 
 # -- Logging ----------------------------------------------------------------------
 

@@ -107,7 +107,8 @@ def personas(db):
     ]:
         user = User.objects.create_user(name, f"{name}@example.org", f"{name}-password")
         if role:
-            user.groups.add(Group.objects.get(name=role))
+            # get_or_create: a transactional test before this one flushed the roles.
+            user.groups.add(Group.objects.get_or_create(name=role)[0])
         people[name] = user
     return people
 

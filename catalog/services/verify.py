@@ -53,8 +53,11 @@ class VerifyReport:
         }
 
 
-def store_verify(*, versions: Iterable[Version] | None = None) -> VerifyReport:
-    """Re-read and re-hash everything the given versions (default: all) reach."""
+def store_verify(
+    *, versions: Iterable[Version] | None = None, list_unreferenced: bool = True
+) -> VerifyReport:
+    """Re-read and re-hash everything the given versions (default: all) reach, and
+    (unless told not to) list the packs in the store that nothing refers to."""
     report = VerifyReport()
     selected = list(versions) if versions is not None else list(Version.objects.select_related("dataset"))
     report.versions = len(selected)
@@ -125,6 +128,8 @@ def store_verify(*, versions: Iterable[Version] | None = None) -> VerifyReport:
         if error is not None:
             report.broken.append(f"{error} — needed by {chunk_needed_by[location.chunk_id]}")
 
+    if not list_unreferenced:
+        return report
     known_packs = set(Pack.objects.values_list("id", flat=True))
     report.unreferenced_packs = [
         (pack_id, size) for pack_id, size in get_backend().list_packs() if pack_id not in known_packs
