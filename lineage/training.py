@@ -97,6 +97,21 @@ def check_model_name(name: str, version: str) -> tuple[str, str]:
     return name, version
 
 
+def _refuse_nul(value: Any, what: str) -> None:
+    """PostgreSQL stores no NUL character in text or JSON: refuse it as bad input
+    instead of failing inside the database."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise UserError(f"{what} holds a NUL character; remove it.")
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            _refuse_nul(key, what)
+            _refuse_nul(inner, what)
+    elif isinstance(value, list | tuple):
+        for inner in value:
+            _refuse_nul(inner, what)
+
+
 def check_metrics(metrics: Any) -> dict[str, float]:
     try:
         return lmetrics.check_metrics(metrics)
@@ -319,6 +334,13 @@ def training_record(
     returns the first registration (``created`` False).
     """
     permissions.require_role(user, permissions.STEWARD, "register model versions")
+    for value, what in (
+        (datasets, "datasets"),
+        (metrics, "metrics"),
+        (params, "params"),
+        ([code, artifact, description, actor, run_name], "the model's description"),
+    ):
+        _refuse_nul(value, what)
     name, version = check_model_name(model, version)
     metrics = check_metrics(metrics)
     params = _check_params(params)

@@ -366,6 +366,10 @@ def test_the_api_answers_a_pin_of_a_nonexistent_version_with_400(client, persona
     assert response.status_code == 400 and "must be a number" in response.json()["error"]
     response = post({"version": "3 1", "datasets": {"train": "reviews@main"}}, alice)
     assert response.status_code == 400 and "is not a model version" in response.json()["error"]
+    response = post(
+        {"version": "3.1", "datasets": {"train": "reviews@main"}, "params": {"x": "a\u0000b"}}, alice
+    )
+    assert response.status_code == 400 and "NUL" in response.json()["error"]
     response = post({"version": "3.1", "datasets": {"train": "reviews@main"}}, bob)
     assert response.status_code == 403
     assert not ModelVersion.objects.exists()
