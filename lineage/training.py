@@ -526,3 +526,33 @@ def model_node_for(endpoint: Endpoint) -> Node:
     node = Node.objects.create(kind=Node.Kind.MODEL, key=endpoint.key, label=endpoint.label, created=created)
     model_version_create(node=node, created=created, **fields)
     return node
+
+
+def flag_models_trained_on(*, version_ids: list[str], reason: str) -> list[str]:
+    """Flag the model versions that pinned any of `version_ids` — the rollback
+    worker calls this, inside its transaction, for the versions a rollback
+    undoes. Writes one audit event per model version (``model.flag``) and
+    returns their specs. The model page shows the flag from the pinned
+    versions' rolled-back state and reason, so nothing on the model row
+    changes: a model version stays as it was registered."""
+    pins = (
+        ModelPin.objects.filter(version_id__in=list(version_ids))
+        .select_related("model", "version__dataset")
+        .order_by("model__name", "model__created", "role")
+    )
+    by_model: dict[int, tuple[ModelVersion, list[ModelPin]]] = {}
+    for pin in pins:
+        by_model.setdefault(pin.model_id, (pin.model, []))[1].append(pin)
+    for model, used in by_model.values():
+        AuditEvent.objects.create(
+            actor="worker",
+            action="model.flag",
+            dataset=used[0].version.dataset,
+            object_type="model_version",
+            object_id=model.spec,
+            after={
+                "reason": reason,
+                "datasets": {pin.role: f"{pin.version.dataset.name}@{pin.version.id}" for pin in used},
+            },
+        )
+    return [model.spec for model, _ in by_model.values()]

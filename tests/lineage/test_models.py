@@ -436,3 +436,17 @@ def test_the_admin_shows_model_versions_with_their_pins(client, personas, traine
     assert listing.status_code == 200 and "fraud" in listing.content.decode()
     detail = client.get(f"/admin/lineage/modelversion/{trained['new'].node_id}/change/")
     assert detail.status_code == 200 and trained["second"].id in detail.content.decode()
+
+
+def test_a_rollback_flags_the_model_versions_that_used_the_undone_data(client, personas, trained):
+    from lineage.training import flag_models_trained_on
+
+    second = trained["second"]
+    Version.objects.filter(pk=second.pk).update(rolled_back=True, rolled_back_reason="labels were shuffled")
+    flagged = flag_models_trained_on(version_ids=[second.id], reason="trained on data rolled back: labels")
+    assert flagged == ["fraud@3.1"]
+    event = AuditEvent.objects.get(action="model.flag")
+    assert event.object_id == "fraud@3.1" and event.after["datasets"] == {"train": f"reviews@{second.id}"}
+    client.force_login(personas["bob"])
+    html = client.get("/models/fraud/versions/3.1/").content.decode()
+    assert "since rolled back (labels were shuffled)" in html and "status-rolled-back" in html
