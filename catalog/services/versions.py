@@ -299,12 +299,15 @@ def version_push(
     start_head: Version | None = None
     if dataset is not None:
         branch_row = Branch.objects.filter(dataset=dataset, name=branch_name).select_related("head").first()
-        if branch_row is None:
+        empty = branch_row is None and branch_name == dataset.default_branch and not dataset.branches.exists()
+        if branch_row is None and not empty:
             raise UserError(
                 f"dataset {dataset_name} has no branch {branch_name}; create it first with "
                 f"`strata branch {dataset_name} {branch_name}`."
             )
-        start_head = branch_row.head
+        # A dataset made empty (on its page or through the API) takes its first
+        # push on its default branch, which that push creates.
+        start_head = branch_row.head if branch_row is not None else None
         if explicit_semver is not None:
             _check_explicit_semver(dataset, start_head, explicit_semver)
 

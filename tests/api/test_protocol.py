@@ -378,3 +378,23 @@ def test_a_pack_stored_under_another_name_is_refused(steward, store_url, tmp_pat
     if store_url.startswith("s3://"):
         assert "does not match its name" in refused.json()["error"]
     assert not Pack.objects.filter(id=wrong).exists() and not Chunk.objects.exists()
+
+
+def test_a_dataset_made_empty_takes_its_first_push_locally_or_remotely(
+    steward, personas, store_url, tmp_path
+):
+    from catalog.services.versions import version_push
+
+    assert steward.post("/datasets", {"name": "made-empty"}).status_code == 201
+    assert steward.post("/datasets", {"name": "made-empty-too"}).status_code == 201
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("a")
+    local = version_push(path=str(tmp_path / "d"), dataset_name="made-empty", user=personas["alice"])
+    assert local.created and local.version.semver == "1.0.0" and local.branch == "main"
+    empty = digest_hex(b"")
+    remote = steward.post(
+        "/datasets/made-empty-too/versions", {"entries": [{"path": "a", "kind": "file", "digest": empty}]}
+    )
+    assert remote.status_code == 201 and remote.json()["branch"] == "main"
+    elsewhere = steward.post("/datasets/made-empty-too/uploads", {"branch": "exp"})
+    assert elsewhere.status_code == 400 and "has no branch exp" in elsewhere.json()["error"]
