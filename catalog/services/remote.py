@@ -101,6 +101,9 @@ MAX_PACK_SIZE = 1024**3
 # client holding a few of them in memory stays flat.
 MAX_SPAN_BYTES = 16 * 1024 * 1024
 MAX_PATH_LENGTH = 4096
+# Ids looked up per query: a commit of 20,000 files is a handful of queries, well
+# under SQLite's limit of 32,766 parameters.
+_LOOKUP_BATCH = 5000
 
 KIND_NAMES = {
     treeformat.FILE: "file",
@@ -268,7 +271,7 @@ def _lease(upload: Upload, pack_ids: Iterable[str], *, uploaded: bool = False) -
 
 def _pack_ids_of(chunk_ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
-    for batch in batched(list(chunk_ids)):
+    for batch in batched(list(chunk_ids), _LOOKUP_BATCH):
         found.update(Chunk.objects.filter(id__in=batch).values_list("pack_id", flat=True).distinct())
     return found
 
@@ -291,13 +294,13 @@ def upload_missing(
     # data) there is nothing to lease and no write at all.
     with transaction.atomic():
         present_chunks: dict[str, str] = {}
-        for batch in batched(list(dict.fromkeys(chunk_ids))):
+        for batch in batched(list(dict.fromkeys(chunk_ids)), _LOOKUP_BATCH):
             present_chunks.update(Chunk.objects.filter(id__in=batch).values_list("id", "pack_id"))
         wanted_files = [d for d in dict.fromkeys(file_digests) if d != EMPTY_DIGEST]
         present_files: set[str] = set()
         file_pack_ids: set[str] = set()
         manifest_chunks: list[str] = []
-        for batch in batched(wanted_files):
+        for batch in batched(wanted_files, _LOOKUP_BATCH):
             for digest, raw in FileManifest.objects.filter(digest__in=batch).values_list(
                 "digest", "chunk_ids"
             ):
@@ -305,7 +308,7 @@ def upload_missing(
                 raw = bytes(raw)
                 manifest_chunks.extend(raw[i : i + 32].hex() for i in range(0, len(raw), 32))
         # A file with no manifest is present when its single chunk is.
-        for batch in batched([d for d in wanted_files if d not in present_files]):
+        for batch in batched([d for d in wanted_files if d not in present_files], _LOOKUP_BATCH):
             for chunk_id, pack_id in Chunk.objects.filter(id__in=batch).values_list("id", "pack_id"):
                 present_files.add(chunk_id)
                 file_pack_ids.add(pack_id)
@@ -734,7 +737,7 @@ def _file_records(
             raise UserError(f"{known.path} and {entry.path} have the same digest but different sizes.")
     manifests: dict[str, int] = {}
     wanted = [digest for digest in by_digest if digest != EMPTY_DIGEST]
-    for batch in batched(wanted):
+    for batch in batched(wanted, _LOOKUP_BATCH):
         manifests.update(FileManifest.objects.filter(digest__in=batch).values_list("digest", "size"))
     needed: dict[str, list[str]] = {}
     for digest, entry in by_digest.items():
@@ -759,7 +762,7 @@ def _file_records(
             needed[digest] = [digest]
     lengths: dict[str, int] = {}
     all_chunks = list(dict.fromkeys(c for chunk_ids in needed.values() for c in chunk_ids))
-    for batch in batched(all_chunks):
+    for batch in batched(all_chunks, _LOOKUP_BATCH):
         lengths.update(Chunk.objects.filter(id__in=batch).values_list("id", "raw_length"))
     records: dict[str, FileRecord] = {}
     for digest, chunk_ids in needed.items():
