@@ -29,6 +29,7 @@ from .models import (
     IdempotencyKey,
     Keyword,
     Pack,
+    RollbackRequest,
     Tag,
     Tree,
     Upload,
@@ -47,9 +48,13 @@ admin.site.site_url = "/"
 
 
 def _has_site_permission(request) -> bool:
-    """Strata admins (by role) and Django staff may open the admin."""
+    """Strata admins (by role), approvers (for rollback requests) and Django staff
+    may open the admin; each model's admin decides what they see there."""
     user = request.user
-    return bool(user.is_active and (user.is_staff or permissions.is_admin(user)))
+    return bool(
+        user.is_active
+        and (user.is_staff or permissions.is_admin(user) or permissions.has_role(user, permissions.APPROVER))
+    )
 
 
 # The default site is kept (other apps register on it); only who may enter changes.
@@ -383,3 +388,56 @@ class IdempotencyKeyAdmin(ReadOnlyAdmin):
     list_filter = ["status_code", "created"]
     search_fields = ["user__username", "key"]
     list_select_related = ["user"]
+
+
+@admin.register(RollbackRequest)
+class RollbackRequestAdmin(ReadOnlyAdmin):
+    """Approvers decide here as on the dashboard, through the same services (so the
+    four-eyes rule holds here too)."""
+
+    list_display = ["id", "dataset", "branch", "target", "state", "requester_name", "decider_name", "created"]
+    list_filter = ["state", "created"]
+    search_fields = ["dataset__name", "branch", "reason", "requester_name"]
+    list_select_related = ["dataset", "target"]
+    readonly_fields = [field.name for field in RollbackRequest._meta.fields]
+    actions = ["approve", "reject"]
+
+    def _approver(self, request) -> bool:
+        return permissions.has_role(request.user, permissions.APPROVER)
+
+    def has_module_permission(self, request) -> bool:
+        return self._approver(request) or super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self._approver(request) or super().has_view_permission(request, obj)
+
+    def get_actions(self, request):
+        return super().get_actions(request) if self._approver(request) else {}
+
+    def _decide(self, request, queryset, verb: str) -> None:
+        from .services.rollback import rollback_approve, rollback_reject
+
+        done = 0
+        for rollback in queryset:
+            try:
+                if verb == "approve":
+                    rollback_approve(
+                        user=request.user, request_id=rollback.pk, comment="approved in the admin"
+                    )
+                else:
+                    rollback_reject(
+                        user=request.user, request_id=rollback.pk, comment="rejected in the admin"
+                    )
+                done += 1
+            except UserError as refused:
+                self.message_user(request, f"Request {rollback.pk}: {refused}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{done} rollback request(s) {verb}d.", messages.SUCCESS)
+
+    @admin.action(description="Approve the selected rollback requests")
+    def approve(self, request, queryset) -> None:
+        self._decide(request, queryset, "approve")
+
+    @admin.action(description="Reject the selected rollback requests")
+    def reject(self, request, queryset) -> None:
+        self._decide(request, queryset, "reject")

@@ -3,7 +3,7 @@
 
 from django.urls import path
 
-from . import views
+from . import views, views_rollback
 
 app_name = "catalog"
 
@@ -14,6 +14,21 @@ urlpatterns = [
     path("datasets/<str:name>/edit/", views.dataset_edit, name="dataset_edit"),
     path("datasets/<str:name>/upload/", views.upload, name="upload"),
     path("datasets/<str:name>/compare/", views.compare, name="compare"),
+    path("datasets/<str:name>/rollback/", views_rollback.rollback_new, name="rollback_new"),
+    path("rollbacks/", views_rollback.rollback_list, name="rollback_list"),
+    path("rollbacks/<int:request_id>/", views_rollback.rollback_detail, name="rollback_detail"),
+    path(
+        "rollbacks/<int:request_id>/approve/",
+        views_rollback.rollback_decide,
+        {"decision": "approve"},
+        name="rollback_approve",
+    ),
+    path(
+        "rollbacks/<int:request_id>/reject/",
+        views_rollback.rollback_decide,
+        {"decision": "reject"},
+        name="rollback_reject",
+    ),
     path("datasets/<str:name>/versions/<str:version_id>/", views.version_detail, name="version_detail"),
     path("datasets/<str:name>/versions/<str:version_id>/download.tar", views.version_tar, name="version_tar"),
     path(

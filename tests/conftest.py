@@ -60,6 +60,19 @@ def redis_url():
         server.wait()
 
 
+@pytest.fixture(scope="session")
+def queue(redis_url):
+    """Point this test process's Celery at Redis and a queue of its own, so that
+    several test runs sharing one Redis never take each other's tasks."""
+    from config.celery import app
+
+    name = f"strata-test-{uuid.uuid4().hex[:8]}"
+    app.conf.broker_url = redis_url
+    app.conf.task_default_queue = name
+    app.conf.broker_transport_options = {}
+    return name
+
+
 @pytest.fixture(params=["local", "s3"])
 def store_url(request, tmp_path, settings):
     """Each test using it runs twice: on a local folder and on an S3 bucket."""

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,6 @@ from catalog.services.pull import version_pull
 from catalog.services.rollback import rollback_approve, rollback_reject, rollback_request
 from catalog.services.store import get_backend
 from catalog.services.versions import version_push
-from config.celery import app
 from tests.conftest import ROOT, database_url, tree_digests
 
 State = RollbackRequest.State
@@ -41,16 +39,6 @@ def history(personas, store_url, tmp_path):
         (data / f"batch-{index}.txt").write_text(f"batch {index} " * 50)
         version_push(path=str(data), dataset_name="reviews", user=personas["alice"], message=text)
     return {v.message: v for v in Version.objects.filter(dataset__name="reviews")}
-
-
-@pytest.fixture(scope="session")
-def queue(redis_url):
-    """Point this test process's Celery at Redis and a queue of its own."""
-    name = f"strata-test-{uuid.uuid4().hex[:8]}"
-    app.conf.broker_url = redis_url
-    app.conf.task_default_queue = name
-    app.conf.broker_transport_options = {}
-    return name
 
 
 class Worker:
