@@ -16,7 +16,7 @@ app = Celery("strata")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
 _options = app.conf.broker_transport_options or {}
-for _key in ("data_folder_in", "data_folder_out", "processed_folder"):
+for _key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
     # The filesystem transport needs its folders before the worker starts.
     if _options.get(_key):
         os.makedirs(_options[_key], exist_ok=True)

@@ -156,6 +156,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Broadcast (remote control) messages; the default is ./control in the cwd.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 # Task outcomes are stored on the rows the pages read, not in a result backend.
