@@ -112,6 +112,8 @@ class Pack(models.Model):
     chunk_count = models.IntegerField()
     created = models.DateTimeField(default=timezone.now)
     tier = models.CharField(max_length=8, choices=Tier.choices, default=Tier.HOT)
+    # When the pack entered its tier: the minimum durations of warm and cold count from here.
+    tier_since = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
         return self.id[:12]
@@ -159,6 +161,14 @@ class Version(models.Model):
     golden = models.BooleanField(default=False, db_index=True)
     rolled_back = models.BooleanField(default=False)
     rolled_back_reason = models.TextField(blank=True)
+    # Retention: when it was last pulled (throttled to once an hour), and when its
+    # bytes were let go by policy. An expired version's history stays; its data is gone.
+    last_accessed = models.DateTimeField(null=True, blank=True)
+    expired = models.DateTimeField(null=True, blank=True)
+    # The dataset card, carried forward from the parent until edited (catalog.services.cards).
+    card = models.ForeignKey(
+        "CardDocument", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created"]
@@ -385,3 +395,88 @@ class RollbackRequest(models.Model):
     @property
     def finished(self) -> bool:
         return self.state in self.FINISHED
+
+
+class CardDocument(models.Model):
+    """The written part of a dataset card (``catalog.cards.Card.as_dict``), named by
+    the BLAKE3 hash of its canonical JSON. Versions point at one; a version whose
+    card is not edited shares its parent's document, so a card costs one row per
+    edit, never one per version. Only ever inserted, never updated."""
+
+    id = models.CharField(primary_key=True, max_length=HASH_LENGTH)
+    content = models.JSONField()
+    created = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.id[:12]
+
+
+class RetentionPolicy(models.Model):
+    """How long the versions of the branches matching `pattern` (fnmatch, e.g.
+    ``exp/*``) are kept and when their data moves to colder tiers. Edited by admins;
+    the first policy (lowest `position`) whose pattern matches a branch applies."""
+
+    pattern = models.CharField(max_length=200, unique=True)
+    position = models.PositiveIntegerField(default=100)
+    keep_forever = models.BooleanField(default=False)
+    expire_after_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="versions expire this many days after the branch's last commit"
+    )
+    warm_after_days = models.PositiveIntegerField(null=True, blank=True, help_text="days without access")
+    cold_after_days = models.PositiveIntegerField(null=True, blank=True, help_text="days without access")
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position", "pattern"]
+        verbose_name_plural = "retention policies"
+
+    def __str__(self) -> str:
+        return self.pattern
+
+
+class RetentionRun(models.Model):
+    """One tiering and garbage-collection run: its dry-run report first, then the
+    state machine a worker advances (DESIGN.md, invariant 6):
+
+        planned -> awaiting approval -> approved -> applying -> done
+                                     -> cancelled      (any step) -> failed
+
+    `actions` holds the plan to apply (expired versions, moves, repacks,
+    deletions), so a re-run after a crash applies the same plan, not a new one;
+    `phase` says which group of actions is under way. Each action is idempotent.
+    """
+
+    class State(models.TextChoices):
+        PLANNED = "planned", "planned (dry run)"
+        AWAITING = "awaiting", "waiting for an approver"
+        APPROVED = "approved", "approved, queued"
+        APPLYING = "applying", "applying"
+        DONE = "done", "done"
+        CANCELLED = "cancelled", "cancelled"
+        FAILED = "failed", "failed"
+
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    as_of = models.DateTimeField()  # the clock the plan was made with
+    trigger = models.CharField(max_length=16, default="manual")  # manual, schedule
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PLANNED, db_index=True)
+    state_changed = models.DateTimeField(default=timezone.now)
+    phase = models.CharField(max_length=16, blank=True)  # expiring, moving, repacking, sweeping
+    report = models.JSONField(default=dict)
+    actions = models.JSONField(default=dict)
+    sweep_bytes = models.BigIntegerField(default=0)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approver_name = models.CharField(max_length=150, blank=True)
+    progress = models.CharField(max_length=300, blank=True)
+    error = models.TextField(blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"retention run {self.pk} ({self.state})"

@@ -542,6 +542,7 @@ def version_commit(
     bump: str = "minor",
     bump_reasons: Sequence[str] = (),
     semver_override: str | None = None,
+    card_id: str | None = None,
 ) -> Version:
     """Register the stored data, then create the version and move the branch by
     compare-and-swap from the head seen when the push began.
@@ -554,6 +555,9 @@ def version_commit(
     folder or listed by a remote client whose packs are already registered (it then
     passes no packs). Every pack named here must already be stored, and every chunk
     a record or tree names must be in the index: callers check that first.
+
+    The new version carries its parent's dataset card forward unless `card_id`
+    names another (a card edit, ``catalog.services.cards``).
     """
     if dataset is None:
         permissions.require_role(user, permissions.STEWARD, "create datasets")
@@ -622,18 +626,21 @@ def version_commit(
             semver = ".".join(map(str, numbers))
             final_stage = stage or (start_head.stage if start_head else Stage.RAW)
             parents = [start_head.id] if start_head else []
-            version_id = version_id_for(
-                {
-                    "dataset": dataset_name,
-                    "tree": root_id,
-                    "parents": parents,
-                    "author": author,
-                    "message": message,
-                    "created": now.isoformat(),
-                    "semver": semver,
-                    "stage": final_stage,
-                }
-            )
+            final_card = card_id or (start_head.card_id if start_head else None)
+            id_fields: dict[str, object] = {
+                "dataset": dataset_name,
+                "tree": root_id,
+                "parents": parents,
+                "author": author,
+                "message": message,
+                "created": now.isoformat(),
+                "semver": semver,
+                "stage": final_stage,
+            }
+            if final_card:
+                # Only when there is a card, so versions without one keep their ids.
+                id_fields["card"] = final_card
+            version_id = version_id_for(id_fields)
             version = Version.objects.create(
                 id=version_id,
                 dataset=dataset,
@@ -651,6 +658,7 @@ def version_commit(
                 logical_bytes=logical,
                 new_bytes=new_bytes,
                 stored_bytes=stored_bytes,
+                card_id=final_card,
             )
             if start_head is None:
                 if Branch.objects.filter(dataset=dataset, name=branch_name).exists():

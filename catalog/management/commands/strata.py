@@ -140,6 +140,34 @@ class Command(BaseCommand):
         tag.add_argument("name")
         tag.add_argument("--author")
 
+        split = sub.add_parser("split", parents=[common], help="split a version into train/val/test")
+        split.add_argument("spec", metavar="DATASET@REF")
+        split.add_argument("--id-column", required=True)
+        split.add_argument("--label-column", default=None)
+        split.add_argument("--ratios", default="train=0.8,val=0.1,test=0.1")
+        split.add_argument("--method", default="hash", choices=["hash", "random"])
+        split.add_argument("--seed", type=int, default=42)
+        split.add_argument("--stratify", action="store_true")
+        split.add_argument("--branch", default=None, help="branch to commit on (default: main)")
+        split.add_argument("--file", default=None, help="the table to split, when there are several")
+        split.add_argument("--author")
+
+        card = sub.add_parser("card", help="dataset cards: export and import")
+        card_sub = card.add_subparsers(dest="card_action", required=True, parser_class=OneLineParser)
+        card_export_parser = card_sub.add_parser("export", parents=[common], help="write a card as README.md")
+        card_export_parser.add_argument("spec", metavar="DATASET@REF")
+        card_export_parser.add_argument("-o", "--output", default=None)
+        card_import_parser = card_sub.add_parser("import", parents=[common], help="import a README.md card")
+        card_import_parser.add_argument("dataset")
+        card_import_parser.add_argument("readme", metavar="README.md")
+        card_import_parser.add_argument("--branch", default=None)
+        card_import_parser.add_argument("--author")
+
+        golden = sub.add_parser("golden", parents=[common], help="mark a version golden")
+        golden.add_argument("spec", metavar="DATASET@REF")
+        golden.add_argument("--override-reason", default="")
+        golden.add_argument("--author")
+
         branch = sub.add_parser("branch", parents=[common], help="create a branch")
         branch.add_argument("dataset")
         branch.add_argument("name")
@@ -402,6 +430,83 @@ class Command(BaseCommand):
         self.emit(
             {"dataset": dataset.name, "tag": tag.name, "version": version.id, "semver": version.semver},
             f"Tagged {dataset.name}@{version.semver} ({version.id[:12]}) as {tag.name}",
+        )
+
+    def do_split(self, options: dict[str, Any]) -> None:
+        from catalog.services.splits import split_make
+
+        dataset, source = selectors.resolve_spec(options["spec"])
+        result = split_make(
+            user=None,
+            dataset=dataset,
+            source=source,
+            id_column=options["id_column"],
+            ratios=options["ratios"],
+            method=options["method"],
+            seed=options["seed"],
+            label_column=options["label_column"],
+            stratify=options["stratify"],
+            branch=options["branch"],
+            file=options["file"],
+            author=_actor(options),
+        )
+        report = result.report
+        version = result.version
+        lines = [
+            (
+                f"Split {dataset.name}@{source.semver} into {dataset.name}@{version.semver}: version {version.id}"
+                if result.created
+                else f"No changes: {dataset.name}@{version.semver} already holds this split."
+            )
+        ]
+        for name, size in report.sizes.items():
+            labels = report.labels.get(name)
+            shown = ", ".join(f"{label} {count:,}" for label, count in labels.items()) if labels else ""
+            lines.append(f"  {name:<10} {size:>10,}" + (f"  ({shown})" if shown else ""))
+        lines.append(
+            f"  leakage: {len(report.leakage)} groups of identical examples across splits"
+            if report.leakage
+            else "  leakage: none"
+        )
+        self.emit(result.as_dict(), "\n".join(lines))
+
+    def do_card(self, options: dict[str, Any]) -> None:
+        from catalog.services.cards import card_export, card_import
+
+        if options["card_action"] == "export":
+            _, version = selectors.resolve_spec(options["spec"])
+            text = card_export(version)
+            if options["output"]:
+                with open(options["output"], "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                self.stdout.write(f"Wrote the card of {version} to {options['output']}")
+            else:
+                self.stdout.write(text, ending="")
+            return
+        dataset = selectors.dataset_get(options["dataset"])
+        try:
+            with open(options["readme"], encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as error:
+            raise UserError(f"cannot read {options['readme']}: {error.strerror}.") from None
+        except UnicodeDecodeError:
+            raise UserError(f"{options['readme']} is not UTF-8 text.") from None
+        version = card_import(user=None, dataset=dataset, text=text, branch=options["branch"], author=_actor(options))
+        self.emit(
+            {"dataset": dataset.name, "version": version.id, "semver": version.semver},
+            f"Imported the card into {dataset.name}@{version.semver}: version {version.id}",
+        )
+
+    def do_golden(self, options: dict[str, Any]) -> None:
+        from catalog.services.cards import version_mark_golden
+
+        _, version = selectors.resolve_spec(options["spec"])
+        version = version_mark_golden(
+            user=None, version=version, override_reason=options["override_reason"], author=_actor(options)
+        )
+        self.emit(
+            {"dataset": version.dataset.name, "version": version.id, "semver": version.semver, "golden": True},
+            f"Marked {version} golden",
         )
 
     def do_branch(self, options: dict[str, Any]) -> None:
