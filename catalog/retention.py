@@ -50,7 +50,9 @@ class Policy:
     cold_after_days: int | None = None
 
     def matches(self, branch: str) -> bool:
-        return fnmatch.fnmatchcase(branch, self.pattern)
+        # A branch may be named with its dataset, "reviews:exp/x" (neither a dataset
+        # nor a ref name can hold a colon); the pattern matches the branch part.
+        return fnmatch.fnmatchcase(branch.rsplit(":", 1)[-1], self.pattern)
 
 
 DEFAULT_POLICIES = (
@@ -111,6 +113,7 @@ class Plan:
     repacks: list[str] = field(default_factory=list)
     freed_bytes: dict[str, int] = field(default_factory=lambda: {HOT: 0, WARM: 0, COLD: 0})
     early_charges: Decimal = Decimal(0)
+    live_chunks: set[str] | None = None  # chunks kept versions reach, when asked for
 
     @property
     def expired(self) -> list[str]:
@@ -202,10 +205,13 @@ def plan(
     grace: timedelta = timedelta(days=1),
     repack_below: float = 0.5,
     prices: Prices | None = None,
+    collect_live_chunks: bool = False,
 ) -> Plan:
     """Decide every version, mark every pack, and list what to move, delete, repack."""
     prices = prices or Prices()
     result = Plan(now=now)
+    if collect_live_chunks:
+        result.live_chunks = set()
     roots: dict[str, list[str]] = {HOT: [], WARM: [], COLD: []}
     for version in versions:
         decision = decide_version(version, policies=policies, branch_last_commit=branch_last_commit, now=now)
@@ -232,6 +238,8 @@ def plan(
                 file_tier[digest] = tier
                 for chunk_id in graph.chunks(digest):
                     pack_id, length = graph.chunk(chunk_id)
+                    if result.live_chunks is not None:
+                        result.live_chunks.add(chunk_id)
                     current = result.pack_tiers.get(pack_id)
                     result.pack_tiers[pack_id] = tier if current is None else hotter(current, tier)
                     result.live_bytes[pack_id] = result.live_bytes.get(pack_id, 0) + length

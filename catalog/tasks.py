@@ -57,3 +57,31 @@ def rollback_resume() -> int:
 def _resume_after_restart(sender=None, **kwargs) -> None:
     # A worker killed mid-rollback leaves the request in its last state: pick it up.
     rollback_resume.delay()
+
+
+@app.task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def retention_apply(self, run_id: int) -> str:
+    """Apply an approved retention run's plan. The run row records its phase, so a
+    second delivery, or one after the worker died, continues where it stopped."""
+    from .services.retention import retention_advance
+
+    run = retention_advance(run_id=run_id)
+    logger.info("retention run %s: %s", run_id, run.state)
+    return run.state
+
+
+@app.task(acks_late=True)
+def retention_scheduled() -> int:
+    """Beat's daily run: plan, record the dry-run report, and apply it at once
+    unless the sweep is large enough to wait for an approver. Also re-queues
+    runs a dead worker left behind."""
+    from django.db import transaction
+
+    from .services.retention import resume_stalled, retention_plan
+
+    for stalled in resume_stalled():
+        retention_apply.delay(stalled)
+    run = retention_plan(trigger="schedule")
+    if run.state == "approved":
+        transaction.on_commit(lambda: retention_apply.delay(run.pk))
+    return run.pk

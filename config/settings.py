@@ -147,6 +147,21 @@ STRATA_UPLOAD_MAX_BYTES = int(os.environ.get("STRATA_UPLOAD_MAX_BYTES", str(5 * 
 # A browser upload may hold many files; Django's default of 100 is too few.
 DATA_UPLOAD_MAX_NUMBER_FILES = int(os.environ.get("DATA_UPLOAD_MAX_NUMBER_FILES", "10000"))
 
+# -- Retention, tiers and cost ------------------------------------------------------
+
+# Prices in dollars per TB-month of each tier (S3 Standard, Standard-IA, Glacier).
+STRATA_PRICE_HOT = os.environ.get("STRATA_PRICE_HOT", "23")
+STRATA_PRICE_WARM = os.environ.get("STRATA_PRICE_WARM", "12.50")
+STRATA_PRICE_COLD = os.environ.get("STRATA_PRICE_COLD", "4")
+# A pack nothing reaches is deleted only once it is older than this.
+STRATA_RETENTION_GRACE_HOURS = float(os.environ.get("STRATA_RETENTION_GRACE_HOURS", "24"))
+# A pack whose live bytes are below this share of its size is repacked.
+STRATA_RETENTION_REPACK_BELOW = float(os.environ.get("STRATA_RETENTION_REPACK_BELOW", "0.5"))
+# A run that would delete or repack more than this waits for an approver.
+STRATA_RETENTION_APPROVAL_BYTES = int(os.environ.get("STRATA_RETENTION_APPROVAL_BYTES", str(100 * 1024**3)))
+# How often beat plans a tiering and garbage-collection run (daily by default).
+STRATA_RETENTION_SCHEDULE_SECONDS = float(os.environ.get("STRATA_RETENTION_SCHEDULE_SECONDS", "86400"))
+
 # -- Celery -----------------------------------------------------------------------
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
@@ -182,6 +197,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "resume-rollbacks": {
         "task": "catalog.tasks.rollback_resume",
         "schedule": 5 * 60,
+    },
+    # Plan a tiering and garbage-collection run every day and apply it, unless it
+    # would free more than STRATA_RETENTION_APPROVAL_BYTES: then an approver decides.
+    "retention-daily": {
+        "task": "catalog.tasks.retention_scheduled",
+        "schedule": STRATA_RETENTION_SCHEDULE_SECONDS,
     },
 }
 

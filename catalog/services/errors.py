@@ -37,3 +37,9 @@ class IntegrityFailure(StrataError):
 
 class UnsafeTree(UserError):
     """A stored tree names a path outside its folder: refused before anything is written."""
+
+
+class RestoreInProgress(StrataError):
+    """The data sits in cold storage; a restore was started: try again later (exit 3)."""
+
+    exit_code = 3

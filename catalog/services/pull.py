@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 from catalog.models import Version
 from catalog.storage import tree as treeformat
-from catalog.storage.errors import CorruptObject, MissingObject, StoreError
+from catalog.storage.errors import CorruptObject, MissingObject, ObjectRestoring, StoreError
 from catalog.storage.hashing import EMPTY_DIGEST, new_hasher
 from catalog.storage.store import ProgressSink, locate_all, read_chunks
 
-from .errors import IntegrityFailure, UnsafeTree, UserError
+from .errors import IntegrityFailure, RestoreInProgress, UnsafeTree, UserError
 from .store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
 
 
@@ -132,6 +132,10 @@ def version_pull(
     *, version: Version, dest: str, force: bool = False, progress: ProgressSink | None = None
 ) -> PullResult:
     """Write exactly `version`'s files into `dest`, verified, or nothing at all."""
+    if version.expired is not None:
+        raise UserError(
+            f"{version} expired under the retention policy on {version.expired:%Y-%m-%d}; its data is gone."
+        )
     walked = walk_tree(version.tree_id)  # verifies every tree and every name
     for item in walked:
         if item.entry.kind == treeformat.LINK:
@@ -152,6 +156,7 @@ def version_pull(
         return (location.pack_id, location.offset)
 
     files.sort(key=first_location)
+    _check_restored(version, {location.pack_id for location in locations.values()})
     staging, existed = _prepare_dest(dest, force)
     if progress is not None:
         progress.start(len(files), sum(item.entry.size for item in files))
@@ -195,10 +200,43 @@ def version_pull(
             shutil.rmtree(staging)  # only emptied folders are left in it
         else:
             os.rename(staging, dest)
+    except ObjectRestoring:
+        shutil.rmtree(staging, ignore_errors=True)
+        _check_restored(version, {location.pack_id for location in locations.values()})
+        raise
     except StoreError as error:
         shutil.rmtree(staging, ignore_errors=True)
         raise IntegrityFailure(f"cannot pull {version}: {error}; nothing was written to {dest}.") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    from .retention import version_touch  # late: retention imports the store's services
+
+    version_touch(version=version)
     return PullResult(version, dest, len(files), written)
+
+
+def _check_restored(version: Version, pack_ids: set[str]) -> None:
+    """Start restoring the version's cold packs that cannot be read yet, and say
+    when they will be ready, before anything is written."""
+    from catalog.models import Pack
+    from lineage.locks import about  # the one way restore times are put into words
+
+    cold = list(Pack.objects.filter(id__in=pack_ids, tier=Pack.Tier.COLD).values_list("id", "size"))
+    if not cold:
+        return
+    backend = get_backend()
+    waiting, longest = 0, 0.0
+    for pack_id, _size in cold:
+        state = backend.restore_state(pack_id)
+        if not state.readable:
+            state = backend.request_restore(pack_id)
+        if not state.readable:
+            waiting += 1
+            longest = max(longest, state.ready_in_seconds or 0.0)
+    if waiting:
+        packs = "1 pack is" if waiting == 1 else f"{waiting} packs are"
+        raise RestoreInProgress(
+            f"{version} is in cold storage: restoring, ready in {about(longest)} "
+            f"({packs} being restored); pull again then."
+        )
