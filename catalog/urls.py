@@ -3,7 +3,7 @@
 
 from django.urls import path
 
-from . import views, views_rollback
+from . import views, views_cards, views_rollback
 
 app_name = "catalog"
 
@@ -31,6 +31,20 @@ urlpatterns = [
     ),
     path("datasets/<str:name>/versions/<str:version_id>/", views.version_detail, name="version_detail"),
     path("datasets/<str:name>/versions/<str:version_id>/download.tar", views.version_tar, name="version_tar"),
+    path("datasets/<str:name>/card/edit/", views_cards.card_edit, name="card_edit"),
+    path("datasets/<str:name>/card/import/", views_cards.card_upload, name="card_upload"),
+    path("datasets/<str:name>/split/", views_cards.split_new, name="split_new"),
+    path("datasets/<str:name>/versions/<str:version_id>/card/", views_cards.card_detail, name="card_detail"),
+    path(
+        "datasets/<str:name>/versions/<str:version_id>/card/README.md",
+        views_cards.card_download,
+        name="card_download",
+    ),
+    path(
+        "datasets/<str:name>/versions/<str:version_id>/golden/",
+        views_cards.version_golden,
+        name="version_golden",
+    ),
     path(
         "datasets/<str:name>/versions/<str:version_id>/files/<path:file_path>",
         views.file_detail,
