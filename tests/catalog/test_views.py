@@ -344,11 +344,11 @@ def test_compare_lists_added_removed_and_modified_files_with_size_deltas(as_bob,
     url = reverse("catalog:compare", args=["reviews"])
     page = _page(as_bob, f"{url}?from=1.0.0&to=1.1.0")
     assert "2 added" in page and "1 removed" in page and "1 modified" in page
-    assert "train/part-1.csv" in page and "test/part-0.csv" in page and "images/cat.png" in page
+    assert "train/part-1.csv" in page and "notes.txt" in page and "images/cat.png" in page
     assert "README.md" not in page.split("<table")[-1]  # unchanged files are not listed
     # Links go into the previews of the right version.
     assert reverse("catalog:file_detail", args=["reviews", "1.1.0", "train/part-1.csv"]) in page
-    assert reverse("catalog:file_detail", args=["reviews", "1.0.0", "test/part-0.csv"]) in page
+    assert reverse("catalog:file_detail", args=["reviews", "1.0.0", "notes.txt"]) in page
     assert "+" in page and "−" in page
 
 

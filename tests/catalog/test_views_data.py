@@ -56,19 +56,21 @@ REVIEWS_V1 = {
     "train/part-0.csv": "id,text,label\n1,great phone,positive\n2,broke in a week,negative\n3,fine,neutral\n",
     "train/part-1.csv": "id,text,label\n4,love it,positive\n",
     "test/part-0.csv": "id,text,label\n5,meh,neutral\n",
+    "notes.txt": "Collected in March from the public product pages.\n",
     "meta/labels.jsonl": "\n".join(json.dumps({"label": name, "id": i}) for i, name in enumerate("abc"))
     + "\n",
 }
 
 
 def reviews(tmp_path: Path, personas) -> tuple[Dataset, Version, Version]:
-    """'reviews', owned by alice: 1.0.0, then 1.1.0 with one file changed, one
-    added (a Parquet file and an image) and one removed."""
+    """'reviews', owned by alice: 1.0.0, then 1.1.0 with one table changed (rows
+    added, same columns), a Parquet file and an image added and a text file
+    removed: a minor change, whatever else the version-numbering rules weigh."""
     alice = personas["alice"]
     first = push(tmp_path, "reviews", REVIEWS_V1, user=alice, message="First cut", stage="raw")
     second_files = dict(REVIEWS_V1)
     second_files["train/part-1.csv"] = "id,text,label\n4,love it,positive\n6,too loud,negative\n"
-    del second_files["test/part-0.csv"]
+    del second_files["notes.txt"]
     second_files["features.parquet"] = parquet_bytes()
     second_files["images/cat.png"] = png_bytes()
     second = push(tmp_path, "reviews", second_files, user=alice, message="Clean labels", stage="cleaned")

@@ -100,7 +100,8 @@ def test_a_zip_and_a_tar_gz_are_unpacked_into_the_version(steward, existing):
     assert _post(steward, [SimpleUploadedFile("data.zip", archive)]).status_code == 302
     version = Version.objects.get(dataset=existing, semver="1.1.0")
     assert _read(version, "train/a.csv") == b"id\n1\n" and version.file_count == 2
-    archive = _tar({"./images/x.bin": b"\x00\x01" * 1000, "notes.txt": b"n"})
+    # The table stays (removing one would be a major change, numbered 2.0.0).
+    archive = _tar({"./images/x.bin": b"\x00\x01" * 1000, "train/a.csv": b"id\n1\n"})
     assert _post(steward, [SimpleUploadedFile("more.tar.gz", archive)]).status_code == 302
     version = Version.objects.get(dataset=existing, semver="1.2.0")
     assert _read(version, "images/x.bin") == b"\x00\x01" * 1000
