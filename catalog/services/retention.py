@@ -469,6 +469,12 @@ def _repack(run: RetentionRun) -> None:
     live = _live_chunks_of(pack_ids, run.as_of)
     for old_id in pack_ids:
         old = Pack.objects.get(pk=old_id)
+        if not backend.restore_state(old_id).readable:
+            # A cold pack is read only after a restore: ask for one, and leave the
+            # pack as it is (whole and correct) for a later run to repack.
+            backend.request_restore(old_id)
+            _progress(run, f"pack {old_id[:12]} is being restored before it can be repacked")
+            continue
         locations = [
             ChunkLocation(c.id, c.pack_id, c.offset, c.stored_length, c.raw_length, c.codec)
             for c in Chunk.objects.filter(pack_id=old_id).order_by("offset")
