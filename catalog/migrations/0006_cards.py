@@ -6,23 +6,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0005_rollback_requests'),
+        ("catalog", "0005_rollback_requests"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CardDocument',
+            name="CardDocument",
             fields=[
-                ('id', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('content', models.JSONField()),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
+                ("id", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("content", models.JSONField()),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
             ],
         ),
         migrations.AddField(
-            model_name='version',
-            name='card',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.carddocument'),
+            model_name="version",
+            name="card",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="catalog.carddocument",
+            ),
         ),
     ]
