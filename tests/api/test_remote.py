@@ -195,3 +195,15 @@ def test_client_errors_name_the_problem(strata_server, tokens, tmp_path):
         client.resolve("ghost@")
     with pytest.raises(ClientError, match="not a server address"):
         Client("ftp://example.org", tokens["bob"])
+
+
+def test_the_client_imports_without_django():
+    """Pipelines install the client without the server: importing it loads no Django."""
+    code = "import sys, strata_client, strata_client.cli; assert 'django' not in sys.modules, 'django loaded'"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,320 @@
+"""The client's half of a pull: read the manifest a page at a time, fetch only the
+spans of packs the version uses, verify every chunk and file, write nothing into
+DEST until all of it is checked."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import tempfile
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from catalog.storage import tree as treeformat
+from catalog.storage.errors import StoreError
+from catalog.storage.hashing import new_hasher
+from catalog.storage.packs import ChunkLocation, decode_chunk
+
+from . import http
+from .errors import ClientError, IntegrityError
+
+# Spans fetched ahead of the one being written.
+_PREFETCH = 4
+
+
+@dataclass(slots=True)
+class PullResult:
+    dataset: str
+    version: str
+    semver: str
+    dest: str
+    file_count: int
+    bytes_written: int
+    bytes_fetched: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- the pull protocol -------------------------------------------------------------------------
+
+
+def _check_relpath(path: str) -> None:
+    """Refuse a path from the server that could write outside DEST."""
+    if not path or path.startswith("/"):
+        raise IntegrityError(f"the server listed an unsafe path {path!r}; nothing was written.")
+    for part in path.split("/"):
+        try:
+            treeformat.check_name(part)
+        except treeformat.InvalidTree:
+            raise IntegrityError(f"the server listed an unsafe path {path!r}; nothing was written.") from None
+
+
+def _check_link(path: str, target: str) -> None:
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    if not target or posixpath.isabs(target) or resolved == ".." or resolved.startswith("../"):
+        raise IntegrityError(f"the link {path} points outside the pulled folder; nothing was written.")
+
+
+def _prepare_dest(dest: str, force: bool) -> tuple[str, bool]:
+    """Check DEST and make a staging folder beside (or in) it: (staging, existed)."""
+    if os.path.lexists(dest):
+        if not os.path.isdir(dest) or os.path.islink(dest):
+            raise ClientError(f"{dest} exists and is not a folder.")
+        if os.listdir(dest) and not force:
+            raise ClientError(f"{dest} is not empty; pull into an empty folder, or pass --force.")
+        parent, existed = dest, True
+    else:
+        parent, existed = os.path.dirname(dest), False
+        if not os.path.isdir(parent):
+            raise ClientError(f"cannot write to {dest}: its parent folder does not exist.")
+    try:
+        staging = tempfile.mkdtemp(prefix=".strata-pull-", dir=parent)
+    except OSError as error:
+        raise ClientError(f"cannot write to {dest}: {(error.strerror or str(error)).lower()}.") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
+    return staging, existed
+
+
+def _move_into(staging: str, dest: str) -> None:
+    for name in os.listdir(staging):
+        source, target = os.path.join(staging, name), os.path.join(dest, name)
+        source_is_dir = os.path.isdir(source) and not os.path.islink(source)
+        if source_is_dir and os.path.isdir(target) and not os.path.islink(target):
+            _move_into(source, target)
+        else:
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target)
+            os.replace(source, target)
+
+
+class _Spans:
+    """The spans of a manifest page, fetched a few ahead of use, each dropped once
+    the chunks after it are being read (chunks use spans in order)."""
+
+    def __init__(self, spans: list[dict[str, Any]], pool: ThreadPoolExecutor) -> None:
+        self.spans = spans
+        self.pool = pool
+        self.futures: dict[int, Future[bytes]] = {}
+        self.next_to_submit = 0
+        self.fetched = 0
+
+    def _submit_until(self, index: int) -> None:
+        while self.next_to_submit < len(self.spans) and self.next_to_submit <= index + _PREFETCH:
+            span = self.spans[self.next_to_submit]
+            self.futures[self.next_to_submit] = self.pool.submit(
+                http.get_bytes, span["url"], span["headers"], span["length"]
+            )
+            self.next_to_submit += 1
+
+    def get(self, index: int) -> bytes:
+        for done in [i for i in self.futures if i < index]:
+            del self.futures[done]
+        self._submit_until(index)
+        data = self.futures[index].result()
+        return data
+
+    def close(self) -> None:
+        for future in self.futures.values():
+            future.cancel()
+
+
+_SMALL_FILE = 1024 * 1024
+
+
+def _small_and_whole(entry: dict[str, Any]) -> bool:
+    return entry["size"] <= _SMALL_FILE and len(entry["chunks"]) == entry["chunk_count"]
+
+
+def _decode(spans: _Spans, chunk: dict[str, Any]) -> bytes:
+    """A chunk's content from its span, verified against its id."""
+    data = spans.get(chunk["span"])
+    location = ChunkLocation(
+        chunk["id"],
+        f"span {chunk['span']}",
+        chunk["offset"],
+        chunk["stored_length"],
+        chunk["raw_length"],
+        chunk["codec"],
+    )
+    return decode_chunk(
+        location, memoryview(data)[chunk["offset"] : chunk["offset"] + chunk["stored_length"]]
+    )
+
+
+def _create(staging: str, entry: dict[str, Any]) -> int:
+    """Create a new file for `entry` in the staging folder (its folder listed first)."""
+    target = os.path.join(staging, entry["path"])
+    mode = 0o755 if entry["kind"] == "executable" else 0o644
+    try:
+        return os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        return os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+
+
+def _check_file(entry: dict[str, Any], size: int, digest: str) -> None:
+    if size != entry["size"] or digest != entry["digest"]:
+        raise IntegrityError(f"{entry['path']} does not match its digest; nothing was written.")
+
+
+def _write_small(staging: str, entry: dict[str, Any], pieces: list[bytes]) -> int:
+    """Write a small file from its verified chunks, then check it whole."""
+    hasher = new_hasher()
+    fd = _create(staging, entry)
+    try:
+        for piece in pieces:
+            hasher.update(piece)
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    size = sum(len(piece) for piece in pieces)
+    _check_file(entry, size, hasher.hexdigest())
+    return size
+
+
+class PullJob:
+    def __init__(self, transport: http.Transport, dataset: str, version: dict[str, Any], progress) -> None:
+        self.transport = transport
+        self.dataset = dataset
+        self.version = version
+        self.progress = progress
+
+    def _pages(self, pool: ThreadPoolExecutor) -> Iterator[dict[str, Any]]:
+        """The manifest's pages; the next one is asked for while this one is written."""
+
+        def fetch(cursor: str | None) -> dict[str, Any]:
+            _, page = self.transport.call(
+                "GET",
+                f"/datasets/{self.dataset}/versions/{self.version['id']}/manifest",
+                params={"cursor": cursor},
+            )
+            return page
+
+        page = fetch(None)
+        while True:
+            upcoming = pool.submit(fetch, page["next"]) if page["next"] else None
+            yield page
+            if upcoming is None:
+                return
+            page = upcoming.result()
+
+    def run(self, dest: str, force: bool) -> PullResult:
+        dest = os.path.abspath(dest)
+        staging, existed = _prepare_dest(dest, force)
+        progress = self.progress
+        if progress is not None:
+            progress.start(self.version["file_count"], self.version["logical_bytes"])
+        links: list[tuple[str, str]] = []
+        files = written = fetched = 0
+        current: dict[str, Any] | None = None  # the file being written, across pages
+        pool = ThreadPoolExecutor(max_workers=_PREFETCH, thread_name_prefix="strata-fetch")
+        writers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="strata-write")
+        pages_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strata-manifest")
+        pending: deque[Future[int]] = deque()
+        try:
+            for page in self._pages(pages_pool):
+                spans = _Spans(page["spans"], pool)
+                try:
+                    for entry in page["entries"]:
+                        path = entry["path"]
+                        _check_relpath(path)
+                        kind = entry["kind"]
+                        if kind == "dir":
+                            os.makedirs(os.path.join(staging, path), exist_ok=True)
+                            continue
+                        if kind == "link":
+                            _check_link(path, entry["target"])
+                            links.append((path, entry["target"]))
+                            continue
+                        if entry["chunk_start"] == 0 and _small_and_whole(entry):
+                            # Creating a file is a system call that releases the GIL:
+                            # small files are written and checked by a few threads.
+                            pieces = [_decode(spans, chunk) for chunk in entry["chunks"]]
+                            pending.append(writers.submit(_write_small, staging, entry, pieces))
+                            if len(pending) > 256:
+                                written += pending.popleft().result()
+                            files += 1
+                            if progress is not None:
+                                progress.advance(1, entry["size"])
+                            continue
+                        if entry["chunk_start"] == 0:
+                            current = self._open(staging, entry)
+                        elif current is None or current["path"] != path:
+                            raise IntegrityError(
+                                f"the server's manifest broke off inside {path}; nothing was written."
+                            )
+                        for chunk in entry["chunks"]:
+                            content = _decode(spans, chunk)
+                            current["hasher"].update(content)
+                            current["size"] += len(content)
+                            current["handle"].write(content)
+                        if entry["chunk_start"] + len(entry["chunks"]) >= entry["chunk_count"]:
+                            written += self._close(current)
+                            files += 1
+                            current = None
+                    fetched += sum(span["length"] for span in page["spans"])
+                finally:
+                    spans.close()
+            if current is not None:
+                raise IntegrityError(
+                    f"the server's manifest ended inside {current['path']}; nothing was written."
+                )
+            while pending:
+                written += pending.popleft().result()
+            for path, target in links:
+                os.makedirs(os.path.dirname(os.path.join(staging, path)), exist_ok=True)
+                os.symlink(target, os.path.join(staging, path))
+            if progress is not None:
+                progress.finish()
+            if existed:
+                _move_into(staging, dest)
+                shutil.rmtree(staging)
+            else:
+                os.rename(staging, dest)
+        except StoreError as error:
+            self._discard(current, staging)
+            raise IntegrityError(
+                f"cannot pull {self.dataset}@{self.version['semver']}: {error}; nothing was written to {dest}."
+            ) from None
+        except BaseException:
+            self._discard(current, staging)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            writers.shutdown(wait=True, cancel_futures=True)
+            pages_pool.shutdown(wait=True, cancel_futures=True)
+        return PullResult(
+            self.dataset, self.version["id"], self.version["semver"], dest, files, written, fetched
+        )
+
+    def _open(self, staging: str, entry: dict[str, Any]) -> dict[str, Any]:
+        fd = _create(staging, entry)
+        return {
+            "path": entry["path"],
+            "entry": entry,
+            "handle": os.fdopen(fd, "wb", buffering=1 << 20),
+            "hasher": new_hasher(),
+            "size": 0,
+        }
+
+    def _close(self, current: dict[str, Any]) -> int:
+        current["handle"].close()
+        _check_file(current["entry"], current["size"], current["hasher"].hexdigest())
+        if self.progress is not None:
+            self.progress.advance(1, current["size"])
+        return current["size"]
+
+    @staticmethod
+    def _discard(current: dict[str, Any] | None, staging: str) -> None:
+        if current is not None and not current["handle"].closed:
+            current["handle"].close()
+        shutil.rmtree(staging, ignore_errors=True)
