@@ -50,15 +50,19 @@ def is_admin(user: User) -> bool:
 
 
 def visible_datasets(user: User, queryset: QuerySet[Dataset] | None = None) -> QuerySet[Dataset]:
-    """The datasets `user` may read."""
+    """The datasets `user` may read.
+
+    Written as semi-joins on the owner and group tables rather than outer joins and
+    DISTINCT, which would cost a pass over every dataset in each query that uses it.
+    """
     queryset = Dataset.objects.all() if queryset is None else queryset
     if user is None or is_admin(user):
         return queryset
     if not user.is_authenticated:
         return queryset.none()
-    return queryset.filter(
-        Q(visibility=Dataset.Visibility.PUBLIC) | Q(owners=user) | Q(groups__in=user.groups.all())
-    ).distinct()
+    owned = Dataset.owners.through.objects.filter(user_id=user.pk).values("dataset_id")
+    shared = Dataset.groups.through.objects.filter(group_id__in=user.groups.values("pk")).values("dataset_id")
+    return queryset.filter(Q(visibility=Dataset.Visibility.PUBLIC) | Q(pk__in=owned) | Q(pk__in=shared))
 
 
 def can_read(user: User, dataset: Dataset) -> bool:

@@ -230,22 +230,6 @@ class CatalogPage:
     owner_options: list[str]
 
 
-def _visible(user: permissions.User) -> QuerySet[Dataset]:
-    """The datasets `user` may read, as `permissions.visible_datasets` decides, in a
-    form that plans well on a large catalog: semi-joins on the owner and group
-    tables instead of outer joins and DISTINCT, which cost a pass over every dataset
-    in each of the page's queries. `test_views.py` checks that both agree."""
-    if user is None or permissions.is_admin(user):
-        return Dataset.objects.all()
-    if not user.is_authenticated:
-        return Dataset.objects.none()
-    owned = Dataset.owners.through.objects.filter(user_id=user.pk).values("dataset_id")
-    shared = Dataset.groups.through.objects.filter(group_id__in=user.groups.values("pk")).values("dataset_id")
-    return Dataset.objects.filter(
-        Q(visibility=Dataset.Visibility.PUBLIC) | Q(pk__in=owned) | Q(pk__in=shared)
-    )
-
-
 def _catalog_filter(queryset: QuerySet[Dataset], query: CatalogQuery) -> QuerySet[Dataset]:
     """Search and filters. Each test on a related table is a semi-join on dataset
     ids (computed once per query), never a subquery run once per dataset."""
@@ -306,7 +290,7 @@ def catalog_page(*, user: permissions.User, query: CatalogQuery) -> CatalogPage:
     each one's head, version count, keywords and owners, the number of matches and
     the choices for the owner and keyword filters (cached). Eight queries at most,
     whatever the number of datasets."""
-    visible = _visible(user)
+    visible = permissions.visible_datasets(user)
     matching = _catalog_filter(visible, query)
 
     if query.sort == "name":
