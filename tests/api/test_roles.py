@@ -258,3 +258,17 @@ def test_the_version_list_runs_a_fixed_number_of_queries(
     commit(8, 2)
     with django_assert_num_queries(5):
         assert len(alice.get("/datasets/many/versions").json()["items"]) == 10
+
+
+def test_the_schema_and_its_docs_page_are_served(api, db):
+    schema = api(None).get("/schema")
+    assert schema.status_code == 200 and schema.json()["openapi"].startswith("3.")
+    paths = schema.json()["paths"]
+    for path in (
+        "/api/v1/datasets",
+        "/api/v1/datasets/{name}/versions/{version}/manifest",
+        "/api/v1/uploads/{upload_id}/missing",
+    ):
+        assert path in paths
+    assert "/api/v1/store/packs/{pack_id}" not in paths  # the local store's byte endpoint is not an API
+    assert api(None).get("/docs").status_code == 200
