@@ -85,3 +85,20 @@ def retention_scheduled() -> int:
     if run.state == "approved":
         transaction.on_commit(lambda: retention_apply.delay(run.pk))
     return run.pk
+
+
+@app.task(acks_late=True)
+def retention_resume() -> int:
+    """Queue every retention run left approved or applying (a worker that died)."""
+    from .services.retention import resume_stalled
+
+    stalled = resume_stalled()
+    for run_id in stalled:
+        retention_apply.delay(run_id)
+    return len(stalled)
+
+
+@worker_ready.connect
+def _resume_retention_after_restart(sender=None, **kwargs) -> None:
+    # A worker killed mid-run leaves the run in its phase: the next worker re-applies it.
+    retention_resume.delay()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.models import AuditEvent, Branch, Pack, RetentionRun, Version
+from catalog.models import AuditEvent, Branch, Pack, RetentionPolicy, RetentionRun, Version
 from catalog.services.errors import RestoreInProgress, UserError
 from catalog.services.pull import version_pull
 from catalog.services.refs import branch_create
@@ -29,8 +29,19 @@ def day(number: float) -> datetime:
     return T0 + timedelta(days=number)
 
 
+def default_policies() -> None:
+    """The defaults the data migration makes; a transactional test earlier in the
+    session may have emptied the table."""
+    RetentionPolicy.objects.get_or_create(
+        pattern="main",
+        defaults={"position": 10, "keep_forever": True, "warm_after_days": 30, "cold_after_days": 180},
+    )
+    RetentionPolicy.objects.get_or_create(pattern="exp/*", defaults={"position": 20, "expire_after_days": 30})
+
+
 @pytest.fixture
 def local_store(db, tmp_path, settings):
+    default_policies()
     settings.STRATA_STORAGE_URL = f"file://{tmp_path / 'store'}"
     settings.STRATA_CACHE_DIR = tmp_path / "cache"
     settings.STRATA_LOCAL_RESTORE_SECONDS = 3600
