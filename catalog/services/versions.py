@@ -38,7 +38,7 @@ from catalog.models import (
 )
 from catalog.storage import tree as treeformat
 from catalog.storage.hashing import digest_hex
-from catalog.storage.statcache import StatCache
+from catalog.storage.statcache import NullStatCache, StatCache
 from catalog.storage.store import FileChangedError, FileRecord, Ingest, ProgressSink
 
 from .errors import ConflictError, UserError
@@ -270,6 +270,7 @@ def version_push(
     semver: str | None = None,
     semver_override: str | None = None,
     progress: ProgressSink | None = None,
+    stat_cache: bool = True,
 ) -> PushResult:
     """Store `path` (a file or folder) as a new version on a branch of a dataset.
 
@@ -312,7 +313,8 @@ def version_push(
             _check_explicit_semver(dataset, start_head, explicit_semver)
 
     root, scan = scan_path(path)
-    cache = _stat_cache()
+    # A folder pushed once (a browser upload's staging copy) is not worth caching.
+    cache = _stat_cache() if stat_cache else NullStatCache()
     try:
         return _push_scanned(
             semver_override=semver_override,

@@ -84,3 +84,26 @@ class StatCache:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO stat VALUES (?,?,?,?,?,?,?)", rows)
             self._db.execute("COMMIT")
+
+
+class NullStatCache(StatCache):
+    """A stat cache that remembers nothing: for folders that exist once (a browser
+    upload's temporary copy), whose rows could never match again."""
+
+    def __init__(self) -> None:  # no database at all
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def lookup(self, root: str, items: Iterable[tuple[str, os.stat_result]]) -> dict[str, str]:
+        return {}
+
+    def snapshot_tree(self, root: str, fingerprint: str) -> str | None:
+        return None
+
+    def record_snapshot(self, root: str, fingerprint: str, tree_id: str) -> None:
+        pass
+
+    def record(self, items: Iterable[tuple[str, os.stat_result, str]]) -> None:
+        pass
