@@ -183,6 +183,13 @@ class Command(BaseCommand):
         verify = sub.add_parser("verify", parents=[common], help="re-hash every stored byte")
         verify.add_argument("spec", nargs="?", metavar="DATASET[@REF]")
 
+        sub.add_parser(
+            "cost", parents=[common], help="bytes and $/month per dataset, branch and tier; retention status"
+        )
+        retention = sub.add_parser("retention", parents=[common], help="tiering and garbage collection runs")
+        retention.add_argument("retention_action", choices=["plan", "run", "approve", "list"])
+        retention.add_argument("run_id", nargs="?", type=int, help="the run to approve")
+
         token = sub.add_parser("token", help="personal API tokens")
         token_sub = token.add_subparsers(dest="token_command", required=True, parser_class=OneLineParser)
         token_create_parser = token_sub.add_parser(
@@ -583,6 +590,85 @@ class Command(BaseCommand):
                         f" -> {shift.counts_b.get(label, 0):,} ({share_b[label]:.1%})"
                     )
         self.emit(report.as_dict(), "\n".join(lines))
+
+    def do_cost(self, options: dict[str, Any]) -> None:
+        from catalog.services.costs import cost_report
+
+        report = cost_report()
+        data = report.as_dict()
+        lines = [
+            f"Storage as of {report.now:%Y-%m-%d}: logical {human_bytes(report.logical_bytes)}, "
+            f"stored {human_bytes(report.stored_bytes)}, "
+            f"dedup and compression save {human_bytes(max(report.logical_bytes - report.stored_bytes, 0))}.",
+            "",
+            f"{'tier':<6} {'stored':>10} {'billed':>10} {'$/month':>10}",
+        ]
+        for tier, row in data["tiers"].items():
+            lines.append(
+                f"{tier:<6} {human_bytes(row['stored_bytes']):>10} {human_bytes(row['billed_bytes']):>10}"
+                f" {row['monthly_dollars']:>10}"
+            )
+        lines += [
+            f"{'total':<6} {'':>10} {'':>10} {data['monthly_dollars']:>10}",
+            f"minimum-size charges ${data['minimum_size_dollars']}/month; "
+            f"minimum-duration charges due now ${data['minimum_duration_dollars']}",
+            f"in 30 days ${data['projections']['30_days']}/month, in 90 days ${data['projections']['90_days']}/month"
+            " under the current policies",
+            "",
+        ]
+        for title, rows in (("dataset", report.datasets), ("branch", report.branches)):
+            lines.append(f"{title:<28} {'logical':>10} {'stored':>10} {'saved':>10} {'$/month':>10}")
+            for usage in rows:
+                lines.append(
+                    f"{usage.name:<28} {human_bytes(usage.logical_bytes):>10} {human_bytes(usage.stored_bytes):>10}"
+                    f" {human_bytes(usage.saved_bytes):>10} {usage.as_dict()['monthly_dollars']:>10}"
+                )
+            lines.append("")
+        for status in report.versions:
+            why = "; ".join(status.protected_because) or "; ".join(status.kept_because)
+            expires = f", expires on {status.expires_on:%Y-%m-%d}" if status.expires_on else ""
+            restore = f", restorable in {status.restorable_in}" if status.restorable_in else ""
+            lines.append(f"{status.label:<28} {status.tier:<5} {why}{expires}{restore}")
+        self.emit(data, "\n".join(lines))
+
+    def do_retention(self, options: dict[str, Any]) -> None:
+        from catalog.models import RetentionRun
+        from catalog.services.retention import retention_advance, retention_approve, retention_plan
+
+        action = options["retention_action"]
+        if action == "list":
+            runs = list(RetentionRun.objects.all()[:20])
+            payload = [{"id": r.pk, "state": r.state, "created": r.created, "report": r.report} for r in runs]
+            text = "\n".join(
+                f"#{r.pk} {r.created:%Y-%m-%d %H:%M} {r.get_state_display()} "
+                f"({r.report.get('versions_expired', 0)} versions expire, {r.report.get('deletions', 0)} packs deleted)"
+                for r in runs
+            )
+            self.emit(payload, text or "no retention runs yet")
+            return
+        if action == "approve":
+            if not options["run_id"]:
+                raise UserError("say which run to approve: strata retention approve RUN_ID.")
+            run = RetentionRun.objects.filter(pk=options["run_id"]).first()
+            if run is None:
+                raise UserError(f"there is no retention run {options['run_id']}.")
+            run = retention_approve(user=None, run=run)
+        else:
+            run = retention_plan(trigger="manual")
+            if action == "run" and run.state == RetentionRun.State.APPROVED:
+                run = retention_advance(run_id=run.pk)
+        report = run.report
+        freed = ", ".join(
+            f"{tier} {human_bytes(size)}" for tier, size in report.get("freed_bytes", {}).items()
+        )
+        self.emit(
+            {"id": run.pk, "state": run.state, "report": report, "error": run.error},
+            f"retention run #{run.pk}: {run.get_state_display()}\n"
+            f"  {report.get('versions_expired', 0)} versions expire, {report.get('moves', 0)} packs move tier, "
+            f"{report.get('repacks', 0)} repacked, {report.get('deletions', 0)} deleted ({freed} freed); "
+            f"early-deletion charges ${report.get('early_deletion_charges', '0.00')}"
+            + (f"\n  error: {run.error}" if run.error else ""),
+        )
 
     def do_verify(self, options: dict[str, Any]) -> None:
         versions = None
