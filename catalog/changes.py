@@ -116,9 +116,9 @@ def folder_counts(files: TreeDiff) -> dict[str, dict[str, int]]:
     return {folder: counts[folder] for folder in sorted(counts)}
 
 
-def _read(version: Version, path: str, size: int):
-    if size > MAX_TABLE_BYTES:
-        raise TableError(f"{path} is larger than {MAX_TABLE_BYTES // 1024**3} GiB; compare it with the CLI.")
+def _read(version: Version, path: str, size: int, limit: int = MAX_TABLE_BYTES):
+    if size > limit:
+        raise TableError(f"{path} is too large to compare here ({size:,} bytes); use `strata diff`.")
     stream = file_stream(version, path)
     return read_table(path, b"".join(stream.chunks))
 
@@ -133,13 +133,21 @@ def _label_column(old_table, new_table, wanted: str | None) -> str | None:
 
 
 def compare_table(
-    old: Version, new: Version, path: str, old_size: int, new_size: int, *, key: str | None, label: str | None
+    old: Version,
+    new: Version,
+    path: str,
+    old_size: int,
+    new_size: int,
+    *,
+    key: str | None,
+    label: str | None,
+    limit: int = MAX_TABLE_BYTES,
 ) -> TableChange:
     """Schema, rows and labels of one table present in both versions."""
     change = TableChange(path)
     try:
-        old_table = _read(old, path, old_size)
-        new_table = _read(new, path, new_size)
+        old_table = _read(old, path, old_size, limit)
+        new_table = _read(new, path, new_size, limit)
         change.rows, change.schema = diff_rows(old_table, new_table, key=key)
         column = _label_column(old_table, new_table, label)
         if column is not None:
@@ -152,19 +160,27 @@ def compare_table(
 
 
 def change_report(
-    old: Version, new: Version, *, key: str | None = None, label: str | None = None, tables: bool = True
+    old: Version,
+    new: Version,
+    *,
+    key: str | None = None,
+    label: str | None = None,
+    tables: bool = True,
+    max_table_bytes: int = MAX_TABLE_BYTES,
+    max_tables: int | None = None,
 ) -> ChangeReport:
-    """Everything that changed from `old` to `new`."""
+    """Everything that changed from `old` to `new` (pages pass smaller limits)."""
     files = diff_versions(old, new)
     report = ChangeReport(old, new, files, folder_counts(files))
     if tables:
-        for change in files.changes:
-            if change.status == MODIFIED and is_tabular(change.path):
-                report.tables.append(
-                    compare_table(
-                        old, new, change.path, change.old_size, change.new_size, key=key, label=label
-                    )
+        candidates = [c for c in files.changes if c.status == MODIFIED and is_tabular(c.path)]
+        for change in candidates[:max_tables]:
+            report.tables.append(
+                compare_table(
+                    old, new, change.path, change.old_size, change.new_size, key=key, label=label,
+                    limit=max_table_bytes,
                 )
+            )  # fmt: skip
     return report
 
 

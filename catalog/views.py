@@ -258,6 +258,10 @@ def version_tar(request: HttpRequest, name: str, version_id: str) -> StreamingHt
 # -- compare ------------------------------------------------------------------------------------
 
 
+# A table larger than this is compared with `strata diff`, not in a page request.
+COMPARE_TABLE_BYTES = 64 * 1024 * 1024
+
+
 @login_required
 @require_GET
 def compare(request: HttpRequest, name: str) -> HttpResponse:
@@ -285,6 +289,23 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
         except UserError as bad:
             error = f"Cannot compare: {bad}"
     changes = diff.diff_versions(old, new) if old is not None and new is not None else None
+    tables = []
+    if changes is not None and changes.modified:
+        # Row-level analysis of the changed tables, bounded for a page request.
+        from catalog.changes import change_report
+        from catalog.charts import label_shift_svg
+
+        key = request.GET.get("key", "").strip()[:100] or None
+        report = change_report(old, new, key=key, max_table_bytes=COMPARE_TABLE_BYTES, max_tables=5)
+        tables = [
+            (
+                table,
+                label_shift_svg(table.labels, old_name=old.semver, new_name=new.semver)
+                if table.labels
+                else "",
+            )
+            for table in report.tables
+        ]
     context = {
         "dataset": dataset,
         "choices": selectors.version_choices(dataset),
@@ -293,6 +314,8 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
         "old_ref": old.semver if old else old_ref,
         "new_ref": new.semver if new else new_ref,
         "diff": changes,
+        "tables": tables,
+        "key": request.GET.get("key", ""),
         "shown": changes.changes[:COMPARE_ROWS] if changes else [],
         "limit": COMPARE_ROWS,
         "error": error,

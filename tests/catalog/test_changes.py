@@ -111,3 +111,24 @@ def test_the_diff_command_shows_rows_and_labels_and_refuses_an_unknown_key(cli, 
     )
     unknown = cli("diff", "csvs@1.0.0", "csvs@9.9.9")
     assert unknown.returncode == 2 and "9.9.9" in unknown.stderr
+
+
+def test_the_compare_page_shows_row_changes_and_the_label_chart(client, personas, settings, tmp_path):
+    settings.STRATA_STORAGE_URL = f"file://{tmp_path / 'store'}"
+    settings.STRATA_CACHE_DIR = tmp_path / "cache"
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = "".join(f"{i},t{i},{'pos' if i % 2 else 'neg'}\n" for i in range(100))
+    (data / "train.csv").write_text("id,text,label\n" + rows)
+    version_push(path=str(data), dataset_name="labels", user=personas["alice"])
+    flipped = "".join(f"{i},t{i},{'pos' if i % 2 or i < 10 else 'neg'}\n" for i in range(100))
+    (data / "train.csv").write_text("id,text,label\n" + flipped)
+    version_push(path=str(data), dataset_name="labels", user=personas["alice"])
+    client.force_login(personas["bob"])
+    page = client.get("/datasets/labels/compare/?from=1.0.0&to=1.1.0").content.decode()
+    assert "Rows of train.csv" in page
+    assert "5 changed" in page and "label: 5" in page
+    assert "<svg" in page and "Label distribution of label: 1.0.0 and 1.1.0" in page
+    assert "<td>0</td><td>label</td><td>neg</td><td>pos</td>" in page
+    bad_key = client.get("/datasets/labels/compare/?from=1.0.0&to=1.1.0&key=nope").content.decode()
+    assert "Could not compare this table" in bad_key and "nope" in bad_key
