@@ -3,7 +3,7 @@
 
 from django.urls import path
 
-from . import views, views_cards, views_rollback
+from . import views, views_cards, views_costs, views_rollback
 
 app_name = "catalog"
 
@@ -16,6 +16,22 @@ urlpatterns = [
     path("datasets/<str:name>/compare/", views.compare, name="compare"),
     path("datasets/<str:name>/rollback/", views_rollback.rollback_new, name="rollback_new"),
     path("rollbacks/", views_rollback.rollback_list, name="rollback_list"),
+    path("cost/", views_costs.cost_page, name="cost"),
+    path("retention/", views_costs.retention_list, name="retention_list"),
+    path("retention/new/", views_costs.retention_new, name="retention_new"),
+    path("retention/<int:run_id>/", views_costs.retention_detail, name="retention_detail"),
+    path(
+        "retention/<int:run_id>/approve/",
+        views_costs.retention_decide,
+        {"decision": "approve"},
+        name="retention_approve",
+    ),
+    path(
+        "retention/<int:run_id>/cancel/",
+        views_costs.retention_decide,
+        {"decision": "cancel"},
+        name="retention_cancel",
+    ),
     path("rollbacks/<int:request_id>/", views_rollback.rollback_detail, name="rollback_detail"),
     path(
         "rollbacks/<int:request_id>/approve/",

@@ -1,0 +1,33 @@
+"""The cost page and the retention runs pages show the service's figures."""
+
+from __future__ import annotations
+
+from catalog.models import RetentionRun
+from tests.catalog.test_cost_report import scenario  # noqa: F401 (fixture)
+
+
+def test_cost_page_shows_the_hand_worked_figures(client, personas, scenario):  # noqa: F811
+    client.force_login(personas["bob"])
+    page = client.get("/cost/").content.decode()
+    for figure in ("$41.25", "$23.00", "$6.25", "$12.00", "$30.75", "$5.21", "about 4 h", "<svg"):
+        assert figure in page, figure
+
+
+def test_an_admin_plans_a_run_and_an_approver_approves_a_large_one(client, personas, scenario, settings):  # noqa: F811
+    settings.STRATA_RETENTION_APPROVAL_BYTES = 0
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    client.force_login(personas["bob"])
+    client.post("/retention/new/")
+    assert not RetentionRun.objects.exists()  # viewers cannot plan
+    client.force_login(personas["erin"])
+    response = client.post("/retention/new/")
+    run = RetentionRun.objects.get()
+    assert response.status_code == 302
+    page = client.get(f"/retention/{run.pk}/").content.decode()
+    assert "Dry-run report" in page
+    client.force_login(personas["carol"])
+    if run.state == RetentionRun.State.AWAITING:
+        client.post(f"/retention/{run.pk}/approve/")
+        run.refresh_from_db()
+        assert run.state == RetentionRun.State.APPROVED and run.approver_name == "carol"
+    assert "Retention runs" in client.get("/retention/").content.decode()
