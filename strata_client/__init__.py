@@ -4,7 +4,7 @@
 
     client = Client("https://strata.example.org", token)
     client.push("data/reviews", "reviews", message="weekly refresh", stage="cleaned")
-    client.pull("reviews@1.2.0", "/tmp/reviews")
+    client.pull("reviews@1.2.0", "data/reviews-1.2.0")
     version_id = client.resolve("reviews@main")
 
 It needs no Django: only the standard library and Strata's store code
