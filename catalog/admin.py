@@ -37,6 +37,8 @@ from .models import (
     UploadPart,
     Version,
 )
+from .models import RetentionPolicy as RetentionPolicyModel
+from .models import RetentionRun as RetentionRunModel
 from .services.datasets import dataset_update
 from .services.errors import UserError
 from .services.tokens import token_revoke
@@ -441,3 +443,79 @@ class RollbackRequestAdmin(ReadOnlyAdmin):
     @admin.action(description="Reject the selected rollback requests")
     def reject(self, request, queryset) -> None:
         self._decide(request, queryset, "reject")
+
+
+@admin.register(RetentionPolicyModel)
+class RetentionPolicyAdmin(StrataAdmin):
+    """Retention policies: admins edit them (each save is audited)."""
+
+    list_display = (
+        "pattern",
+        "position",
+        "keep_forever",
+        "expire_after_days",
+        "warm_after_days",
+        "cold_after_days",
+    )
+    list_editable = ("position",)
+    ordering = ("position", "pattern")
+    readonly_fields = ("updated",)
+
+    def save_model(self, request, obj, form, change) -> None:
+        from django.utils import timezone
+
+        from .models import AuditEvent
+
+        before = None
+        if change and obj.pk:
+            old = RetentionPolicyModel.objects.filter(pk=obj.pk).values().first()
+            before = {k: v for k, v in (old or {}).items() if k != "updated"}
+        obj.updated = timezone.now()
+        super().save_model(request, obj, form, change)
+        AuditEvent.objects.create(
+            actor=request.user.get_username(),
+            user=request.user,
+            action="retention_policy.change" if change else "retention_policy.create",
+            object_type="retention_policy",
+            object_id=obj.pattern,
+            before=before,
+            after={
+                "keep_forever": obj.keep_forever,
+                "expire_after_days": obj.expire_after_days,
+                "warm_after_days": obj.warm_after_days,
+                "cold_after_days": obj.cold_after_days,
+            },
+        )
+
+
+@admin.register(RetentionRunModel)
+class RetentionRunAdmin(ReadOnlyAdmin):
+    """Retention runs, read-only; approvers approve a waiting sweep from here."""
+
+    list_display = ("pk", "created", "state", "trigger", "sweep_bytes", "approver_name")
+    list_filter = ("state", "trigger")
+    actions = ["approve"]
+
+    def _approver(self, request) -> bool:
+        return permissions.has_role(request.user, permissions.APPROVER)
+
+    def has_module_permission(self, request) -> bool:
+        return self._approver(request) or super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self._approver(request) or super().has_view_permission(request, obj)
+
+    @admin.action(description="Approve the selected retention runs")
+    def approve(self, request, queryset) -> None:
+        from django.db import transaction
+
+        from .services.retention import retention_approve
+        from .tasks import retention_apply
+
+        for run in queryset:
+            try:
+                retention_approve(user=request.user, run=run)
+                transaction.on_commit(lambda run_id=run.pk: retention_apply.delay(run_id))
+                self.message_user(request, f"Retention run {run.pk} approved.", messages.SUCCESS)
+            except UserError as refused:
+                self.message_user(request, f"Run {run.pk}: {refused}", messages.ERROR)

@@ -31,3 +31,21 @@ def test_an_admin_plans_a_run_and_an_approver_approves_a_large_one(client, perso
         run.refresh_from_db()
         assert run.state == RetentionRun.State.APPROVED and run.approver_name == "carol"
     assert "Retention runs" in client.get("/retention/").content.decode()
+
+
+def test_only_admins_edit_retention_policies_in_the_admin_and_each_change_is_audited(client, personas):
+    from catalog.models import AuditEvent, RetentionPolicy
+    from tests.catalog.test_retention_service import default_policies
+
+    default_policies()
+    policy = RetentionPolicy.objects.get(pattern="exp/*")
+    url = f"/admin/catalog/retentionpolicy/{policy.pk}/change/"
+    form = {"pattern": "exp/*", "position": 20, "expire_after_days": 14}
+    client.force_login(personas["carol"])
+    client.post(url, form)
+    assert RetentionPolicy.objects.get(pk=policy.pk).expire_after_days == 30
+    client.force_login(personas["erin"])
+    client.post(url, form)
+    assert RetentionPolicy.objects.get(pk=policy.pk).expire_after_days == 14
+    event = AuditEvent.objects.get(action="retention_policy.change")
+    assert event.before["expire_after_days"] == 30 and event.after["expire_after_days"] == 14
