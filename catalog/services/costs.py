@@ -330,9 +330,13 @@ def timeline_svg(report: CostReport, *, width: int = 640, height: int = 200) -> 
         parts.append(
             f'<circle cx="{x}" cy="{y}" r="3"><title>{when:%Y-%m-%d}: ${cents(amount)}/month</title></circle>'
         )
-    for when, label in ((start, f"{start:%b %Y}"), (report.now, "today"), (end, f"{end:%b %Y}")):
+    for when, label, anchor in (
+        (start, f"{start:%b %Y}", "start"),
+        (report.now, "today", "middle"),
+        (end, f"{end:%b %Y}", "end"),
+    ):
         x, _ = xy(when, Decimal(0))
-        parts.append(f'<text class="label" x="{x}" y="{height - 10}" text-anchor="middle">{label}</text>')
+        parts.append(f'<text class="label" x="{x}" y="{height - 10}" text-anchor="{anchor}">{label}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
