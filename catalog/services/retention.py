@@ -36,6 +36,7 @@ from catalog.models import (
     AuditEvent,
     Branch,
     Chunk,
+    FileManifest,
     Pack,
     RetentionPolicy,
     RetentionRun,
@@ -557,7 +558,46 @@ def _sweep(run: RetentionRun) -> None:
             _progress(run, f"deleted {index} of {len(deletions)} packs")
 
 
-_PHASE_ACTIONS = {"expiring": _expire, "moving": _move, "repacking": _repack, "sweeping": _sweep}
+def _drop_dangling_manifests(run: RetentionRun) -> int:
+    """Delete the manifests of files whose chunks are gone from the index.
+
+    A push trusts a file whose manifest exists (``present_digests``) and does not
+    store it again: a manifest left behind by the sweep would let a new version
+    point at missing bytes. Checked against the index as it is, so running it again
+    after a crash finds what is left.
+    """
+    dropped = 0
+    last = ""
+    while True:
+        rows = list(
+            FileManifest.objects.filter(digest__gt=last)
+            .order_by("digest")
+            .values_list("digest", "chunk_ids")[:2000]
+        )
+        if not rows:
+            break
+        last = rows[-1][0]
+        chunks_of = {digest: FileManifest(chunk_ids=raw).chunk_list() for digest, raw in rows}
+        wanted = list({chunk_id for chunk_ids in chunks_of.values() for chunk_id in chunk_ids})
+        present: set[str] = set()
+        for batch in batched(wanted, 5000):
+            present.update(Chunk.objects.filter(id__in=batch).values_list("id", flat=True))
+        dangling = [digest for digest, chunk_ids in chunks_of.items() if not present.issuperset(chunk_ids)]
+        if dangling:
+            FileManifest.objects.filter(digest__in=dangling).delete()
+            dropped += len(dangling)
+    if dropped:
+        _progress(run, f"{dropped} manifests of deleted files dropped")
+    return dropped
+
+
+def _sweep_and_tidy(run: RetentionRun) -> None:
+    _sweep(run)
+    if run.actions.get("delete") or run.actions.get("repack"):
+        _drop_dangling_manifests(run)
+
+
+_PHASE_ACTIONS = {"expiring": _expire, "moving": _move, "repacking": _repack, "sweeping": _sweep_and_tidy}
 
 
 def resume_stalled() -> list[int]:

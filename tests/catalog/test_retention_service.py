@@ -277,3 +277,28 @@ def test_a_mostly_dead_pack_is_repacked_and_still_verifies(local_store, tmp_path
     assert get_backend().pack_size(mixed_pack) is None
     assert pack_of(kept, "small.bin") != mixed_pack
     assert store_verify(versions=[kept], list_unreferenced=False).ok
+
+
+def test_pushing_again_a_file_whose_bytes_were_swept_stores_it_again(local_store, tmp_path):
+    """The push trusts files the store still has; after a sweep it must not trust
+    a file whose chunks are gone (its manifest goes with them)."""
+    from catalog.models import FileManifest
+    from catalog.services.store import walk_tree
+
+    cal = Calendar(tmp_path / "work")
+    s0 = cal.push("main", 0, {"s0.bin": 100}, dataset="trials")
+    cal.branch("trials", "exp/x", s0)
+    folder = tmp_path / "big"
+    write_random(folder / "big.bin", 400_000, 7)  # several chunks: a manifest
+    gone = version_push(path=str(folder), dataset_name="trials", author="alice", branch="exp/x").version
+    Version.objects.filter(pk=gone.pk).update(created=day(1))
+    Pack.objects.update(created=day(0), tier_since=day(0))
+    digest = next(item.entry.digest for item in walk_tree(gone.tree_id))
+    assert FileManifest.objects.filter(digest=digest).exists()
+    assert run_retention(40).state == RetentionRun.State.DONE
+    assert not FileManifest.objects.filter(digest=digest).exists()
+
+    again = version_push(path=str(folder), dataset_name="trials", author="alice", branch="main").version
+    assert store_verify(versions=[again], list_unreferenced=False).ok
+    version_pull(version=again, dest=str(tmp_path / "out"))
+    assert tree_digests(tmp_path / "out") == tree_digests(folder)
