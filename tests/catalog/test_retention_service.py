@@ -7,6 +7,7 @@ in seconds without patching time anywhere.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -302,3 +303,29 @@ def test_pushing_again_a_file_whose_bytes_were_swept_stores_it_again(local_store
     assert store_verify(versions=[again], list_unreferenced=False).ok
     version_pull(version=again, dest=str(tmp_path / "out"))
     assert tree_digests(tmp_path / "out") == tree_digests(folder)
+
+
+@pytest.mark.parametrize("store_url", ["local"], indirect=True)
+def test_strata_pull_of_a_cold_version_exits_3_saying_it_is_restoring_then_pulls(cli, tmp_path):
+    """End to end through the command line: the exit code scripts can wait on."""
+    from django.utils import timezone
+
+    default_policies()
+    data = tmp_path / "data"
+    write_random(data / "a.bin", 200_000, 1)
+    cli("push", str(data), "reviews", check=True)
+    run = retention_plan(now=timezone.now() + timedelta(days=200))
+    assert retention_advance(run_id=run.pk).state == RetentionRun.State.DONE
+    assert set(Pack.objects.values_list("tier", flat=True)) == {"cold"}
+
+    cli.env["STRATA_LOCAL_RESTORE_SECONDS"] = "1"
+    first = cli("pull", "reviews@main", str(tmp_path / "out"))
+    assert first.returncode == 3, first.stderr
+    assert "restoring, ready in under a minute" in first.stderr
+    assert not (tmp_path / "out").exists()
+    deadline = time.monotonic() + 30
+    while (second := cli("pull", "reviews@main", str(tmp_path / "out"))).returncode == 3:
+        assert time.monotonic() < deadline, second.stderr
+        time.sleep(0.5)
+    assert second.returncode == 0, second.stderr
+    assert tree_digests(tmp_path / "out") == tree_digests(data)
