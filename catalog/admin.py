@@ -37,6 +37,7 @@ from .models import (
     UploadPart,
     Version,
 )
+from .models import PackRestore as PackRestoreModel
 from .models import RetentionPolicy as RetentionPolicyModel
 from .models import RetentionRun as RetentionRunModel
 from .services.datasets import dataset_update
@@ -519,3 +520,11 @@ class RetentionRunAdmin(ReadOnlyAdmin):
                 self.message_user(request, f"Retention run {run.pk} approved.", messages.SUCCESS)
             except UserError as refused:
                 self.message_user(request, f"Run {run.pk}: {refused}", messages.ERROR)
+
+
+@admin.register(PackRestoreModel)
+class PackRestoreAdmin(ReadOnlyAdmin):
+    """Restores from cold storage asked for by pulls, and whether they are done."""
+
+    list_display = ("pack", "requested", "requested_for", "state", "expected_ready", "ready")
+    list_filter = ("state",)

@@ -480,3 +480,25 @@ class RetentionRun(models.Model):
 
     def __str__(self) -> str:
         return f"retention run {self.pk} ({self.state})"
+
+
+class PackRestore(models.Model):
+    """A restore of a cold pack that someone asked for (a pull, a rollback), tracked
+    until the store says the pack is readable; a beat task polls the open ones."""
+
+    class State(models.TextChoices):
+        RESTORING = "restoring", "restoring"
+        READY = "ready", "readable"
+
+    pack = models.ForeignKey(Pack, on_delete=models.CASCADE, related_name="restores")
+    requested = models.DateTimeField(default=timezone.now)
+    requested_for = models.CharField(max_length=300, blank=True)  # e.g. "pull of reviews@1.2.0"
+    expected_ready = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RESTORING, db_index=True)
+    ready = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested"]
+
+    def __str__(self) -> str:
+        return f"restore of {self.pack_id[:12]} ({self.state})"

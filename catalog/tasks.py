@@ -102,3 +102,11 @@ def retention_resume() -> int:
 def _resume_retention_after_restart(sender=None, **kwargs) -> None:
     # A worker killed mid-run leaves the run in its phase: the next worker re-applies it.
     retention_resume.delay()
+
+
+@app.task(acks_late=True)
+def restores_poll() -> int:
+    """Mark cold-pack restores that have finished (scheduled every few minutes)."""
+    from .services.retention import restores_poll as poll
+
+    return poll()

@@ -204,6 +204,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "catalog.tasks.retention_scheduled",
         "schedule": STRATA_RETENTION_SCHEDULE_SECONDS,
     },
+    # Look at restores from cold storage under way every five minutes, so pages
+    # and pulls know which packs have become readable.
+    "poll-restores": {
+        "task": "catalog.tasks.restores_poll",
+        "schedule": 5 * 60,
+    },
 }
 
 # -- Notifications ----------------------------------------------------------------

@@ -225,12 +225,15 @@ def _check_restored(version: Version, pack_ids: set[str]) -> None:
     cold = list(Pack.objects.filter(id__in=pack_ids, tier=Pack.Tier.COLD).values_list("id", "size"))
     if not cold:
         return
+    from .retention import pack_restore_track
+
     backend = get_backend()
     waiting, longest = 0, 0.0
     for pack_id, _size in cold:
         state = backend.restore_state(pack_id)
         if not state.readable:
             state = backend.request_restore(pack_id)
+            pack_restore_track(pack_id=pack_id, state=state, requested_for=f"pull of {version}")
         if not state.readable:
             waiting += 1
             longest = max(longest, state.ready_in_seconds or 0.0)

@@ -607,6 +607,41 @@ def resume_stalled() -> list[int]:
     )
 
 
+def pack_restore_track(*, pack_id: str, state, requested_for: str = "") -> None:
+    """Record a restore asked for, once per pack while it is under way."""
+    from catalog.models import PackRestore
+
+    if state.readable:
+        return
+    expected = timezone.now() + timedelta(seconds=state.ready_in_seconds) if state.ready_in_seconds else None
+    if not PackRestore.objects.filter(pack_id=pack_id, state=PackRestore.State.RESTORING).exists():
+        PackRestore.objects.create(pack_id=pack_id, requested_for=requested_for, expected_ready=expected)
+        AuditEvent.objects.create(
+            actor="strata",
+            action="pack.restore",
+            object_type="pack",
+            object_id=pack_id,
+            before={"readable": False},
+            after={"for": requested_for},
+        )
+
+
+def restores_poll(*, now: datetime | None = None) -> int:
+    """Look at every restore under way; mark the ones the store now serves."""
+    from catalog.models import PackRestore
+
+    now = now or timezone.now()
+    backend = get_backend()
+    finished = 0
+    for restore in PackRestore.objects.filter(state=PackRestore.State.RESTORING):
+        if backend.restore_state(restore.pack_id).readable:
+            PackRestore.objects.filter(pk=restore.pk, state=PackRestore.State.RESTORING).update(
+                state=PackRestore.State.READY, ready=now
+            )
+            finished += 1
+    return finished
+
+
 def version_touch(*, version: Version, now: datetime | None = None) -> None:
     """Note that a version was read, at most once an hour (a pull of a big version
     must not write a row per file, nor every pull one row)."""
@@ -623,6 +658,8 @@ __all__ = [
     "Facts",
     "policies_current",
     "prices_from_settings",
+    "pack_restore_track",
+    "restores_poll",
     "resume_stalled",
     "retention_advance",
     "retention_approve",

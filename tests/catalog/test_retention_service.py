@@ -200,7 +200,14 @@ def test_a_cold_version_says_it_is_restoring_then_pulls_byte_identical(local_sto
     assert raised.value.exit_code == 3
     assert not (tmp_path / "out").exists()
 
+    from catalog.models import PackRestore
+    from catalog.services.retention import restores_poll
+
+    assert PackRestore.objects.filter(state="restoring").count() == 1
+    assert restores_poll() == 0
     get_backend().restore_seconds = 0  # the restore has finished (AWS: hours later)
+    assert restores_poll() == 1
+    assert PackRestore.objects.get().state == "ready"
     version_pull(version=version, dest=str(tmp_path / "out"))
     assert tree_digests(tmp_path / "out") == source
     version.refresh_from_db()
