@@ -141,6 +141,9 @@ STRATA_PACK_SIZE = int(os.environ.get("STRATA_PACK_SIZE", str(32 * 1024 * 1024))
 # The local store keeps S3's tier states; a cold pack becomes readable this many
 # seconds after a restore is asked for (AWS quotes 3-5 hours for Glacier).
 STRATA_LOCAL_RESTORE_SECONDS = float(os.environ.get("STRATA_LOCAL_RESTORE_SECONDS", str(4 * 3600)))
+# A model version whose metric is worse than its predecessor's by more than this
+# (absolute) is flagged as a regression.
+STRATA_METRIC_TOLERANCE = float(os.environ.get("STRATA_METRIC_TOLERANCE", "0.01"))
 # The largest upload the dashboard accepts in one request (files and archives
 # together, and what an archive unpacks to). Larger data goes through the CLI.
 STRATA_UPLOAD_MAX_BYTES = int(os.environ.get("STRATA_UPLOAD_MAX_BYTES", str(5 * 1024**3)))

@@ -12,7 +12,7 @@ from .models import Edge, IngestedEvent, ModelPin, ModelVersion, Node, Run, Sour
 
 
 @admin.register(Node)
-class NodeAdmin(admin.ModelAdmin):
+class NodeAdmin(ReadOnlyAdmin):
     list_display = ("id", "kind", "label", "created")
     list_filter = ("kind",)
     search_fields = ("label", "key")
@@ -20,7 +20,7 @@ class NodeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
+class RunAdmin(ReadOnlyAdmin):
     list_display = ("node_id", "name", "step", "status", "origin", "actor", "started", "ended")
     list_filter = ("step", "status", "origin")
     search_fields = ("name", "namespace", "external_id")
@@ -28,20 +28,20 @@ class RunAdmin(admin.ModelAdmin):
 
 
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):
+class SourceAdmin(ReadOnlyAdmin):
     list_display = ("node_id", "uri", "version_tag", "owner")
     search_fields = ("uri", "name", "namespace")
     raw_id_fields = ("node",)
 
 
 @admin.register(Edge)
-class EdgeAdmin(admin.ModelAdmin):
+class EdgeAdmin(ReadOnlyAdmin):
     list_display = ("id", "src", "dst", "created")
     raw_id_fields = ("src", "dst")
 
 
 @admin.register(IngestedEvent)
-class IngestedEventAdmin(admin.ModelAdmin):
+class IngestedEventAdmin(ReadOnlyAdmin):
     list_display = ("digest", "event_type", "event_time", "received")
     raw_id_fields = ("run",)
 
