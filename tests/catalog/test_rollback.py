@@ -295,3 +295,41 @@ def _flip(chunk: Chunk) -> None:
         body = bytearray(backend.client.get_object(Bucket=backend.bucket, Key=key)["Body"].read())
         body[offset] ^= 0xFF
         backend.client.put_object(Bucket=backend.bucket, Key=key, Body=bytes(body))
+
+
+def test_request_decision_and_outcome_are_sent_by_mail_and_webhook(personas, history, settings, mailoutbox):
+    """The webhook receiver is a real HTTP server on loopback; mail goes to Django's
+    test outbox (delivery itself is outside our walls)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (the http.server name)
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.STRATA_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/hook"
+    try:
+        from django.test import TestCase
+
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            request = _ask(personas, history)
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            rollback_reject(user=personas["carol"], request_id=request.pk, comment="fix forward instead")
+    finally:
+        server.shutdown()
+    assert [event["event"] for event in received] == ["rollback.requested", "rollback.rejected"]
+    assert received[0]["dataset"] == "reviews" and received[0]["target"] == history["good"].id
+    # The requester, and everyone who may decide: approvers and admins.
+    expected = ["alice@example.org", "carol@example.org", "erin@example.org"]
+    assert [sorted(message.to) for message in mailoutbox] == [expected, expected]
+    assert "fix forward instead" in mailoutbox[1].body
