@@ -274,6 +274,24 @@ def retention_plan(
     needs_approval = sweep_bytes > settings.STRATA_RETENTION_APPROVAL_BYTES
     actor = user.get_username() if user is not None else trigger
     with transaction.atomic():
+        # A newer plan replaces any still waiting for approval: an approver must
+        # never release a plan made from facts that have since changed.
+        superseded = list(RetentionRun.objects.filter(state=State.AWAITING).values_list("pk", flat=True))
+        RetentionRun.objects.filter(pk__in=superseded).update(
+            state=State.CANCELLED,
+            state_changed=timezone.now(),
+            finished=timezone.now(),
+            error="superseded by a newer plan",
+        )
+        for old_pk in superseded:
+            AuditEvent.objects.create(
+                actor=actor,
+                action="retention.supersede",
+                object_type="retention_run",
+                object_id=str(old_pk),
+                before={"state": State.AWAITING},
+                after={"state": State.CANCELLED},
+            )
         run = RetentionRun.objects.create(
             as_of=now,
             trigger=trigger,

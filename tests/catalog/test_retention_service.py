@@ -236,6 +236,12 @@ def test_a_large_sweep_waits_for_an_approver(local_store, tmp_path, settings, pe
     assert run.report["deleting"] and run.sweep_bytes > 1000
     with pytest.raises(UserError):
         retention_approve(user=personas["bob"], run=run)
+    newer = retention_plan(now=day(41))
+    run.refresh_from_db()
+    assert run.state == RetentionRun.State.CANCELLED  # a newer plan replaces a waiting one
+    with pytest.raises(UserError):
+        retention_approve(user=personas["carol"], run=run)
+    run = newer
     retention_approve(user=personas["carol"], run=run)
     assert retention_advance(run_id=run.pk).state == RetentionRun.State.DONE
     assert retention_advance(run_id=run.pk).state == RetentionRun.State.DONE  # twice: no change
