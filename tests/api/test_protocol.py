@@ -398,3 +398,30 @@ def test_a_dataset_made_empty_takes_its_first_push_locally_or_remotely(
     assert remote.status_code == 201 and remote.json()["branch"] == "main"
     elsewhere = steward.post("/datasets/made-empty-too/uploads", {"branch": "exp"})
     assert elsewhere.status_code == 400 and "has no branch exp" in elsewhere.json()["error"]
+
+
+def _remote_push(api, dataset: str, files: dict[str, bytes], parent) -> dict:
+    pushed = Pushed(files)
+    upload_id = api.post(f"/datasets/{dataset}/uploads", {}).json()["id"]
+    missing = api.post(f"/uploads/{upload_id}/missing", {"chunks": list(pushed.chunks)}).json()["chunks"]
+    if missing:
+        upload_pack(api, upload_id, pushed, missing)
+    assert (
+        api.post(f"/uploads/{upload_id}/files", {"part": 1, "entries": pushed.entries()}).status_code == 200
+    )
+    committed = api.post(f"/datasets/{dataset}/versions", {"upload": upload_id, "parent": parent})
+    assert committed.status_code == 201, committed.json()
+    return committed.json()["version"]
+
+
+def test_a_remote_commit_is_numbered_by_its_change_like_a_local_push(steward, store_url):
+    first = _remote_push(steward, "tables", {"t.csv": b"id,label\n1,a\n"}, None)
+    assert first["semver"] == "1.0.0"
+    data_change = _remote_push(steward, "tables", {"t.csv": b"id,label\n1,a\n2,b\n"}, first["id"])
+    assert data_change["semver"] == "1.1.0"
+    schema_change = _remote_push(
+        steward, "tables", {"t.csv": b"id,label,extra\n1,a,x\n2,b,y\n"}, data_change["id"]
+    )
+    assert schema_change["semver"] == "2.0.0"
+    event = AuditEvent.objects.filter(action="version.create").order_by("-created").first()
+    assert event.after["bump_reasons"] == ["t.csv: column extra added"]

@@ -563,6 +563,7 @@ def upload_commit(
             version, created = start_head, False
             new_bytes = stored_bytes = 0
         else:
+            bump, bump_reasons = _remote_bump(start_head, root_id, trees, files, records)
             version = version_commit(
                 user=user,
                 dataset=dataset,
@@ -581,6 +582,8 @@ def upload_commit(
                 logical=logical,
                 new_bytes=new_bytes,
                 stored_bytes=stored_bytes,
+                bump=bump,
+                bump_reasons=bump_reasons,
             )
             created = True
         if upload is not None:
@@ -592,6 +595,36 @@ def upload_commit(
         return CommitResult(
             dataset_name, branch_name, version, created, file_count, logical, new_bytes, stored_bytes
         )
+
+
+def _remote_bump(start_head, root_id, trees, files, records) -> tuple[str, list[str]]:
+    """Classify a remote commit as a local push is (`catalog.changes.commit_bump`),
+    reading the new tables from the store: their packs are registered by now."""
+    from catalog.changes import commit_bump
+    from catalog.storage.errors import StoreError
+    from catalog.storage.store import locate_all, read_chunks
+    from catalog.tabular import SCHEMA_SAMPLE_BYTES, TableError, needs_whole_file
+
+    from ..store import DatabaseChunkIndex, file_chunks
+
+    by_path = {path: entry.digest for path, entry in files.items()}
+
+    def read_new(path: str) -> bytes:
+        digest = by_path[path]
+        chunk_ids = records[digest].chunk_ids if digest in records else file_chunks([digest])[digest]
+        try:
+            locations = locate_all(DatabaseChunkIndex(), chunk_ids)
+            pieces, size = [], 0
+            for chunk in read_chunks(get_backend(), [locations[c] for c in chunk_ids], workers=2):
+                pieces.append(chunk)
+                size += len(chunk)
+                if not needs_whole_file(path) and size > SCHEMA_SAMPLE_BYTES:
+                    break
+        except StoreError as error:
+            raise TableError(f"cannot read {path}: {error}") from None
+        return b"".join(pieces)
+
+    return commit_bump(start_head, root_id, trees, read_new)
 
 
 def _moved(dataset_name: str, branch: str):
