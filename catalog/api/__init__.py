@@ -10,7 +10,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 from ninja import NinjaAPI
 
-from . import datasets, transfer  # noqa: F401 (their endpoints join the router)
+from . import changes, datasets, transfer  # noqa: F401 (their endpoints join the router)
 from .common import router
 
 

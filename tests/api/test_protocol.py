@@ -425,3 +425,20 @@ def test_a_remote_commit_is_numbered_by_its_change_like_a_local_push(steward, st
     assert schema_change["semver"] == "2.0.0"
     event = AuditEvent.objects.filter(action="version.create").order_by("-created").first()
     assert event.after["bump_reasons"] == ["t.csv: column extra added"]
+
+
+def test_the_diff_endpoint_reports_rows_and_labels(api, store_url):
+    steward, viewer = api("alice"), api("bob")
+    first = _remote_push(steward, "labelled", {"t.csv": b"id,label\n1,cat\n2,dog\n3,cat\n"}, None)
+    _remote_push(steward, "labelled", {"t.csv": b"id,label\n1,cat\n2,cat\n3,cat\n4,dog\n"}, first["id"])
+    answer = viewer.get("/datasets/labelled/diff?a=1.0.0&b=1.1.0")
+    assert answer.status_code == 200, answer.json()
+    body = answer.json()
+    assert body["summary"]["modified"] == 1 and body["summary"]["bump"] == "minor"
+    rows = body["tables"][0]["rows"]
+    assert (rows["added"], rows["removed"], rows["changed"]) == (1, 0, 1)
+    assert body["tables"][0]["labels"]["counts_b"] == {"cat": 3, "dog": 1}
+    bad = viewer.get("/datasets/labelled/diff?a=1.0.0&b=1.1.0&key=nope")
+    assert bad.status_code == 400 and "nope" in bad.json()["error"]
+    unknown = viewer.get("/datasets/labelled/diff?a=1.0.0&b=7.0.0")
+    assert unknown.status_code == 404 and "error" in unknown.json()
