@@ -67,7 +67,11 @@ def queue(redis_url):
     from config.celery import app
 
     name = f"strata-test-{uuid.uuid4().hex[:8]}"
+    # Read the configuration first: set before Celery loads it lazily from the
+    # Django settings, these values would be overwritten by CELERY_BROKER_URL.
+    assert app.conf.broker_url is not None
     app.conf.broker_url = redis_url
+    app.conf.broker_write_url = redis_url
     app.conf.task_default_queue = name
     app.conf.broker_transport_options = {}
     return name

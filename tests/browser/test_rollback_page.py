@@ -15,7 +15,9 @@ from tests.conftest import database_url
 
 
 @pytest.mark.slow
-def test_steward_requests_approver_approves_page_shows_done(page, personas, settings, tmp_path, queue, redis_url):
+def test_steward_requests_approver_approves_page_shows_done(
+    page, personas, settings, tmp_path, queue, redis_url
+):
     data = tmp_path / "data"
     data.mkdir()
     for text in ("good", "bad"):
