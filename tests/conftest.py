@@ -60,10 +60,11 @@ def redis_url():
         server.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def queue(redis_url):
-    """Point this test process's Celery at Redis and a queue of its own, so that
-    several test runs sharing one Redis never take each other's tasks."""
+    """Point this test process's Celery at Redis and a queue of this test's own, so
+    that no worker or beat left from another test (or another test run sharing the
+    Redis) can take its tasks."""
     from config.celery import app
 
     name = f"strata-test-{uuid.uuid4().hex[:8]}"
