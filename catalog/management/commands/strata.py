@@ -498,7 +498,9 @@ class Command(BaseCommand):
             raise UserError(f"cannot read {options['readme']}: {error.strerror}.") from None
         except UnicodeDecodeError:
             raise UserError(f"{options['readme']} is not UTF-8 text.") from None
-        version = card_import(user=None, dataset=dataset, text=text, branch=options["branch"], author=_actor(options))
+        version = card_import(
+            user=None, dataset=dataset, text=text, branch=options["branch"], author=_actor(options)
+        )
         self.emit(
             {"dataset": dataset.name, "version": version.id, "semver": version.semver},
             f"Imported the card into {dataset.name}@{version.semver}: version {version.id}",
@@ -512,7 +514,12 @@ class Command(BaseCommand):
             user=None, version=version, override_reason=options["override_reason"], author=_actor(options)
         )
         self.emit(
-            {"dataset": version.dataset.name, "version": version.id, "semver": version.semver, "golden": True},
+            {
+                "dataset": version.dataset.name,
+                "version": version.id,
+                "semver": version.semver,
+                "golden": True,
+            },
             f"Marked {version} golden",
         )
 
