@@ -24,6 +24,7 @@ from catalog.diff import ADDED, MODIFIED, REMOVED, TreeDiff, diff_trees, diff_ve
 from catalog.exports import file_stream
 from catalog.models import Version
 from catalog.services.errors import StrataError
+from catalog.storage.errors import StoreError
 from catalog.services.store import trees_load
 from catalog.storage import tree as treeformat
 from catalog.tabular import (
@@ -187,32 +188,63 @@ def change_report(
 # -- the bump a commit deserves ------------------------------------------------------
 
 
-def _stored_bytes(version: Version, path: str) -> bytes:
-    """A table's bytes from the store: whole for Parquet, the first rows otherwise."""
-    stream = file_stream(version, path)
+def stored_schema(path: str, chunk_ids: list[str], size: int) -> dict[str, str]:
+    """A table's schema from the store, reading as little as it can: for Parquet
+    the first chunk and the chunks holding the footer (the whole file only if the
+    footer is larger than that), for text tables the first rows."""
+    from catalog.services.store import DatabaseChunkIndex, get_backend
+    from catalog.storage.store import locate_all, read_chunks
+    from catalog.tabular import parquet_schema_from_ends
+
+    locations = locate_all(DatabaseChunkIndex(), chunk_ids)
+    backend = get_backend()
+
+    def read(ids: list[str]) -> bytes:
+        return b"".join(read_chunks(backend, [locations[c] for c in ids], workers=2))
+
     if needs_whole_file(path):
-        return b"".join(stream.chunks)
-    collected, size = [], 0
-    for chunk in stream.chunks:
-        collected.append(chunk)
-        size += len(chunk)
-        if size > SCHEMA_SAMPLE_BYTES:
+        tail_ids: list[str] = []
+        tail_size = 0
+        for chunk_id in reversed(chunk_ids):
+            tail_ids.insert(0, chunk_id)
+            tail_size += locations[chunk_id].raw_length
+            if tail_size >= 256 * 1024:
+                break
+        schema = (
+            parquet_schema_from_ends(path, read(chunk_ids[:1]), read(tail_ids), size) if chunk_ids else None
+        )
+        return schema if schema is not None else read_schema(path, read(chunk_ids))
+    head_ids: list[str] = []
+    head_size = 0
+    for chunk_id in chunk_ids:
+        head_ids.append(chunk_id)
+        head_size += locations[chunk_id].raw_length
+        if head_size > SCHEMA_SAMPLE_BYTES:
             break
-    return b"".join(collected)
+    return read_schema(path, read(head_ids))
+
+
+def version_schema(version: Version, path: str) -> dict[str, str]:
+    """The schema of the table at `path` in a stored version."""
+    from catalog.exports import find_entry
+    from catalog.services.store import file_chunks
+
+    entry = find_entry(version, path)
+    return stored_schema(path, file_chunks([entry.digest])[entry.digest], entry.size)
 
 
 def commit_bump(
     parent: Version | None,
     root_id: str,
     new_trees: dict[str, tuple[bytes, int]],
-    read_new: Callable[[str], bytes],
+    new_schema: Callable[[str], dict[str, str]],
 ) -> tuple[str, list[str]]:
     """Classify a commit against its parent: (bump, reasons in words).
 
     A table removed, or a column added, removed, renamed or retyped, is a schema
     change (MAJOR); any other file change is MINOR; no file change is PATCH. The
     new version's trees may not be stored yet: `new_trees` holds them, and
-    `read_new(path)` returns a new table's bytes (whole, or at least its first rows).
+    `new_schema(path)` returns a new table's schema.
     """
     if parent is None:
         return MAJOR, ["first version"]
@@ -234,11 +266,11 @@ def commit_bump(
             reasons.append(f"{change.path}: table removed")
         elif change.status == MODIFIED:
             try:
-                old_schema = read_schema(change.path, _stored_bytes(parent, change.path))
-                new_schema = read_schema(change.path, read_new(change.path))
-            except (TableError, StrataError, zstandard.ZstdError):
+                before = version_schema(parent, change.path)
+                after = new_schema(change.path)
+            except (TableError, StrataError, StoreError, zstandard.ZstdError):
                 continue  # an unreadable table is reported by the diff, not here
-            reasons += [f"{change.path}: {what}" for what in schema_changes(old_schema, new_schema)]
+            reasons += [f"{change.path}: {what}" for what in schema_changes(before, after)]
     if reasons:
         return MAJOR, reasons
     return MINOR, [f"{files.added} added, {files.removed} removed, {files.modified} modified files"]

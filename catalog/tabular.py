@@ -87,6 +87,62 @@ def read_schema(path: str, data: bytes) -> dict[str, str]:
     return {field.name: str(field.type) for field in table.schema}
 
 
+class _PartialFile(io.RawIOBase):
+    """A file of `size` bytes of which only the first (`head`) and last (`tail`)
+    ones are at hand: enough for Parquet, whose schema is in its footer."""
+
+    def __init__(self, head: bytes, tail: bytes, size: int) -> None:
+        self._head, self._tail, self._size = head, tail, size
+        self._start, self._position = size - len(tail), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = base + offset
+        return self._position
+
+    def read(self, count: int = -1) -> bytes:
+        end = self._size if count < 0 else min(self._size, self._position + count)
+        if self._position >= self._start:
+            data = self._tail[self._position - self._start : end - self._start]
+        elif end <= len(self._head):
+            data = self._head[self._position : end]
+        elif end > self._start:
+            # A footer read that starts before the bytes at hand (Parquet readers
+            # read a fixed 64 KiB): the footer itself, checked to be whole, is real;
+            # what comes before it is never parsed.
+            data = bytes(self._start - self._position) + self._tail[: end - self._start]
+        else:
+            raise OSError("only the start and the end of this file were read")
+        self._position += len(data)
+        return data
+
+
+def parquet_schema_from_ends(path: str, head: bytes, tail: bytes, size: int) -> dict[str, str] | None:
+    """The schema of a Parquet file from its first and last bytes, or None if the
+    last ones do not hold the whole footer (then read the whole file)."""
+    import pyarrow.parquet as pq
+
+    if len(tail) < 8 or tail[-4:] != b"PAR1":
+        return None
+    footer = int.from_bytes(tail[-8:-4], "little")
+    if footer + 8 > len(tail):
+        return None
+    try:
+        schema = pq.read_schema(_PartialFile(head, tail, size))
+    except (pa.ArrowInvalid, OSError) as error:
+        raise TableError(f"cannot read {path} as a table: {error}") from None
+    return {field.name: str(field.type) for field in schema}
+
+
 def schema_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
     """What differs between two schemas, in words ([] when they are equal)."""
     changes = [f"column {name} removed" for name in old if name not in new]

@@ -414,15 +414,16 @@ def _push_scanned(
         # Imported here: reading tables needs pyarrow, which an unchanged push,
         # answered above, should not pay for at start-up.
         from catalog.changes import commit_bump
-        from catalog.tabular import SCHEMA_SAMPLE_BYTES, needs_whole_file
+        from catalog.tabular import SCHEMA_SAMPLE_BYTES, needs_whole_file, read_schema
 
         abspaths = {scanned.relpath: scanned.abspath for scanned in scan.files}
 
-        def read_new(relpath: str) -> bytes:
+        def new_schema(relpath: str) -> dict[str, str]:
             with open(abspaths[relpath], "rb") as handle:
-                return handle.read() if needs_whole_file(relpath) else handle.read(SCHEMA_SAMPLE_BYTES + 1)
+                data = handle.read() if needs_whole_file(relpath) else handle.read(SCHEMA_SAMPLE_BYTES + 1)
+            return read_schema(relpath, data)
 
-        bump, bump_reasons = commit_bump(start_head, root_id, trees, read_new)
+        bump, bump_reasons = commit_bump(start_head, root_id, trees, new_schema)
         version = version_commit(
             user=user,
             dataset=dataset,

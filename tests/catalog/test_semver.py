@@ -60,3 +60,33 @@ def test_an_understated_semver_is_refused_unless_overridden_with_a_reason(strata
     event = AuditEvent.objects.filter(action="version.create").order_by("-created").first()
     assert event.after["semver_override"] == "consumers ignore extra columns"
     assert event.after["bump"] == "major"
+
+
+def test_a_parquet_schema_change_is_read_from_the_files_ends(strata, tmp_path):
+    """The parent's schema comes from the store without reading the whole file:
+    a 3 MB Parquet table's footer is in its last chunks."""
+    import io
+    import random
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = random.Random(5)
+    rows = 200_000
+    table = pa.table({"id": list(range(rows)), "noise": [rng.random() for _ in range(rows)]})
+    data = tmp_path / "d"
+    data.mkdir()
+
+    def write(t):
+        buffer = io.BytesIO()
+        pq.write_table(t, buffer)
+        (data / "t.parquet").write_bytes(buffer.getvalue())
+
+    write(table)
+    assert _push(strata, data)["semver"] == "1.0.0"
+    write(table.set_column(1, "noise", pa.array([v + 1 for v in table.column("noise").to_pylist()])))
+    assert _push(strata, data)["semver"] == "1.1.0"
+    write(table.append_column("label", pa.array(["x"] * rows)))
+    assert _push(strata, data)["semver"] == "2.0.0"
+    event = AuditEvent.objects.filter(action="version.create").order_by("-created").first()
+    assert event.after["bump_reasons"] == ["t.parquet: column label added"]

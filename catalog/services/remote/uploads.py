@@ -598,33 +598,28 @@ def upload_commit(
 
 
 def _remote_bump(start_head, root_id, trees, files, records) -> tuple[str, list[str]]:
-    """Classify a remote commit as a local push is (`catalog.changes.commit_bump`),
-    reading the new tables from the store: their packs are registered by now."""
-    from catalog.changes import commit_bump
+    """Classify a remote commit as a local push is (`catalog.changes.commit_bump`).
+
+    The new tables' schemas are read from the store (their packs are registered by
+    now), as little of them as it takes: a Parquet file's ends, a text table's first
+    rows — not the tables themselves through the web process.
+    """
+    from catalog.changes import commit_bump, stored_schema
     from catalog.storage.errors import StoreError
-    from catalog.storage.store import locate_all, read_chunks
-    from catalog.tabular import SCHEMA_SAMPLE_BYTES, TableError, needs_whole_file
+    from catalog.tabular import TableError
 
-    from ..store import DatabaseChunkIndex, file_chunks
+    from ..store import file_chunks
 
-    by_path = {path: entry.digest for path, entry in files.items()}
-
-    def read_new(path: str) -> bytes:
-        digest = by_path[path]
+    def new_schema(path: str) -> dict[str, str]:
+        entry = files[path]
+        digest = entry.digest
         chunk_ids = records[digest].chunk_ids if digest in records else file_chunks([digest])[digest]
         try:
-            locations = locate_all(DatabaseChunkIndex(), chunk_ids)
-            pieces, size = [], 0
-            for chunk in read_chunks(get_backend(), [locations[c] for c in chunk_ids], workers=2):
-                pieces.append(chunk)
-                size += len(chunk)
-                if not needs_whole_file(path) and size > SCHEMA_SAMPLE_BYTES:
-                    break
+            return stored_schema(path, chunk_ids, entry.size)
         except StoreError as error:
             raise TableError(f"cannot read {path}: {error}") from None
-        return b"".join(pieces)
 
-    return commit_bump(start_head, root_id, trees, read_new)
+    return commit_bump(start_head, root_id, trees, new_schema)
 
 
 def _moved(dataset_name: str, branch: str):
