@@ -24,9 +24,9 @@ from catalog.diff import ADDED, MODIFIED, REMOVED, TreeDiff, diff_trees, diff_ve
 from catalog.exports import file_stream
 from catalog.models import Version
 from catalog.services.errors import StrataError
-from catalog.storage.errors import StoreError
 from catalog.services.store import trees_load
 from catalog.storage import tree as treeformat
+from catalog.storage.errors import StoreError
 from catalog.tabular import (
     SCHEMA_SAMPLE_BYTES,
     LabelShift,
