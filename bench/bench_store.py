@@ -72,16 +72,17 @@ TIME_BIN = "/usr/bin/time"
 MIB = 1024 * 1024
 
 SET_NAMES = ("small", "large", "jsonl")
-# A step is flagged as disturbed when other processes used this much CPU during it
-# (as a fraction of its wall time). Kernel writeback of the step's own writes counts
-# as "other", so the threshold is loose.
-DISTURBED_FRACTION = 0.5
+# A step is flagged as disturbed when other processes used more CPU during it than
+# one core's worth of its wall time: of two cores, the step (at a raised priority)
+# then no longer had one to itself. Kernel writeback of the step's own writes
+# counts as "other" too, so the threshold is loose.
+DISTURBED_FRACTION = 1.0
 # The machine counts as quiet when everything else together has used less than
 # this share of one core for QUIET_SECONDS in a row (a pause between two test runs
 # is not quiet); a step waits for that at most QUIET_WAIT_SECONDS.
 QUIET_CORES = 0.3
 QUIET_SECONDS = 3
-QUIET_WAIT_SECONDS = 120
+QUIET_WAIT_SECONDS = 60
 # Measured commands run at this niceness when allowed (root), ahead of other work.
 MEASURED_NICENESS = -10
 
@@ -441,13 +442,18 @@ MEASURERS: dict[str, Callable[[Repetition, Path, dict[str, Path]], None]] = {
 
 
 def measure_set(
-    name: str, source: Path, edits: dict[str, Path], run_dir: Path, repeat: int
-) -> list[Repetition]:
-    """Measure one data set until `repeat` repetitions ran undisturbed (trying at
-    most twice as often), rotating which tool goes first."""
-    repetitions: list[Repetition] = []
+    name: str,
+    source: Path,
+    edits: dict[str, Path],
+    run_dir: Path,
+    repeat: int,
+    repetitions: list[Repetition],
+) -> None:
+    """Measure one data set until `repeat` repetitions ran undisturbed (with at
+    most two extra attempts), rotating which tool goes first. Appends to
+    `repetitions` as it goes, so an interrupted run still saves what it measured."""
     order = list(MEASURERS)
-    for attempt in range(2 * repeat):
+    for attempt in range(repeat + 2):
         if sum(not rep.disturbed for rep in repetitions) >= repeat:
             break
         rep = Repetition(run_dir / name / f"rep-{attempt + 1}")
@@ -457,7 +463,6 @@ def measure_set(
         for tool in rotated:
             MEASURERS[tool](rep, source, edits)
         repetitions.append(rep)
-    return repetitions
 
 
 def prepare_sets(names: Sequence[str]) -> dict[str, tuple[Path, dict[str, Path]]]:
@@ -771,8 +776,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             source, edits = sets[name]
             print(f"{name}: {datagen.tree_bytes(source) / MIB:,.0f} MiB", file=sys.stderr, flush=True)
             warm(source, *edits.values())
-            results[name] = measure_set(name, source, edits, run_dir, options.repeat)
+            results[name] = []
+            measure_set(name, source, edits, run_dir, options.repeat, results[name])
     finally:
+        # An interrupted run keeps the sets it finished at least one repetition of.
+        results = {name: repetitions for name, repetitions in results.items() if repetitions}
         if results:
             print(f"Results: {save(results, info, started)}", file=sys.stderr)
         MEMORY.stop()
