@@ -16,6 +16,7 @@ import stat as statmod
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -271,6 +272,7 @@ def version_push(
     semver_override: str | None = None,
     progress: ProgressSink | None = None,
     stat_cache: bool = True,
+    created: datetime | None = None,
 ) -> PushResult:
     """Store `path` (a file or folder) as a new version on a branch of a dataset.
 
@@ -279,6 +281,10 @@ def version_push(
     trusted local command line; otherwise the steward role is needed. Raises UserError for bad input (nothing changed), and
     ConflictError when the branch moved while pushing (the data stays stored, so
     pushing again is quick).
+
+    `created` dates the version in the past, as ``git commit --date`` does, for
+    history brought over from another tool; it must not be in the future nor
+    before the branch head's own date.
     """
     check_dataset_name(dataset_name)
     if branch is not None:
@@ -311,6 +317,8 @@ def version_push(
         start_head = branch_row.head if branch_row is not None else None
         if explicit_semver is not None:
             _check_explicit_semver(dataset, start_head, explicit_semver)
+    if created is not None:
+        check_commit_date(created, start_head)
 
     root, scan = scan_path(path)
     # A folder pushed once (a browser upload's staging copy) is not worth caching.
@@ -331,6 +339,7 @@ def version_push(
             stage=stage,
             explicit_semver=explicit_semver,
             progress=progress,
+            created=created,
         )
     finally:
         cache.close()
@@ -352,6 +361,7 @@ def _push_scanned(
     stage: str | None,
     explicit_semver: tuple[int, int, int] | None,
     progress: ProgressSink | None,
+    created: datetime | None = None,
 ) -> PushResult:
     fingerprint = scan_fingerprint(scan)
     if start_head is not None and cache.snapshot_tree(root, fingerprint) == start_head.tree_id:
@@ -409,7 +419,7 @@ def _push_scanned(
     root_id, trees, file_count, logical = build_trees(scan, digests)
     reused = logical - report.new_raw_bytes
     if start_head is not None and root_id == start_head.tree_id:
-        version, created = start_head, False
+        version, made = start_head, False
     else:
         # Imported here: reading tables needs pyarrow, which an unchanged push,
         # answered above, should not pay for at start-up.
@@ -445,8 +455,9 @@ def _push_scanned(
             bump=bump,
             bump_reasons=bump_reasons,
             semver_override=semver_override,
+            created=created,
         )
-        created = True
+        made = True
     by_rel = {scanned.relpath: scanned for scanned in scan.files}
     cache.record((by_rel[rel].abspath, by_rel[rel].stat, digest) for rel, digest in digests.items())
     if all(cache.is_settled(scanned.stat) for scanned in scan.files):
@@ -455,7 +466,7 @@ def _push_scanned(
         dataset_name,
         branch_name,
         version,
-        created,
+        made,
         file_count,
         logical,
         new_bytes=report.new_raw_bytes,
@@ -463,6 +474,20 @@ def _push_scanned(
         reused_bytes=reused,
         packs=len(report.packs),
     )
+
+
+def check_commit_date(created: datetime, parent: Version | None) -> None:
+    """A back-dated commit keeps history in order: not in the future, not before
+    the version it follows."""
+    if timezone.is_naive(created):
+        raise UserError("give the commit date with its time zone, e.g. 2026-05-01T09:00:00+00:00.")
+    if created > timezone.now():
+        raise UserError(f"the commit date {created.isoformat()} is in the future.")
+    if parent is not None and created < parent.created:
+        raise UserError(
+            f"the commit date {created.isoformat()} is before the branch head's "
+            f"({parent.created.isoformat()}): history must stay in order."
+        )
 
 
 def _next_semver(dataset: Dataset, parent: Version | None, bump: str = "minor") -> tuple[int, int, int]:
@@ -546,6 +571,7 @@ def version_commit(
     bump_reasons: Sequence[str] = (),
     semver_override: str | None = None,
     card_id: str | None = None,
+    created: datetime | None = None,
 ) -> Version:
     """Register the stored data, then create the version and move the branch by
     compare-and-swap from the head seen when the push began.
@@ -560,13 +586,17 @@ def version_commit(
     a record or tree names must be in the index: callers check that first.
 
     The new version carries its parent's dataset card forward unless `card_id`
-    names another (a card edit, ``catalog.services.cards``).
+    names another (a card edit, ``catalog.services.cards``). `created` dates it in
+    the past (checked by the caller with ``check_commit_date``); the rows it
+    writes are still stamped with the real time.
     """
     if dataset is None:
         permissions.require_role(user, permissions.STEWARD, "create datasets")
     else:
         permissions.require_write(user, dataset)
     now = timezone.now()
+    # In UTC, as the database gives it back, so the id can be recomputed from the row.
+    committed = created.astimezone(UTC) if created is not None else now
     # First transaction: the stored data. These rows are content-addressed and name
     # only packs already written, so they are safe on their own, and a push refused
     # below (a conflict) leaves its data registered: pushing again uploads nothing.
@@ -636,7 +666,7 @@ def version_commit(
                 "parents": parents,
                 "author": author,
                 "message": message,
-                "created": now.isoformat(),
+                "created": committed.isoformat(),
                 "semver": semver,
                 "stage": final_stage,
             }
@@ -651,7 +681,7 @@ def version_commit(
                 tree_id=root_id,
                 author=author,
                 message=message,
-                created=now,
+                created=committed,
                 semver=semver,
                 semver_major=numbers[0],
                 semver_minor=numbers[1],

@@ -160,3 +160,15 @@ def test_a_stored_tree_with_escaping_paths_is_refused_at_pull(cli, pushed, tmp_p
     assert sorted(os.listdir(tmp_path)) == before
     assert os.listdir(tmp_path / "deep") == []
     assert Tree.objects.filter(id=row.id).exists()
+
+
+def test_a_commit_date_out_of_order_or_without_a_zone_is_refused(cli, pushed):
+    (pushed / "a.txt").write_text("changed\n")
+    before = _state()
+    _assert_refused(
+        cli("push", str(pushed), "good", "--date", "2001-01-01T00:00:00Z"), "before the branch head"
+    )
+    _assert_refused(cli("push", str(pushed), "good", "--date", "2999-01-01T00:00:00Z"), "in the future")
+    _assert_refused(cli("push", str(pushed), "good", "--date", "2026-01-01T00:00:00"), "no time zone")
+    _assert_refused(cli("push", str(pushed), "good", "--date", "last tuesday"), "is not a date")
+    assert _state() == before

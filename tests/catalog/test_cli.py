@@ -181,3 +181,35 @@ def test_an_edit_that_keeps_size_and_mtime_is_still_seen(strata, tmp_path):
     out = tmp_path / "out"
     strata("pull", "sneaky", str(out))
     assert (out / "data.bin").read_bytes() == b"B" * 10_000
+
+
+def test_history_brought_from_another_tool_keeps_its_dates(strata, tmp_path):
+    from catalog.models import Version
+    from catalog.services.versions import version_id_for
+
+    source = tmp_path / "d"
+    source.mkdir()
+    (source / "a.txt").write_text("first")
+    first = _push(strata, source, "dated", "--date", "2025-03-01T09:00:00Z")
+    (source / "a.txt").write_text("second")
+    second = _push(strata, source, "dated", "--date", "2025-04-01T09:00:00+02:00")
+    log = json.loads(strata("log", "dated", "--json"))
+    assert [entry["created"][:19] for entry in log] == ["2025-04-01T07:00:00", "2025-03-01T09:00:00"]
+    # The date is part of what the id names, as for any version.
+    version = Version.objects.get(id=second["version"])
+    assert version.parent_id == first["version"]
+    assert (
+        version_id_for(
+            {
+                "dataset": "dated",
+                "tree": version.tree_id,
+                "parents": [first["version"]],
+                "author": version.author,
+                "message": "",
+                "created": version.created.isoformat(),
+                "semver": version.semver,
+                "stage": version.stage,
+            }
+        )
+        == version.id
+    )

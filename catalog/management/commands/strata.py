@@ -7,6 +7,7 @@ on stderr and exits 2; damaged data or a conflict exits 1.
 
 from __future__ import annotations
 
+import datetime
 import getpass
 import json
 import os
@@ -73,6 +74,17 @@ class OneLineParser(CommandParser):
         super().error(message)
 
 
+def _parse_date(value: str) -> datetime.datetime:
+    """An ISO 8601 date with its time zone (a trailing Z is UTC)."""
+    try:
+        parsed = datetime.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise UserError(f"{value!r} is not a date: write it as 2026-05-01T09:00:00+00:00.") from None
+    if parsed.tzinfo is None:
+        raise UserError(f"{value!r} has no time zone: add one, e.g. +00:00 or Z.")
+    return parsed
+
+
 def _actor(options: dict[str, Any]) -> str:
     return options.get("author") or os.environ.get("STRATA_USER") or getpass.getuser()
 
@@ -103,6 +115,11 @@ class Command(BaseCommand):
             help="accept a --semver that understates the change, recording why in the audit log",
         )
         push.add_argument("--author", help="who pushes (default: $STRATA_USER or the login name)")
+        push.add_argument(
+            "--date",
+            metavar="ISO-8601",
+            help="date the version in the past, with its time zone (history brought from another tool)",
+        )
         push.add_argument("--step", metavar="NAME", help="record the step that made this version as a run")
         push.add_argument(
             "--input",
@@ -300,6 +317,7 @@ class Command(BaseCommand):
         step = push_step_prepare(
             user=None, name=options["step"], inputs=options["input"], params=options["param"]
         )
+        created = _parse_date(options["date"]) if options["date"] else None
         progress = None if options["json"] else TerminalProgress("push")
         result = version_push(
             path=options["path"],
@@ -311,6 +329,7 @@ class Command(BaseCommand):
             semver=options["semver"],
             semver_override=options["allow_semver_override"],
             progress=progress,
+            created=created,
         )
         version = result.version
         if result.created:
