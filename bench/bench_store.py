@@ -62,6 +62,7 @@ PROJECT_DIR = BENCH_DIR.parent
 DATA_DIR = BENCH_DIR / "data"
 SETS_DIR = DATA_DIR / "sets"
 RUNS_DIR = DATA_DIR / "runs"
+CODE_DIR = DATA_DIR / "code"
 RESULTS_DIR = BENCH_DIR / "results"
 DVC_VENV = DATA_DIR / "venv-dvc"
 DVC_BIN = DVC_VENV / "bin" / "dvc"
@@ -284,7 +285,13 @@ def move_aside(path: Path, aside: Path) -> None:
 
 
 class Strata:
-    """Strata's command line on the embedded defaults, in a private var folder."""
+    """Strata's command line on the embedded defaults, in a private var folder.
+
+    `code_dir` is the Strata tree that runs: this checkout, or an exported commit
+    (--commit), which stays fixed while the checkout changes under a long run.
+    """
+
+    code_dir = PROJECT_DIR
 
     def __init__(self, var_dir: Path) -> None:
         self.env = {
@@ -302,11 +309,11 @@ class Strata:
         }
         self.env["STRATA_VAR_DIR"] = str(var_dir)
         self.env["STRATA_USER"] = "bench"
-        quiet([sys.executable, "manage.py", "migrate", "-v0"], cwd=PROJECT_DIR, env=self.env)
+        quiet([sys.executable, "manage.py", "migrate", "-v0"], cwd=self.code_dir, env=self.env)
 
     def manage(self, *args: str | Path) -> Measurement:
         settle()
-        return run([sys.executable, "manage.py", "strata", *args], cwd=PROJECT_DIR, env=self.env)
+        return run([sys.executable, "manage.py", "strata", *args], cwd=self.code_dir, env=self.env)
 
     def push(self, path: Path, dataset: str) -> tuple[Measurement, dict[str, object]]:
         measurement = self.manage("push", path, dataset, "--json")
@@ -661,9 +668,29 @@ def _output(*command: str) -> str:
     return subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_DIR).stdout.strip()
 
 
+def export_commit(revision: str) -> Path:
+    """A copy of Strata at `revision` under bench/data/code/ (made once), so a run
+    measures one commit whatever happens to the checkout meanwhile."""
+    commit = _output("git", "rev-parse", "--verify", f"{revision}^{{commit}}")
+    if not commit:
+        raise BenchError(f"{revision} is not a commit of this repository")
+    tree = CODE_DIR / commit
+    if not tree.exists():
+        partial = CODE_DIR / f"{commit}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", commit], cwd=PROJECT_DIR, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", partial], input=archive.stdout, check=True)
+        partial.rename(tree)
+    return tree
+
+
 def code_state() -> dict[str, object]:
-    """Which Strata code is measured: the commit, and a fingerprint of uncommitted
-    changes (taken at the start and the end, as the tree may change meanwhile)."""
+    """Which Strata code is measured: an exported commit, or this checkout's commit
+    and a fingerprint of its uncommitted changes (taken at the start and the end,
+    as the checkout may change meanwhile)."""
+    if Strata.code_dir != PROJECT_DIR:
+        return {"commit": Strata.code_dir.name, "uncommitted files": []}
     return {
         "commit": _output("git", "rev-parse", "HEAD"),
         "uncommitted diff blake2b": hashlib.blake2b(_output("git", "diff", "HEAD").encode()).hexdigest()[:16],
@@ -746,6 +773,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the run folder (stores, copies) afterwards")
     parser.add_argument(
+        "--commit", metavar="REV", help="measure this commit (exported with git archive), not the checkout"
+    )
+    parser.add_argument(
         "--no-fill",
         action="store_true",
         help="do not hold the memory before each step (see the module docstring)",
@@ -759,6 +789,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     started = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     names = options.only or list(SET_NAMES)
+    if options.commit:
+        Strata.code_dir = export_commit(options.commit)
     info = machine() | {
         "code at start": code_state(),
         "dvc": ensure_dvc(),
