@@ -95,3 +95,15 @@ def plural(count: int, word: str) -> str:
     """'1 file', '3 files'; 'version' -> 'versions'."""
     count = int(count or 0)
     return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
+
+
+@register.filter
+def dollars(amount) -> str:
+    """An amount in dollars to the cent; one that rounds to nothing but is not
+    nothing (a small store) says so, rather than claiming it is free."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    value = Decimal(str(amount or 0))
+    if Decimal(0) < value < Decimal("0.005"):
+        return "under $0.01"
+    return f"${value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"

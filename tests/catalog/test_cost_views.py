@@ -49,3 +49,13 @@ def test_only_admins_edit_retention_policies_in_the_admin_and_each_change_is_aud
     assert RetentionPolicy.objects.get(pk=policy.pk).expire_after_days == 14
     event = AuditEvent.objects.get(action="retention_policy.change")
     assert event.before["expire_after_days"] == 30 and event.after["expire_after_days"] == 14
+
+
+def test_a_bill_too_small_to_round_to_a_cent_is_not_shown_as_free():
+    from decimal import Decimal
+
+    from catalog.templatetags.strata import dollars
+
+    assert dollars(Decimal("0.0001")) == "under $0.01"
+    assert dollars(Decimal("0")) == "$0.00"
+    assert dollars(Decimal("1234.565")) == "$1,234.57"
