@@ -62,9 +62,11 @@ def test_the_demo_tells_the_whole_story(db, settings, tmp_path, client):
     report = change_report(trained_on["1.0"], trained_on["1.1"])
     labels = next(table for table in report.tables if table.path == "labels.csv").labels
     assert labels is not None
-    # Vendor B read 1 as 7 and 9 as 4 in batch 2.
+    # Vendor B read 1 as 7, 9 as 4 and 3 as 8 in batch 2: past the line pages flag.
     assert labels.counts_b["1"] < labels.counts_a["1"] and labels.counts_b["7"] > labels.counts_a["7"]
     assert labels.counts_b["9"] < labels.counts_a["9"] and labels.counts_b["4"] > labels.counts_a["4"]
+    assert labels.counts_b["3"] < labels.counts_a["3"] and labels.counts_b["8"] > labels.counts_a["8"]
+    assert labels.psi > 0.1, labels.psi
     assert sum(labels.counts_a.values()) == sum(labels.counts_b.values()) == 1791
 
     # A rollback to the split 1.0 was trained on waits for an approver.
