@@ -312,6 +312,7 @@ class RoleDiff:
     after: Version | None
     report: ChangeReport | None = None
     error: str = ""
+    same_as: str = ""  # an earlier role with exactly this pair of versions, shown once
 
     @property
     def unchanged(self) -> bool:
@@ -374,6 +375,7 @@ class RoleDiff:
             "b": side(self.after),
             "unchanged": self.unchanged,
             "changes": self.report.as_dict() if self.report else None,
+            "same_as": self.same_as or None,
             "error": self.error or None,
         }
 
@@ -416,9 +418,17 @@ def model_compare(
     new = {pin.role: pin.version for pin in pins_b}
     evaluation = {pin.role: pin.evaluation for pin in pins_a + pins_b}
     diffs: list[RoleDiff] = []
+    # Roles often pin the same versions (train and test from one split version):
+    # their change is computed and shown once.
+    first_role: dict[tuple[str, str], str] = {}
     for role in sorted(set(old) | set(new), key=lambda r: (evaluation[r], r)):
         diff = RoleDiff(role, old.get(role), new.get(role))
-        if diff.before is not None and diff.after is not None and not diff.unchanged:
+        pair = (diff.before.pk, diff.after.pk) if diff.before is not None and diff.after is not None else None
+        if pair is not None and pair in first_role:
+            diff.same_as = first_role[pair]
+        elif pair is not None:
+            first_role[pair] = role
+        if diff.before is not None and diff.after is not None and not diff.unchanged and not diff.same_as:
             try:
                 diff.report = change_report(diff.before, diff.after, tables=tables)
             except (StrataError, StoreError) as error:

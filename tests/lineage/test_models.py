@@ -450,3 +450,28 @@ def test_a_rollback_flags_the_model_versions_that_used_the_undone_data(client, p
     client.force_login(personas["bob"])
     html = client.get("/models/fraud/versions/3.1/").content.decode()
     assert "since rolled back (labels were shuffled)" in html and "status-rolled-back" in html
+
+
+def test_roles_pinning_the_same_versions_are_compared_once(client, personas, push):
+    alice = personas["alice"]
+    push("digits", {"labels.csv": reviews_csv(50, 50)})
+    for version, metric in (("1.0", 0.95), ("1.1", 0.82)):
+        if version == "1.1":
+            push("digits", {"labels.csv": reviews_csv(80, 20)})
+        training_record(
+            user=alice,
+            model="clf",
+            version=version,
+            datasets={"train": "digits@main", "test": "digits@main"},
+            metrics={"accuracy": metric},
+        )
+    client.force_login(personas["bob"])
+    page = client.get("/models/compare/", {"a": "clf@1.0", "b": "clf@1.1"}).content.decode()
+    assert page.count("Label shift in") == 1
+    assert "The same versions as train" in page
+    data = client.get(
+        "/api/v1/models/compare", {"a": "clf@1.0", "b": "clf@1.1"}, **_bearer(personas["bob"])
+    ).json()
+    by_role = {diff["role"]: diff for diff in data["data"]}
+    assert by_role["test"]["same_as"] == "train" and by_role["test"]["changes"] is None
+    assert by_role["train"]["changes"]["tables"][0]["labels"]["counts_b"] == {"positive": 80, "negative": 20}
