@@ -22,3 +22,6 @@ for _key in ("data_folder_in", "data_folder_out", "processed_folder", "control_f
         os.makedirs(_options[_key], exist_ok=True)
 
 app.autodiscover_tasks()
+
+# The worker's logging (the same JSON lines as the web), task context and metrics.
+import ops.celery  # noqa: E402, F401

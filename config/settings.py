@@ -54,9 +54,12 @@ INSTALLED_APPS = [
     "django_htmx",
     "catalog",
     "lineage",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    # First, so it times the whole request and every log line carries the request id.
+    "ops.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files from the app process, so gunicorn alone runs
     # the site with DEBUG off (no separate web server needed for CSS and JS).
@@ -227,12 +230,43 @@ STRATA_WEBHOOK_URL = os.environ.get("STRATA_WEBHOOK_URL", "")
 
 # -- Logging ----------------------------------------------------------------------
 
+# json (the default): one JSON object per line with the request id, user, dataset,
+# version and task of each line (ops/logging.py); text: the plain lines of old.
+STRATA_LOG_FORMAT = os.environ.get("STRATA_LOG_FORMAT", "json").strip().lower() or "json"
+if STRATA_LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"STRATA_LOG_FORMAT is {STRATA_LOG_FORMAT!r}: use json or text.")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "ops.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if STRATA_LOG_FORMAT == "json" else "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    # The AWS SDK narrates every credential lookup at INFO; keep stderr for what matters.
-    "loggers": {name: {"level": "WARNING"} for name in ("boto3", "botocore", "s3transfer", "urllib3")},
+    "loggers": {
+        # The AWS SDK narrates every credential lookup at INFO; keep stderr for what matters.
+        **{name: {"level": "WARNING"} for name in ("boto3", "botocore", "s3transfer", "urllib3")},
+        # Django's own handlers write plain text beside ours; send its lines through
+        # the root's handler only. runserver's access lines give way to the request
+        # middleware's, which carry the request id and the view.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "WARNING", "propagate": True},
+    },
 }
+
+# -- Metrics and probes -----------------------------------------------------------
+
+# When set, /metrics (and a worker's metrics port) answer only requests that send
+# "Authorization: Bearer <token>". Unset, they are open: Prometheus scrapes them
+# from the private network, like /healthz and /readyz.
+STRATA_METRICS_TOKEN = os.environ.get("STRATA_METRICS_TOKEN", "")
+# A Celery worker serves its own /metrics on this port when set (for workers on
+# other machines than the web); with the prefork pool it needs PROMETHEUS_MULTIPROC_DIR.
+STRATA_WORKER_METRICS_PORT = int(os.environ.get("STRATA_WORKER_METRICS_PORT") or 0) or None

@@ -6,8 +6,13 @@ from django.urls import include, path
 
 from catalog.views_tokens import account_tokens
 from config.api import api
+from ops import views as ops_views
 
 urlpatterns = [
+    # Probes and the scrape, without a trailing slash as probes and Prometheus ask.
+    path("healthz", ops_views.healthz, name="healthz"),
+    path("readyz", ops_views.readyz, name="readyz"),
+    path("metrics", ops_views.metrics, name="metrics"),
     path("", include("catalog.urls")),
     path("", include("lineage.urls")),
     path("api/v1/", api.urls),

@@ -1,0 +1,1 @@
+"""Operating Strata: structured logs, Prometheus metrics, and health probes."""

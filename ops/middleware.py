@@ -1,0 +1,143 @@
+"""The request middleware: a request id, the log context, one log line and one
+histogram observation per request.
+
+It comes first in MIDDLEWARE, so it times everything the others do and every log
+line of the request, theirs included, carries the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+
+from . import context, metrics
+
+# A stable name operators can route or filter the access log by.
+logger = logging.getLogger("strata.request")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# An id from a proxy or a client is kept only if it is short and made of characters
+# that are safe in a header, a log line and a URL; otherwise one is made here.
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:=+/-]{0,127}")
+# A URL argument right after one of these path segments names a dataset or one of
+# its versions (the dashboard's `version_id`, the API's `version`, lineage's
+# `versions/<version_id>`). Under `models/` a version is a model's, not a dataset's.
+_KWARG = re.compile(r"[<{](?:[^:>}]+:)?(?P<name>[^>}]+)[>}]")
+
+
+def request_id_from(header: str | None) -> str:
+    """The incoming X-Request-ID if it is valid, else a new random id."""
+    if header and _VALID_REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def url_context(route: str, kwargs: Mapping[str, Any]) -> dict[str, str]:
+    """The dataset and version a URL pattern names, read from its route."""
+    found: dict[str, str] = {}
+    previous = ""
+    under_models = False
+    for segment in route.split("/"):
+        match = _KWARG.fullmatch(segment)
+        if match is None:
+            previous = segment
+            under_models = under_models or segment == "models"
+            continue
+        value = kwargs.get(match["name"])
+        if isinstance(value, str):
+            if previous == "datasets":
+                found["dataset"] = value
+            elif previous == "versions" and not under_models:
+                found["version"] = value
+        previous = ""
+    return found
+
+
+def view_label(request: HttpRequest) -> str:
+    """The URL pattern a request matched (bounded: never the raw path)."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return "unmatched"
+    return "/" + (match.route or match.view_name)
+
+
+def _username(request: HttpRequest) -> str:
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return str(user.get_username())
+    return ""
+
+
+def _is_probe(request: HttpRequest) -> bool:
+    match = getattr(request, "resolver_match", None)
+    return bool(match is not None and getattr(match.func, "strata_probe", False))
+
+
+class RequestContextMiddleware:
+    """Sets the request id and log context; logs and measures each request."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        request.request_id = request_id  # type: ignore[attr-defined]
+        token = context.bind(request_id=request_id)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            # For a streamed response this is the time to its first byte.
+            seconds = time.perf_counter() - started
+            response[REQUEST_ID_HEADER] = request_id
+            self._record(request, response, seconds)
+            return response
+        finally:
+            # Back to what was there before, whatever process_view added.
+            context.reset(token)
+
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., Any],
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> None:
+        # Probes touch nothing: not the session, so not the database.
+        if getattr(view_func, "strata_probe", False):
+            return None
+        fields = url_context(getattr(request.resolver_match, "route", "") or "", view_kwargs)
+        # Every middleware has run, so the session's user is known; an API token's
+        # user is set later, in the view, and is picked up in _record.
+        context.bind(user=_username(request), **fields)
+        return None
+
+    def _record(self, request: HttpRequest, response: HttpResponse, seconds: float) -> None:
+        view = view_label(request)
+        probe = _is_probe(request)
+        if not probe and request.resolver_match is not None:
+            context.bind(user=_username(request))
+        method = request.method or ""
+        metrics.http_request_observe(view=view, method=method, status=response.status_code, seconds=seconds)
+        duration_ms = round(seconds * 1000, 1)
+        # Probes and scrapes come every few seconds: at INFO they would bury the rest.
+        logger.log(
+            logging.DEBUG if probe else logging.INFO,
+            "%s %s %s %.1f ms",
+            method,
+            request.path,
+            response.status_code,
+            duration_ms,
+            extra={
+                "method": method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": duration_ms,
+                "view": view,
+            },
+        )
