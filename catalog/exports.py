@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from catalog.models import Version
 from catalog.services.errors import IntegrityFailure, NotFound
-from catalog.services.store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
+from catalog.services.store import DatabaseChunkIndex, file_chunks, read_pulled, walk_tree
 from catalog.storage import tree as treeformat
 from catalog.storage.errors import MissingObject, StoreError
-from catalog.storage.store import locate_all, read_chunks
+from catalog.storage.store import locate_all
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ def file_stream(version: Version, path: str) -> FileStream:
         locations = locate_all(DatabaseChunkIndex(), chunk_ids)
     except MissingObject as error:
         raise IntegrityFailure(f"cannot read {path}: {error}") from None
-    stream = read_chunks(get_backend(), [locations[c] for c in chunk_ids], workers=2)
+    stream = read_pulled([locations[c] for c in chunk_ids], workers=2)
     return FileStream(path, entry, _verified(stream, path))
 
 
@@ -90,7 +90,7 @@ def _tar_members(version, walked, chunks_of, locations) -> Iterator[bytes]:
             info.mode = 0o755 if entry.kind == treeformat.EXECUTABLE else 0o644
             yield info.tobuf(format=tarfile.PAX_FORMAT)
             chunk_locations = [locations[c] for c in chunks_of[entry.digest]]
-            yield from _verified(read_chunks(get_backend(), chunk_locations, workers=2), item.path)
+            yield from _verified(read_pulled(chunk_locations, workers=2), item.path)
             padding = -entry.size % tarfile.BLOCKSIZE
             if padding:
                 yield b"\0" * padding

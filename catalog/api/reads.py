@@ -17,6 +17,7 @@ from catalog.services.errors import IntegrityFailure, NotFound, UserError
 from catalog.services.remote import KIND_NAMES, MAX_SPAN_BYTES, LocalUrl, Transfer, span_transfer
 from catalog.services.store import DatabaseChunkIndex, file_chunks, trees_load, walk_tree
 from catalog.storage import tree as treeformat
+from ops.metrics import store_transferred
 
 # A manifest page lists at most this many chunks, so a page stays a few MB even
 # when one file has millions of chunks (its list then continues on the next page).
@@ -279,4 +280,8 @@ def version_manifest(*, version: Version, cursor: str | None, limit: int, local_
     for pack_id, begin, end in spans:
         transfer: Transfer = span_transfer(pack_id, begin, end - begin, local_url)
         span_out.append({"url": transfer.url, "headers": transfer.headers, "length": end - begin})
+    # The client fetches these spans from the store itself (presigned S3 GETs, or
+    # pack_send for a local folder), never through this process: what the plan
+    # hands out is what is counted as pulled.
+    store_transferred("pull", sum(span["length"] for span in span_out))
     return Manifest(version, len(items), entries, span_out, next_cursor)

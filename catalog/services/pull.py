@@ -22,10 +22,10 @@ from catalog.models import Version
 from catalog.storage import tree as treeformat
 from catalog.storage.errors import CorruptObject, MissingObject, ObjectRestoring, StoreError
 from catalog.storage.hashing import EMPTY_DIGEST, new_hasher
-from catalog.storage.store import ProgressSink, locate_all, read_chunks
+from catalog.storage.store import ProgressSink, locate_all
 
 from .errors import IntegrityFailure, RestoreInProgress, UnsafeTree, UserError
-from .store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
+from .store import DatabaseChunkIndex, file_chunks, get_backend, read_pulled, walk_tree
 
 
 @dataclass(slots=True)
@@ -166,9 +166,8 @@ def version_pull(
         for item in walked:
             if item.entry.is_tree:
                 os.makedirs(os.path.join(staging, item.path), exist_ok=True)
-        stream = read_chunks(
-            get_backend(),
-            (locations[chunk_id] for item in files for chunk_id in chunks_of[item.entry.digest]),
+        stream = read_pulled(
+            locations[chunk_id] for item in files for chunk_id in chunks_of[item.entry.digest]
         )
         # Small files are handed to a few writer threads (creating a file is a
         # system call that releases the GIL); a large one is streamed in place.

@@ -17,6 +17,8 @@ from catalog.storage import tree as treeformat
 from catalog.storage.backends import Backend, open_backend
 from catalog.storage.hashing import EMPTY_DIGEST
 from catalog.storage.packs import ChunkLocation, IndexEntry
+from catalog.storage.store import read_chunks
+from ops.metrics import store_transferred
 
 from .errors import IntegrityFailure, UnsafeTree
 
@@ -37,6 +39,16 @@ def get_backend() -> Backend:
             )
             _backends[url] = backend
     return backend
+
+
+def read_pulled(locations: Iterable[ChunkLocation], *, workers: int = 4) -> Iterator[bytes]:
+    """`read_chunks` from the configured store, for bytes leaving it (a pull, a
+    download): each chunk's stored bytes are counted as pulled once it is read,
+    so a download cut short counts only what was read."""
+    ordered = list(locations)  # read_chunks takes them all at once anyway
+    for location, data in zip(ordered, read_chunks(get_backend(), ordered, workers=workers), strict=False):
+        store_transferred("pull", location.stored_length)
+        yield data
 
 
 def batched(items: Sequence[str], size: int = _BATCH) -> Iterator[Sequence[str]]:

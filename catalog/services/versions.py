@@ -41,6 +41,7 @@ from catalog.storage import tree as treeformat
 from catalog.storage.hashing import digest_hex
 from catalog.storage.statcache import NullStatCache, StatCache
 from catalog.storage.store import FileChangedError, FileRecord, Ingest, ProgressSink
+from ops.metrics import store_transferred
 
 from .errors import ConflictError, UserError
 from .store import DatabaseChunkIndex, chunks_register, get_backend, present_digests, tree_row
@@ -415,6 +416,8 @@ def _push_scanned(
     finally:
         if progress is not None:
             progress.finish()
+    # Every pack is in the store now, whether or not the commit below wins its race.
+    store_transferred("push", sum(pack.size for pack in report.packs))
 
     root_id, trees, file_count, logical = build_trees(scan, digests)
     reused = logical - report.new_raw_bytes

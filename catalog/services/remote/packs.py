@@ -24,6 +24,7 @@ from catalog.models import Pack, Upload
 from catalog.storage import chunker, packs
 from catalog.storage.backends import Backend, pack_key
 from catalog.storage.errors import CorruptObject, MissingObject, StoreError
+from ops.metrics import store_transferred
 
 from ..errors import IntegrityFailure, NotFound, UserError
 from ..store import chunks_register, get_backend
@@ -189,7 +190,9 @@ def pack_receive(*, token: str, pack_id: str, body: BinaryIO, content_length: in
 
 def pack_send(*, token: str, pack_id: str) -> bytes:
     """The bytes of one span of a pack (local folder stores only), as signed in the
-    URL the manifest gave: exactly the chunks a reader of that version needs."""
+    URL the manifest gave: exactly the chunks a reader of that version needs.
+
+    Not counted as pulled here: the manifest that handed out the span was."""
     backend = get_backend()
     if store_kind(backend) != "local":
         raise NotFound("packs come straight from S3 on this server; ask the API for the manifest.")
@@ -241,6 +244,10 @@ def upload_pack_register(
         chunks_register(pack_id, entries)
         _lease(upload, [pack_id], uploaded=True)
         _touch(upload)
+    # The bytes went from the client to the store (a presigned PUT, or pack_receive
+    # for a local folder); this is where the server learns they arrived, so it is
+    # where they are counted, once, whichever way they came.
+    store_transferred("push", size)
     return len(entries)
 
 
