@@ -8,6 +8,10 @@ BIN=.venv/bin
 PORT="${PORT:-8000}"
 VAR="${STRATA_VAR_DIR:-var}"
 mkdir -p "$VAR"
+# The web's and the worker's metrics meet in one folder (prometheus_client's
+# multiprocess mode), emptied at each start so no old process's counts linger.
+export PROMETHEUS_MULTIPROC_DIR="$(cd "$VAR" && pwd)/metrics"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR" && rm -f "$PROMETHEUS_MULTIPROC_DIR"/*.db
 
 # Mail (rollback requests and decisions) is written to $VAR/mail/ unless a backend is set.
 export EMAIL_BACKEND="${EMAIL_BACKEND:-django.core.mail.backends.filebased.EmailBackend}"
