@@ -34,6 +34,7 @@ COPY manage.py ./
 COPY config/ config/
 COPY catalog/ catalog/
 COPY lineage/ lineage/
+COPY ops/ ops/
 COPY strata_client/ strata_client/
 COPY templates/ templates/
 COPY static/ static/
@@ -42,7 +43,7 @@ COPY static/ static/
 # command only and is not kept in the image.
 RUN SECRET_KEY=collectstatic-only STRATA_VAR_DIR=/tmp/strata-build python manage.py collectstatic --noinput \
     && rm -rf /tmp/strata-build \
-    && python -m compileall -q config catalog lineage strata_client
+    && python -m compileall -q config catalog lineage ops strata_client
 USER 10001:10001
 EXPOSE 8000
 # Slim images have no curl; Python's urllib fails (exit 1) on anything but 2xx.
