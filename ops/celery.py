@@ -88,4 +88,8 @@ def _serve_metrics(sender: Any = None, **kwargs: Any) -> None:
             "STRATA_WORKER_METRICS_PORT is set but PROMETHEUS_MULTIPROC_DIR is not: the prefork "
             "pool's task metrics will be missing; set PROMETHEUS_MULTIPROC_DIR to an empty folder."
         )
-    metrics.serve_worker_metrics(port, settings.STRATA_METRICS_TOKEN)
+    try:
+        metrics.serve_worker_metrics(port, settings.STRATA_METRICS_TOKEN)
+    except OSError as error:
+        # A port in use must not keep the worker from working: say so, and go on.
+        logger.error("cannot serve worker metrics on port %s: %s", port, error)
