@@ -1,7 +1,8 @@
 """Verifying the store: every reachable object re-read and re-hashed.
 
 Reachable means referenced by a version (every version, or the ones asked for):
-their trees, file manifests and chunks. Each tree is re-hashed against its name,
+their trees, file manifests and chunks. Versions that retention expired are listed,
+not checked: their data was let go on purpose. Each tree is re-hashed against its name,
 each chunk is read from its pack, decompressed and re-hashed. Packs in the store that
 the catalog does not know are listed as unreferenced: what a crashed push leaves, for
 garbage collection to remove after its grace period.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 
 import zstandard
 
@@ -31,6 +33,8 @@ class VerifyReport:
     chunk_bytes: int = 0
     packs: int = 0
     broken: list[str] = field(default_factory=list)
+    # Versions retention expired, with the day: their data is gone on purpose.
+    expired: list[tuple[str, date]] = field(default_factory=list)
     unreferenced_packs: list[tuple[str, int]] = field(default_factory=list)
 
     @property
@@ -47,6 +51,7 @@ class VerifyReport:
             "chunk_bytes": self.chunk_bytes,
             "packs": self.packs,
             "broken": self.broken,
+            "expired": [{"version": label, "expired": day.isoformat()} for label, day in self.expired],
             "unreferenced_packs": [
                 {"pack": pack_id, "size": size} for pack_id, size in self.unreferenced_packs
             ],
@@ -60,6 +65,12 @@ def store_verify(
     (unless told not to) list the packs in the store that nothing refers to."""
     report = VerifyReport()
     selected = list(versions) if versions is not None else list(Version.objects.select_related("dataset"))
+    report.expired = [
+        (f"{version.dataset.name}@{version.semver}", version.expired.date())
+        for version in selected
+        if version.expired is not None
+    ]
+    selected = [version for version in selected if version.expired is None]
     report.versions = len(selected)
     # Where each object is first needed, to name what a broken object affects.
     needed_by: dict[str, str] = {}

@@ -702,12 +702,18 @@ class Command(BaseCommand):
             name, ref = selectors.split_ref(options["spec"])
             dataset = selectors.dataset_get(name)
             versions = [selectors.resolve_ref(dataset, ref)] if ref else list(dataset.versions.all())
+            if ref and versions[0].expired is not None:
+                raise UserError(
+                    f"{versions[0]} expired under the retention policy on {versions[0].expired:%Y-%m-%d}; "
+                    "its data is gone, so there is nothing to verify."
+                )
         report = store_verify(versions=versions)
         lines = [
             f"Checked {report.versions:,} versions: {report.trees:,} trees, {report.files:,} files, "
             f"{report.chunks:,} chunks ({human_bytes(report.chunk_bytes)}) in {report.packs:,} packs."
         ]
         lines += [f"BROKEN: {problem}" for problem in report.broken]
+        lines += [f"  {label} expired on {day:%Y-%m-%d}, not checked" for label, day in report.expired]
         if report.unreferenced_packs:
             size = sum(size for _, size in report.unreferenced_packs)
             lines.append(
