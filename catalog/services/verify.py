@@ -2,7 +2,9 @@
 
 Reachable means referenced by a version (every version, or the ones asked for):
 their trees, file manifests and chunks. Versions that retention expired are listed,
-not checked: their data was let go on purpose. Each tree is re-hashed against its name,
+not checked: their data was let go on purpose. Cold packs (per the catalog's tier)
+that no finished restore made readable are listed, not read: reading one would ask
+the store for a restore, and a nightly verify must not start restores. Each tree is re-hashed against its name,
 each chunk is read from its pack, decompressed and re-hashed. Packs in the store that
 the catalog does not know are listed as unreferenced: what a crashed push leaves, for
 garbage collection to remove after its grace period.
@@ -16,8 +18,9 @@ from datetime import date
 
 import zstandard
 
-from catalog.models import FileManifest, Pack, Tree, Version
+from catalog.models import FileManifest, Pack, PackRestore, Tree, Version
 from catalog.storage import tree as treeformat
+from catalog.storage.backends import Backend
 from catalog.storage.hashing import EMPTY_DIGEST
 from catalog.storage.store import verify_locations
 
@@ -35,6 +38,8 @@ class VerifyReport:
     broken: list[str] = field(default_factory=list)
     # Versions retention expired, with the day: their data is gone on purpose.
     expired: list[tuple[str, date]] = field(default_factory=list)
+    # Cold packs not read, with their sizes: restore them to verify them.
+    cold_packs: list[tuple[str, int]] = field(default_factory=list)
     unreferenced_packs: list[tuple[str, int]] = field(default_factory=list)
 
     @property
@@ -52,6 +57,7 @@ class VerifyReport:
             "packs": self.packs,
             "broken": self.broken,
             "expired": [{"version": label, "expired": day.isoformat()} for label, day in self.expired],
+            "cold_packs": [{"pack": pack_id, "size": size} for pack_id, size in self.cold_packs],
             "unreferenced_packs": [
                 {"pack": pack_id, "size": size} for pack_id, size in self.unreferenced_packs
             ],
@@ -131,10 +137,14 @@ def store_verify(
                 f"file {digest} ({needed_by[digest]}): its chunks add up to {total} bytes, not {file_digests[digest]}"
             )
 
-    # Chunks, read back from their packs.
-    report.chunks = len(locations)
-    report.packs = len({location.pack_id for location in locations.values()})
-    for location, error in verify_locations(get_backend(), list(locations.values())):
+    # Chunks, read back from their packs; cold ones are left alone.
+    backend = get_backend()
+    cold = _cold_packs({location.pack_id for location in locations.values()}, backend)
+    report.cold_packs = sorted(cold.items())
+    readable = [location for location in locations.values() if location.pack_id not in cold]
+    report.chunks = len(readable)
+    report.packs = len({location.pack_id for location in readable})
+    for location, error in verify_locations(backend, readable):
         report.chunk_bytes += location.raw_length
         if error is not None:
             report.broken.append(f"{error} — needed by {chunk_needed_by[location.chunk_id]}")
@@ -143,6 +153,28 @@ def store_verify(
         return report
     known_packs = set(Pack.objects.values_list("id", flat=True))
     report.unreferenced_packs = [
-        (pack_id, size) for pack_id, size in get_backend().list_packs() if pack_id not in known_packs
+        (pack_id, size) for pack_id, size in backend.list_packs() if pack_id not in known_packs
     ]
     return report
+
+
+def _cold_packs(pack_ids: set[str], backend: Backend) -> dict[str, int]:
+    """pack id -> size of the packs among `pack_ids` that are cold and not restored.
+
+    The catalog's tier decides, not a read: on S3 a read of an archived object asks
+    for a restore. A pack counts as restored while a finished restore is on record
+    and the store still says it is readable (restored copies expire);
+    `restore_state` only looks, it never asks for a restore.
+    """
+    cold: dict[str, int] = {}
+    for batch in batched(sorted(pack_ids)):
+        rows = Pack.objects.filter(id__in=batch, tier=Pack.Tier.COLD).values_list("id", "size")
+        restored = set(
+            PackRestore.objects.filter(pack_id__in=batch, state=PackRestore.State.READY).values_list(
+                "pack_id", flat=True
+            )
+        )
+        for pack_id, size in rows:
+            if pack_id not in restored or not backend.restore_state(pack_id).readable:
+                cold[pack_id] = size
+    return cold

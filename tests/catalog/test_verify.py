@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from catalog.models import RetentionPolicy, RetentionRun, Version
@@ -70,3 +71,67 @@ def test_verifying_one_expired_version_says_it_expired_in_one_sentence(cli, tmp_
     assert f"expired under the retention policy on {gone.expired:%Y-%m-%d}" in verified.stderr
     assert "broken" not in verified.stderr.lower() and "BROKEN" not in verified.stdout
     assert len(verified.stderr.strip().splitlines()) == 1
+
+
+def _spy_on_restores(monkeypatch) -> list[str]:
+    """Record every restore asked of either backend (the request still goes through)."""
+    from catalog.storage.backends.local import LocalBackend
+    from catalog.storage.backends.s3 import S3Backend
+
+    asked: list[str] = []
+    for backend_class in (LocalBackend, S3Backend):
+        original = backend_class.request_restore
+
+        def spy(self, pack_id, original=original):
+            asked.append(pack_id)
+            return original(self, pack_id)
+
+        monkeypatch.setattr(backend_class, "request_restore", spy)
+    return asked
+
+
+def test_verify_lists_cold_packs_without_reading_or_restoring_them(strata, tmp_path, monkeypatch):
+    from catalog.models import Pack, PackRestore
+
+    _policies()
+    data = tmp_path / "data"
+    write_random(data / "a.bin", 100_000, 1)
+    strata("push", str(data), "reviews")
+    _run_retention(200)
+    cold = list(Pack.objects.filter(tier=Pack.Tier.COLD).values_list("id", flat=True))
+    assert len(cold) == 1
+    asked = _spy_on_restores(monkeypatch)
+
+    text = strata("verify")
+    assert "1 packs (" in text and "are cold, not checked (restore to verify):" in text
+    assert f"  cold {cold[0]} " in text
+    assert "BROKEN" not in text and "OK: every readable byte verified." in text
+    as_json = json.loads(strata("verify", "--json"))
+    assert as_json["ok"] and as_json["broken"] == []
+    assert [entry["pack"] for entry in as_json["cold_packs"]] == cold
+    nightly = verify_store()
+    assert nightly["ok"] and nightly["cold_packs"] == 1
+
+    assert asked == []
+    assert not PackRestore.objects.exists()
+
+
+@pytest.mark.parametrize("store_url", ["local"], indirect=True)
+def test_verify_reads_a_cold_pack_once_its_restore_finished(strata, tmp_path, monkeypatch):
+    from catalog.models import Pack, PackRestore
+    from catalog.services.retention import pack_restore_track, restores_poll
+    from catalog.services.store import get_backend
+
+    _policies()
+    data = tmp_path / "data"
+    write_random(data / "a.bin", 100_000, 1)
+    strata("push", str(data), "reviews")
+    _run_retention(200)
+    pack_id = Pack.objects.get(tier=Pack.Tier.COLD).id
+    backend = get_backend()
+    pack_restore_track(pack_id=pack_id, state=backend.request_restore(pack_id), requested_for="a test")
+    backend.restore_seconds = 0  # the restore has finished
+    assert restores_poll() == 1 and PackRestore.objects.get().state == "ready"
+
+    as_json = json.loads(strata("verify", "--json"))
+    assert as_json["ok"] and as_json["cold_packs"] == [] and as_json["packs"] == 1

@@ -714,6 +714,13 @@ class Command(BaseCommand):
         ]
         lines += [f"BROKEN: {problem}" for problem in report.broken]
         lines += [f"  {label} expired on {day:%Y-%m-%d}, not checked" for label, day in report.expired]
+        if report.cold_packs:
+            size = sum(size for _, size in report.cold_packs)
+            lines.append(
+                f"{len(report.cold_packs)} packs ({human_bytes(size)}) are cold, "
+                "not checked (restore to verify):"
+            )
+            lines += [f"  cold {pack_id} {human_bytes(size)}" for pack_id, size in report.cold_packs]
         if report.unreferenced_packs:
             size = sum(size for _, size in report.unreferenced_packs)
             lines.append(
@@ -724,7 +731,8 @@ class Command(BaseCommand):
                 f"  unreferenced {pack_id} {human_bytes(size)}" for pack_id, size in report.unreferenced_packs
             ]
         if report.ok:
-            lines.append("OK: every reachable byte verified.")
+            readable = "readable" if report.cold_packs else "reachable"
+            lines.append(f"OK: every {readable} byte verified.")
         self.emit(report.as_dict(), "\n".join(lines))
         if not report.ok:
             raise VerifyFailed(f"verify found {len(report.broken)} broken objects (listed above).")
