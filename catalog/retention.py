@@ -79,6 +79,7 @@ class PackFacts:
     created: datetime
     tier_since: datetime
     leased: bool = False  # an upload in flight was told its chunks exist
+    payload: int | None = None  # its chunks' bytes, without index and footer; None: all of size
 
 
 class ObjectGraph(Protocol):
@@ -210,9 +211,8 @@ def plan(
     """Decide every version, mark every pack, and list what to move, delete, repack."""
     prices = prices or Prices()
     result = Plan(now=now)
-    if collect_live_chunks:
-        result.live_chunks = set()
     roots: dict[str, list[str]] = {HOT: [], WARM: [], COLD: []}
+    live_chunks: set[str] = set()
     for version in versions:
         decision = decide_version(version, policies=policies, branch_last_commit=branch_last_commit, now=now)
         result.versions[version.id] = decision
@@ -238,15 +238,15 @@ def plan(
                 file_tier[digest] = tier
                 for chunk_id in graph.chunks(digest):
                     pack_id, length = graph.chunk(chunk_id)
-                    if result.live_chunks is not None:
-                        result.live_chunks.add(chunk_id)
                     current = result.pack_tiers.get(pack_id)
                     result.pack_tiers[pack_id] = tier if current is None else hotter(current, tier)
-                    result.live_bytes[pack_id] = result.live_bytes.get(pack_id, 0) + length
+                    if chunk_id not in live_chunks:
+                        # Once per chunk, however many files share it: the live
+                        # bytes are weighed against the pack's payload below.
+                        live_chunks.add(chunk_id)
+                        result.live_bytes[pack_id] = result.live_bytes.get(pack_id, 0) + length
 
-    # Sweep. A chunk shared by several files is counted once per file above; the
-    # live byte count is only used against the repack threshold, where overcounting
-    # errs on the side of keeping a pack as it is.
+    # Sweep.
     for pack in packs:
         needed = result.pack_tiers.get(pack.id)
         days_in_tier = (now - pack.tier_since).days
@@ -260,7 +260,7 @@ def plan(
                 result.freed_bytes[pack.tier] += pack.size
                 result.early_charges += early_deletion_charge(pack.size, pack.tier, days_in_tier, prices)
             continue
-        if result.live_bytes.get(pack.id, 0) < repack_below * pack.size:
+        if _mostly_dead(pack, result.live_bytes.get(pack.id, 0), repack_below):
             result.repacks.append(pack.id)
         if needed != pack.tier:
             if (
@@ -273,4 +273,19 @@ def plan(
                 continue
             result.moves.append((pack.id, pack.tier, needed))
             result.early_charges += early_deletion_charge(pack.size, pack.tier, days_in_tier, prices)
+    if collect_live_chunks:
+        result.live_chunks = live_chunks
     return result
+
+
+def _mostly_dead(pack: PackFacts, live_bytes: int, repack_below: float) -> bool:
+    """Whether repacking a marked pack is worth it: it holds dead chunk bytes, and
+    its live bytes are under `repack_below` of its chunk bytes.
+
+    Weighed against the payload, not the pack's size: a small pack's index and
+    footer can outweigh its chunks, and a pack whose chunks are all live copies
+    into a pack with the same index — the same pack, same name — freeing nothing.
+    """
+    payload = pack.size if pack.payload is None else pack.payload
+    dead_bytes = payload - live_bytes
+    return dead_bytes > 0 and live_bytes < repack_below * payload

@@ -19,6 +19,7 @@ ends in the same state. Time comes in as `now`: tests pass a simulated clock.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,7 +46,17 @@ from catalog.models import (
     UploadLease,
     Version,
 )
-from catalog.storage.packs import ChunkLocation, PackWriter, decode_chunk
+from catalog.storage.errors import CorruptObject
+from catalog.storage.packs import (
+    ChunkLocation,
+    FinishedPack,
+    PackWriter,
+    decode_chunk,
+    footer_size,
+    index_entry_size,
+    pack_id_of,
+    payload_size,
+)
 
 from .errors import Forbidden, UserError
 from .store import batched, chunks_register, file_chunks, get_backend, trees_load
@@ -200,10 +211,16 @@ def retention_facts(*, now: datetime) -> Facts:
     )
     packs = [
         planner.PackFacts(
-            id=pack_id, size=size, tier=tier, created=created, tier_since=tier_since, leased=pack_id in leased
+            id=pack_id,
+            size=size,
+            tier=tier,
+            created=created,
+            tier_since=tier_since,
+            leased=pack_id in leased,
+            payload=payload_size(size, chunk_count),
         )
-        for pack_id, size, tier, created, tier_since in Pack.objects.values_list(
-            "id", "size", "tier", "created", "tier_since"
+        for pack_id, size, tier, created, tier_since, chunk_count in Pack.objects.values_list(
+            "id", "size", "tier", "created", "tier_since", "chunk_count"
         )
     ]
     labels = {version_id: f"{row[6]}@{row[7]}" for version_id, row in rows.items()}
@@ -468,26 +485,64 @@ def _live_chunks_of(pack_ids: Sequence[str], now: datetime) -> set[str]:
     return result
 
 
+def _delete_unnamed_bytes(backend, pack_id: str, *, written: set[str] | frozenset[str] = frozenset()) -> bool:
+    """Delete a pack's bytes, but only once no row names it and this run has not
+    just written a pack of that name. Packs are named by their index, so a repack
+    can write a pack with the very name of one it replaces, or of one being
+    swept: those bytes are live. Returns whether the bytes were deleted."""
+    if pack_id in written:
+        return False
+    if Pack.objects.filter(pk=pack_id).exists() or Chunk.objects.filter(pack_id=pack_id).exists():
+        return False
+    backend.delete_pack(pack_id)
+    return True
+
+
+def _verify_stored(backend, finished: FinishedPack) -> None:
+    """Read a pack just stored back from the store: its size, its name (the hash
+    of its index and footer) and every chunk's bytes, before any row names it."""
+    pack_id = finished.pack_id
+    if backend.pack_size(pack_id) != finished.size:
+        raise CorruptObject("pack", pack_id, "stored with the wrong size")
+    tail_length = len(finished.entries) * index_entry_size() + footer_size()
+    if pack_id_of(backend.read_tail(pack_id, tail_length)) != pack_id:
+        raise CorruptObject("pack", pack_id, "stored with the wrong index")
+    payload_end = finished.size - tail_length
+    payload = backend.read_range(pack_id, 0, payload_end)
+    for entry in finished.entries:
+        location = ChunkLocation(
+            entry.chunk_id, pack_id, entry.offset, entry.stored_length, entry.raw_length, entry.codec
+        )
+        decode_chunk(location, payload[entry.offset : entry.offset + entry.stored_length])
+
+
 def _repack(run: RetentionRun) -> None:
     """Copy the live chunks of mostly dead packs into new packs. Order: new pack
-    stored; then, in one transaction, its row, its chunks re-pointed and the old
-    rows gone; then the old bytes. A crash before the transaction leaves a new
-    pack nothing names; after it, old bytes nothing names — never a row without
-    bytes."""
-    pack_ids = [
-        pack_id for pack_id in run.actions.get("repack", []) if Pack.objects.filter(pk=pack_id).exists()
-    ]
+    stored and read back; then, in one transaction, its row, its chunks re-pointed
+    and the old rows gone; then the old bytes, once no row names them. A crash
+    before the transaction leaves a new pack nothing names; after it, old bytes
+    nothing names — never a row without bytes.
+
+    A pack is named by its index, so a copy of all of a pack's chunks is the pack
+    itself, with the same name: the planner does not ask for that, and if asked
+    the pack is left as it is. More generally, nothing this phase has written is
+    ever deleted, rows or bytes."""
+    planned = run.actions.get("repack", [])
+    pack_ids = [pack_id for pack_id in planned if Pack.objects.filter(pk=pack_id).exists()]
     backend = get_backend()
-    for pack_id in run.actions.get("repack", []):
+    written: set[str] = set()
+    for pack_id in planned:
         if pack_id not in pack_ids:
-            backend.delete_pack(pack_id)  # finished but for its bytes before a crash
+            _delete_unnamed_bytes(backend, pack_id)  # finished but for its bytes before a crash
     if not pack_ids:
         return
     # Reachability is decided again now, not taken from the plan: a push since
     # the plan may have started to use chunks of these packs.
     live = _live_chunks_of(pack_ids, run.as_of)
     for old_id in pack_ids:
-        old = Pack.objects.get(pk=old_id)
+        old = Pack.objects.filter(pk=old_id).first()
+        if old is None or old_id in written:
+            continue  # already the copy of another pack of this run: live as it is
         if not backend.restore_state(old_id).readable:
             # A cold pack is read only after a restore: ask for one, and leave the
             # pack as it is (whole and correct) for a later run to repack.
@@ -499,16 +554,29 @@ def _repack(run: RetentionRun) -> None:
             for c in Chunk.objects.filter(pack_id=old_id).order_by("offset")
         ]
         keep = [location for location in locations if location.chunk_id in live]
-        writer = PackWriter(backend.spool_dir(), settings.STRATA_PACK_SIZE)
         finished = None
         if keep:
-            for location in keep:
-                payload = backend.read_range(old_id, location.offset, location.stored_length)
-                decode_chunk(location, payload)  # verify before copying
-                writer.add_encoded(location.chunk_id, location.raw_length, payload, location.codec)
+            writer = PackWriter(backend.spool_dir(), settings.STRATA_PACK_SIZE)
+            try:
+                for location in keep:
+                    payload = backend.read_range(old_id, location.offset, location.stored_length)
+                    decode_chunk(location, payload)  # verify before copying
+                    writer.add_encoded(location.chunk_id, location.raw_length, payload, location.codec)
+            except BaseException:
+                writer.abort()
+                raise
             finished = writer.finish()
             assert finished is not None
+            if finished.pack_id == old_id:
+                # Every chunk of the pack is live: the copy is the pack itself.
+                os.unlink(finished.path)
+                _progress(run, f"pack {old_id[:12]} is all live; left as it is")
+                continue
+            # Stored under its own name, which no row may use yet; put_pack keeps
+            # bytes already stored under that name (same name, same bytes).
             backend.put_pack(finished.pack_id, finished.path)
+            _verify_stored(backend, finished)
+            written.add(finished.pack_id)
             if old.tier != Pack.Tier.HOT:
                 backend.set_tier(finished.pack_id, old.tier)
         failpoints.hit("retention.repack-stored")
@@ -524,10 +592,15 @@ def _repack(run: RetentionRun) -> None:
                         "tier_since": old.tier_since,
                     },
                 )
-                Chunk.objects.filter(id__in=[entry.chunk_id for entry in finished.entries]).delete()
+                moved = [entry.chunk_id for entry in finished.entries]
+                for batch in batched(moved):
+                    Chunk.objects.filter(id__in=batch).delete()
                 chunks_register(finished.pack_id, finished.entries)
-            Chunk.objects.filter(pack_id=old_id).delete()
-            Pack.objects.filter(pk=old_id).delete()
+            # Only dead chunks still point at the old pack now, and the old pack is
+            # none of the packs just written (checked above): its rows can go.
+            if old_id not in written:
+                Chunk.objects.filter(pack_id=old_id).delete()
+                Pack.objects.filter(pk=old_id).delete()
             AuditEvent.objects.create(
                 actor="worker",
                 action="pack.repack",
@@ -536,7 +609,7 @@ def _repack(run: RetentionRun) -> None:
                 before={"size": old.size, "chunks": len(locations)},
                 after={"pack": finished.pack_id if finished else None, "chunks": len(keep), "run": run.pk},
             )
-        backend.delete_pack(old_id)
+        _delete_unnamed_bytes(backend, old_id, written=written)
 
 
 def _sweep(run: RetentionRun) -> None:
@@ -571,7 +644,7 @@ def _sweep(run: RetentionRun) -> None:
                     after={"run": run.pk},
                 )
         failpoints.hit("retention.swept-row")
-        backend.delete_pack(pack_id)
+        _delete_unnamed_bytes(backend, pack_id)
         if index % 100 == 0:
             _progress(run, f"deleted {index} of {len(deletions)} packs")
 

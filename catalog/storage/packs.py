@@ -242,6 +242,12 @@ def index_entry_size() -> int:
     return _INDEX_ENTRY.size
 
 
+def payload_size(size: int, chunk_count: int) -> int:
+    """The chunk bytes of a pack of `size` bytes holding `chunk_count` chunks: all
+    of it but the magic, the index and the footer."""
+    return size - len(MAGIC) - chunk_count * _INDEX_ENTRY.size - _FOOTER.size
+
+
 def read_footer(pack_id: str, footer: bytes) -> tuple[int, int]:
     """Return (chunk count, index offset) from a pack's last bytes."""
     count, index_offset, magic = _FOOTER.unpack(footer[-_FOOTER.size :])

@@ -120,6 +120,46 @@ def _scenario():
     return versions, packs, graph
 
 
+def test_a_small_pack_whose_chunks_are_all_live_is_not_repacked_however_big_its_index():
+    graph = Graph(trees={"t-v1": ([], ["f1"])}, files={"f1": ["c1"]}, chunk_packs={"c1": ("P-tiny", 5)})
+    packs = [PackFacts("P-tiny", 5 + 9 + 49 + 20, "hot", days_ago(10), days_ago(10), payload=5)]
+    result = plan(
+        versions=[_version("v1")],
+        packs=packs,
+        graph=graph,
+        policies=DEFAULT_POLICIES,
+        branch_last_commit={"main": days_ago(10)},
+        now=NOW,
+    )
+    assert result.pack_tiers == {"P-tiny": "hot"}
+    assert result.repacks == []
+
+
+def test_a_pack_is_judged_mostly_dead_by_its_chunk_bytes_not_its_size():
+    graph = Graph(
+        trees={"t-v1": ([], ["f1"])},
+        files={"f1": ["c1"]},
+        chunk_packs={"c1": ("P", 40), "c2": ("P", 60)},
+    )
+
+    def repacks(payload_dead: int) -> list[str]:
+        chunk_packs = {"c1": ("P", 40), "c2": ("P", payload_dead)}
+        pack = PackFacts(
+            "P", 40 + payload_dead + 1_000, "hot", days_ago(10), days_ago(10), payload=40 + payload_dead
+        )
+        return plan(
+            versions=[_version("v1")],
+            packs=[pack],
+            graph=Graph(graph.trees, graph.files, chunk_packs),
+            policies=DEFAULT_POLICIES,
+            branch_last_commit={"main": days_ago(10)},
+            now=NOW,
+        ).repacks
+
+    assert repacks(60) == ["P"]  # 40 of 100 chunk bytes live
+    assert repacks(30) == []  # 40 of 70: most of it is live, though the index is not
+
+
 def test_plan_moves_deletes_defers_and_repacks():
     versions, packs, graph = _scenario()
     result = plan(
@@ -192,14 +232,20 @@ def histories(draw):
             st.lists(st.sampled_from(["main", "exp/*", "release/*", "*"]), max_size=3, unique=True)
         )
     ]
+    # Each pack's payload is its chunks' bytes; its index and footer come on top,
+    # and may outweigh a small payload.
+    payloads = {f"P{index}": 0 for index in range(pack_count)}
+    for pack_id, length in graph.chunk_packs.values():
+        payloads[pack_id] += length
     packs = [
         PackFacts(
             f"P{index}",
-            200,
+            payloads[f"P{index}"] + draw(st.integers(0, 2_000)),
             draw(st.sampled_from(["hot", "warm", "cold"])),
             days_ago(draw(st.integers(0, 400))),
             days_ago(draw(st.integers(0, 100))),
             leased=draw(st.booleans()),
+            payload=payloads[f"P{index}"],
         )
         for index in range(pack_count)
     ]
@@ -241,3 +287,14 @@ def test_no_byte_reachable_from_a_kept_version_is_ever_deleted(history):
     for pack in packs:
         if pack.leased:
             assert pack.id not in deleted
+    # A repack frees dead chunk bytes: a pack whose chunks are all live is never
+    # repacked (the copy would be the same pack, with the same name).
+    live = set().union(
+        *(_reachable_chunks(graph, v.root_tree) for v in versions if result.versions[v.id].kept)
+    )
+    for pack in packs:
+        chunks = [chunk_id for chunk_id, (pack_id, _) in graph.chunk_packs.items() if pack_id == pack.id]
+        if pack.id in result.repacks:
+            assert not set(chunks) <= live, pack
+            live_bytes = sum(graph.chunk_packs[c][1] for c in chunks if c in live)
+            assert live_bytes < 0.5 * pack.payload, pack
