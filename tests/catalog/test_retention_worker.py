@@ -141,3 +141,49 @@ def test_beat_schedule_triggers_a_retention_run(worker_env, start_worker, tmp_pa
             beat.kill()
             beat.wait()
     assert "catalog.tasks.retention_scheduled" in log.read_text()
+
+
+@pytest.mark.parametrize("point", ["retention.repacking", "retention.repack-stored"])
+def test_a_worker_killed_during_a_repack_loses_nothing_and_the_rerun_completes(
+    worker_env, start_worker, tmp_path, settings, point
+):
+    """One pack holds a small kept file, a 5-byte kept file and three big files
+    that expire: it is repacked. Killed before or after the new pack is stored,
+    the next worker finishes, and every kept byte reads back."""
+    from catalog.services.versions import version_push
+    from tests.conftest import write_random
+
+    settings.STRATA_PACK_SIZE = 10 * 1024 * 1024  # one pack per push
+    cal = Calendar(tmp_path / "work")
+    v1 = cal.push("main", 0, {"a.bin": 1})
+    cal.branch("reviews", "exp/x", v1)
+    folder = tmp_path / "mixed"
+    write_random(folder / "small.bin", 20_000, 40)
+    (folder / "tiny.txt").write_bytes(b"hello")
+    for index in range(3):
+        write_random(folder / f"big{index}.bin", 60_000, 50 + index)
+    mixed = version_push(path=str(folder), dataset_name="reviews", author="alice", branch="exp/x").version
+    mixed_pack = pack_of(mixed, "small.bin")
+    for index in range(3):
+        (folder / f"big{index}.bin").unlink()
+    kept = version_push(path=str(folder), dataset_name="reviews", author="alice", branch="main").version
+    Version.objects.filter(pk=mixed.pk).update(created=day(1))
+    Version.objects.filter(pk=kept.pk).update(created=day(40))
+    Pack.objects.update(created=day(0), tier_since=day(0))
+
+    run = retention_plan(now=day(40))
+    assert mixed_pack in run.actions["repack"]
+    crashing = start_worker(failpoints=point)
+    retention_apply.delay(run.pk)
+    crashing.process.wait(60)
+    assert crashing.process.returncode == -9, "the failpoint should have killed the worker"
+
+    start_worker()
+    done = _wait_for(run.pk, {State.DONE, State.FAILED})
+    assert done.state == State.DONE, done.error
+    assert pack_of(kept, "tiny.txt") != mixed_pack
+    assert tier(mixed_pack) is None and get_backend().pack_size(mixed_pack) is None
+    for pack in Pack.objects.all():
+        assert get_backend().pack_size(pack.id) == pack.size
+    survivors = list(Version.objects.filter(expired__isnull=True).select_related("dataset"))
+    assert store_verify(versions=survivors, list_unreferenced=False).ok
