@@ -28,6 +28,7 @@ from . import graph as lgraph
 from . import model_selectors, selectors, services, training
 from .ingest.openlineage import openlineage_ingest
 from .locks import lock_build
+from .models import ModelVersion
 
 router = Router(tags=["lineage"])
 
@@ -221,13 +222,19 @@ def model_compare(request: HttpRequest, a: str, b: str, tables: bool = True):
 @router.get("/models/{name}/versions", summary="The versions of a model, newest first")
 def model_versions(request: HttpRequest, name: str):
     versions = model_selectors.model_versions(user=request.user, name=name)
-    return {"name": name, "versions": [training.model_as_dict(model) for model in versions]}
+    return {"name": name, "versions": [_model_as_dict(request, model) for model in versions]}
 
 
 @router.get("/models/{name}/versions/{version}", summary="A model version with its pinned dataset versions")
 def model_version_get(request: HttpRequest, name: str, version: str):
     model = model_selectors.model_get(user=request.user, spec=f"{name}@{version}")
-    return training.model_as_dict(model)
+    return _model_as_dict(request, model)
+
+
+def _model_as_dict(request: HttpRequest, model: ModelVersion) -> dict[str, Any]:
+    """Pins of datasets the caller may not read are counted, not shown."""
+    pins, hidden = model_selectors.model_visible_pins(request.user, model)
+    return training.model_as_dict(model, pins=pins, hidden=hidden)
 
 
 @router.get(

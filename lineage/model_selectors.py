@@ -208,8 +208,12 @@ class ModelPage:
         return models_compare_url(self.model.predecessor, self.model)
 
 
-def _visible_pins(user: permissions.User, model: ModelVersion) -> tuple[list[ModelPin], int]:
-    pins = list(model.pins.select_related("version__dataset"))
+def model_visible_pins(user: permissions.User, model: ModelVersion) -> tuple[list[ModelPin], int]:
+    """The pins of `model` on datasets `user` may read, and how many others there are:
+    a restricted dataset the user cannot read does not exist for them, so neither
+    do its name, version or tree here."""
+    prefetched = "pins" in getattr(model, "_prefetched_objects_cache", {})
+    pins = list(model.pins.all() if prefetched else model.pins.select_related("version__dataset"))
     visible = [pin for pin in pins if permissions.can_read(user, pin.version.dataset)]
     return visible, len(pins) - len(visible)
 
@@ -235,7 +239,7 @@ def _is_eval(old: dict[str, ModelPin], new: dict[str, ModelPin], role: str) -> b
 def model_page(*, user: permissions.User, spec: str) -> ModelPage:
     """Everything the model version page shows."""
     model = model_get(user=user, spec=spec)
-    pins, hidden = _visible_pins(user, model)
+    pins, hidden = model_visible_pins(user, model)
     heads = default_heads(list({pin.version.dataset_id: pin.version.dataset for pin in pins}.values()))
     views = [
         PinView(pin, pin.version, heads.get(pin.version.dataset_id), card_info(pin.version)) for pin in pins
@@ -244,7 +248,7 @@ def model_page(*, user: permissions.User, spec: str) -> ModelPage:
     before_metrics = predecessor.metrics if predecessor else {}
     changes: list[DataChange] = []
     if predecessor is not None:
-        before_pins, _ = _visible_pins(user, predecessor)
+        before_pins, _ = model_visible_pins(user, predecessor)
         changes = data_changes(before_pins, pins)
     made, used = model_runs(model)
     fetched = _neighbourhood(
@@ -412,8 +416,8 @@ def model_compare(
     its data (files, folders, tables and label shift), as the catalog computes it."""
     a = model_get(user=user, spec=spec_a)
     b = model_get(user=user, spec=spec_b)
-    pins_a, hidden_a = _visible_pins(user, a)
-    pins_b, hidden_b = _visible_pins(user, b)
+    pins_a, hidden_a = model_visible_pins(user, a)
+    pins_b, hidden_b = model_visible_pins(user, b)
     old = {pin.role: pin.version for pin in pins_a}
     new = {pin.role: pin.version for pin in pins_b}
     evaluation = {pin.role: pin.evaluation for pin in pins_a + pins_b}

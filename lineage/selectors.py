@@ -230,6 +230,9 @@ class NodeDetails:
     source: Source | None = None
     version: Version | None = None
     model: ModelVersion | None = None
+    # A model's pins the user may read, and how many others it has.
+    model_pins: list[ModelPin] = field(default_factory=list)
+    hidden_pins: int = 0
     inputs: int = 0
     outputs: int = 0
 
@@ -259,7 +262,7 @@ class NodeDetails:
         if self.model is not None:
             from .training import model_as_dict
 
-            data.update(model_as_dict(self.model))
+            data.update(model_as_dict(self.model, pins=self.model_pins, hidden=self.hidden_pins))
             data["id"] = self.node.pk
         if self.version is not None:
             data.update(
@@ -281,6 +284,10 @@ def node_details(*, user: permissions.User, node: Node) -> NodeDetails:
         details.source = Source.objects.filter(node=node).first()
     elif node.kind == Node.Kind.MODEL:
         details.model = ModelVersion.objects.filter(node=node).select_related("predecessor").first()
+        if details.model is not None:
+            from .model_selectors import model_visible_pins  # it builds on this module
+
+            details.model_pins, details.hidden_pins = model_visible_pins(user, details.model)
     elif node.version_id:
         details.version = Version.objects.select_related("dataset").filter(pk=node.version_id).first()
     details.inputs = Edge.objects.filter(dst=node).count()

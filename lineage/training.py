@@ -209,7 +209,11 @@ def pin_as_dict(pin: ModelPin) -> dict[str, Any]:
     }
 
 
-def model_as_dict(model: ModelVersion, *, pins: list[ModelPin] | None = None) -> dict[str, Any]:
+def model_as_dict(
+    model: ModelVersion, *, pins: list[ModelPin] | None = None, hidden: int = 0
+) -> dict[str, Any]:
+    """The model version as the API shows it; `hidden` counts the pins left out of
+    `pins` because the reader may not see their datasets."""
     if pins is None:
         prefetched = "pins" in getattr(model, "_prefetched_objects_cache", {})
         pins = list(model.pins.all() if prefetched else model.pins.select_related("version__dataset"))
@@ -229,6 +233,7 @@ def model_as_dict(model: ModelVersion, *, pins: list[ModelPin] | None = None) ->
         "actor": model.actor,
         "origin": model.origin,
         "datasets": [pin_as_dict(pin) for pin in pins],
+        "hidden": hidden,
         "predecessor": predecessor.spec if predecessor else None,
         "flagged": model.flagged,
         "tolerance": model.tolerance,

@@ -21,6 +21,7 @@ from catalog.services.store import get_backend
 from catalog.services.versions import version_push
 from catalog.storage.hashing import EMPTY_DIGEST, digest_hex
 from catalog.storage.packs import PackWriter
+from lineage.training import training_record
 
 PERSONAS = [None, "alice", "bob", "carol", "dave", "erin"]
 WRITERS = {"alice", "erin"}  # alice is a steward and owns both datasets; erin is an admin
@@ -65,6 +66,8 @@ def world(personas, local_store, tmp_path):
             "md5": md5,
             "chunk": digest_hex(data),
         }
+    # A model trained on both: its pin of "secret" must stay hidden from who cannot read it.
+    training_record(user=alice, model="m", version="1", datasets={"train": "open@v1", "eval": "secret@v1"})
     dataset_update(user=alice, dataset=Dataset.objects.get(name="secret"), visibility="restricted")
     return state
 
@@ -120,6 +123,9 @@ ENDPOINTS = [
         200,
     ),
     ("stage files", "post", "/uploads/{upload}/files", {"entries": [_empty_file("x.txt")]}, "uploader", 200),
+    # The model "m" pins both datasets; what each reader sees of its pins is tested below.
+    ("model versions", "get", "/models/m/versions", None, "anyone", 200),
+    ("model version", "get", "/models/m/versions/1", None, "anyone", 200),
 ]
 
 
@@ -193,6 +199,22 @@ def test_a_hidden_dataset_answers_exactly_like_a_missing_one(api, world):
     missing_push = api("bob").post("/datasets/no-such-thing/uploads", {})
     assert hidden_push.status_code == missing_push.status_code == 404
     assert "secret" not in str(api("bob").get("/datasets").json())
+
+
+@pytest.mark.parametrize("path", ["/models/m/versions", "/models/m/versions/1"])
+def test_a_model_shows_pins_of_restricted_datasets_only_to_their_readers(api, world, path):
+    for persona in PERSONAS[1:]:
+        response = api(persona).get(path)
+        assert response.status_code == 200
+        body = response.json()
+        model = body["versions"][0] if "versions" in body else body
+        pinned = {pin["dataset"] for pin in model["datasets"]}
+        if persona in READERS_OF_RESTRICTED:
+            assert pinned == {"open", "secret"} and model["hidden"] == 0, persona
+        else:
+            assert pinned == {"open"} and model["hidden"] == 1, persona
+            assert "secret" not in response.content.decode(), persona
+            assert world["secret"]["head"] not in response.content.decode(), persona
 
 
 def test_the_dataset_list_runs_a_fixed_number_of_queries(
