@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from catalog import permissions
 from catalog.models import RetentionPolicy, RetentionRun
+from catalog.selectors import retention_expiring
 from catalog.services.costs import cost_report, timeline_svg
 from catalog.services.errors import Forbidden, UserError
 from catalog.services.retention import retention_approve, retention_cancel, retention_plan
@@ -61,9 +62,12 @@ def _run(run_id: int) -> RetentionRun:
 @login_required
 def retention_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run(run_id)
+    expiring, expiring_hidden = retention_expiring(user=request.user, run=run)
     context = {
         "section": "cost",
         "run": run,
+        "expiring": expiring,
+        "expiring_hidden": expiring_hidden,
         "finished": run.state
         in (RetentionRun.State.DONE, RetentionRun.State.FAILED, RetentionRun.State.CANCELLED),
         "can_approve": run.state == RetentionRun.State.AWAITING

@@ -59,3 +59,42 @@ def test_a_bill_too_small_to_round_to_a_cent_is_not_shown_as_free():
     assert dollars(Decimal("0.0001")) == "under $0.01"
     assert dollars(Decimal("0")) == "$0.00"
     assert dollars(Decimal("1234.565")) == "$1,234.57"
+
+
+def test_a_run_names_expiring_versions_of_restricted_datasets_only_to_their_readers(
+    client, personas, tmp_path, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from catalog.models import Dataset
+    from catalog.services.datasets import dataset_update
+    from catalog.services.refs import branch_create
+    from catalog.services.retention import retention_plan
+    from catalog.services.versions import version_push
+    from tests.catalog.test_retention_service import default_policies
+
+    settings.STRATA_STORAGE_URL = f"file://{tmp_path / 'store'}"
+    settings.STRATA_CACHE_DIR = tmp_path / "cache"
+    default_policies()
+    alice = personas["alice"]
+    for name in ("open", "secret"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "a.txt").write_text(f"{name} one\n")
+        head = version_push(path=str(folder), dataset_name=name, user=alice).version
+        branch_create(user=alice, dataset=head.dataset, name="exp/x", start=head)
+        (folder / "b.txt").write_text(f"{name} two\n")
+        version_push(path=str(folder), dataset_name=name, user=alice, branch="exp/x")
+    dataset_update(user=alice, dataset=Dataset.objects.get(name="secret"), visibility="restricted")
+    run = retention_plan(now=timezone.now() + timedelta(days=40))
+    assert {item["label"] for item in run.report["expiring"]} == {"open@1.1.0", "secret@1.1.0"}
+
+    for persona, sees_secret in [("alice", True), ("erin", True), ("bob", False), ("dave", False)]:
+        client.force_login(personas[persona])
+        page = client.get(f"/retention/{run.pk}/").content.decode()
+        assert "open@1.1.0" in page, persona
+        assert ("secret@1.1.0" in page) == sees_secret, persona
+        assert ("1 version of datasets you cannot see" in page) != sees_secret, persona
+        assert "secret@" not in client.get("/retention/").content.decode(), persona
