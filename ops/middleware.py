@@ -64,7 +64,8 @@ def view_label(request: HttpRequest) -> str:
     match = getattr(request, "resolver_match", None)
     if match is None:
         return "unmatched"
-    return "/" + (match.route or match.view_name)
+    # The site's root pattern is the empty route: "/" like any other path.
+    return "/" + match.route
 
 
 def _username(request: HttpRequest) -> str:

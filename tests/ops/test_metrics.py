@@ -155,3 +155,18 @@ def test_metrics_ask_for_the_token_when_one_is_set(client, db):
         assert client.get("/metrics", headers={"Authorization": "Basic scrape-secret"}).status_code == 401
         allowed = client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
         assert allowed.status_code == 200 and b"strata_http_request_duration_seconds" in allowed.content
+
+
+def test_the_site_root_is_labelled_by_its_path(client, personas):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client.force_login(personas["bob"])
+    assert client.get("/").status_code == 200
+    families = text_string_to_metric_families(client.get("/metrics").content.decode())
+    views = {
+        sample.labels["view"]
+        for family in families
+        if family.name == "strata_http_request_duration_seconds"
+        for sample in family.samples
+    }
+    assert "/" in views and not any(":" in view for view in views)
