@@ -8,7 +8,10 @@ cd "$(dirname "$0")/.."
 mkdir -p tests/output
 status=0
 # pytest exits 5 when it collected no test: like any non-zero code, a failure.
-.venv/bin/python -m pytest "$@" || status=$?
+# Two processes (pytest-xdist), each with its own test database, store prefixes and
+# Celery queues; a file's tests stay in one process, so its shared fixtures are made
+# once. STRATA_TEST_PROCESSES=0 runs everything in this process.
+.venv/bin/python -m pytest -n "${STRATA_TEST_PROCESSES:-2}" --dist loadfile "$@" || status=$?
 if [ $# -eq 0 ]; then
     .venv/bin/ruff check --quiet . || status=1
     .venv/bin/ruff format --check --quiet . || status=1
