@@ -131,6 +131,22 @@ def personas(db):
     return people
 
 
+def worker_environment(*, settings, tmp_path, queue: str, redis_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a worker process sharing this test's database, store,
+    cache and Celery queue (on Redis); `extra` adds or overrides variables."""
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url(),
+        STORAGE_URL=settings.STRATA_STORAGE_URL,
+        STRATA_CACHE_DIR=str(settings.STRATA_CACHE_DIR),
+        STRATA_VAR_DIR=str(tmp_path / "worker-var"),
+        CELERY_BROKER_URL=redis_url,
+        CELERY_TASK_DEFAULT_QUEUE=queue,
+        **extra,
+    )
+    return env
+
+
 def database_url() -> str:
     """A URL for the test database, for subprocesses to share it."""
     settings_dict = connection.settings_dict

@@ -146,3 +146,31 @@ def start_redis() -> tuple[str, subprocess.Popen[bytes] | None]:
             raise RuntimeError("redis-server did not start")
         time.sleep(0.1)
     return url, server
+
+
+class CeleryWorker:
+    """`celery worker` (solo pool) as its own process, started with `env` and
+    logging to `log`; ready once it says so."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            env=env, cwd=str(Path(__file__).resolve().parent.parent), stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while "ready." not in log.read_text():
+            assert self.process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

@@ -4,32 +4,27 @@ rollback waiting for them, which a real Celery worker on Redis carries out."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from catalog.demo import MODEL, demo_build
 from catalog.models import Branch, RollbackRequest
 from tests.browser.conftest import screenshot
-from tests.catalog.test_rollback import Worker
-from tests.conftest import database_url
+from tests.conftest import worker_environment
+from tests.services import CeleryWorker
 
 
 @pytest.mark.slow
 def test_approver_sees_the_label_shift_and_approves_the_rollback(page, settings, tmp_path, queue, redis_url):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     demo = demo_build(password_file=tmp_path / "demo-passwords.txt")
-    env = dict(
-        os.environ,
-        DATABASE_URL=database_url(),
-        STORAGE_URL=settings.STRATA_STORAGE_URL,
-        STRATA_CACHE_DIR=str(settings.STRATA_CACHE_DIR),
-        STRATA_VAR_DIR=str(tmp_path / "worker-var"),
-        CELERY_BROKER_URL=redis_url,
-        CELERY_TASK_DEFAULT_QUEUE=queue,
+    env = worker_environment(
+        settings=settings,
+        tmp_path=tmp_path,
+        queue=queue,
+        redis_url=redis_url,
         EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
     )
-    worker = Worker(env, tmp_path / "worker.log")
+    worker = CeleryWorker(env, tmp_path / "worker.log")
     try:
         page.goto("/accounts/login/")
         page.get_by_label("User name").fill("approver")

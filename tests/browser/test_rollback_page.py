@@ -3,15 +3,13 @@ worker (a real Celery worker on Redis) until it says done."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from catalog.models import Branch, RollbackRequest
 from catalog.services.versions import version_push
 from tests.browser.conftest import screenshot, sign_in
-from tests.catalog.test_rollback import Worker
-from tests.conftest import database_url
+from tests.conftest import worker_environment
+from tests.services import CeleryWorker
 
 
 @pytest.mark.slow
@@ -23,16 +21,8 @@ def test_steward_requests_approver_approves_page_shows_done(
     for text in ("good", "bad"):
         (data / "labels.csv").write_text(f"id,label\n1,{text}\n")
         version_push(path=str(data), dataset_name="reviews", user=personas["alice"], message=text)
-    env = dict(
-        os.environ,
-        DATABASE_URL=database_url(),
-        STORAGE_URL=settings.STRATA_STORAGE_URL,
-        STRATA_CACHE_DIR=str(settings.STRATA_CACHE_DIR),
-        STRATA_VAR_DIR=str(tmp_path / "worker-var"),
-        CELERY_BROKER_URL=redis_url,
-        CELERY_TASK_DEFAULT_QUEUE=queue,
-    )
-    worker = Worker(env, tmp_path / "worker.log")
+    env = worker_environment(settings=settings, tmp_path=tmp_path, queue=queue, redis_url=redis_url)
+    worker = CeleryWorker(env, tmp_path / "worker.log")
     try:
         sign_in(page, "alice")
         page.goto("/datasets/reviews/rollback/?target=1.0.0")

@@ -6,7 +6,6 @@ The worker and beat are separate processes sharing the test database and store.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -19,8 +18,8 @@ from catalog.services.store import get_backend
 from catalog.services.verify import store_verify
 from catalog.tasks import retention_apply
 from tests.catalog.test_retention_service import Calendar, day, default_policies, pack_of, tier
-from tests.catalog.test_rollback import Worker
-from tests.conftest import ROOT, database_url
+from tests.conftest import ROOT, worker_environment
+from tests.services import CeleryWorker as Worker
 
 State = RetentionRun.State
 
@@ -37,18 +36,14 @@ def local_store_url(tmp_path, settings):
 @pytest.fixture
 def worker_env(transactional_db, local_store_url, queue, redis_url, settings, tmp_path):
     default_policies()  # a transactional test starts from emptied tables
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=database_url(),
-        STORAGE_URL=local_store_url,
-        STRATA_CACHE_DIR=str(settings.STRATA_CACHE_DIR),
-        STRATA_VAR_DIR=str(tmp_path / "worker-var"),
-        CELERY_BROKER_URL=redis_url,
-        CELERY_TASK_DEFAULT_QUEUE=queue,
+    return worker_environment(
+        settings=settings,
+        tmp_path=tmp_path,
+        queue=queue,
+        redis_url=redis_url,
         STRATA_LOCAL_RESTORE_SECONDS="0",
         STRATA_RETENTION_APPROVAL_BYTES=str(10**12),
     )
-    return env
 
 
 @pytest.fixture

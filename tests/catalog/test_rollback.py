@@ -9,9 +9,6 @@ our walls).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,7 +21,8 @@ from catalog.services.pull import version_pull
 from catalog.services.rollback import rollback_approve, rollback_reject, rollback_request
 from catalog.services.store import get_backend
 from catalog.services.versions import version_push
-from tests.conftest import ROOT, database_url, tree_digests
+from tests.conftest import tree_digests, worker_environment
+from tests.services import CeleryWorker as Worker
 
 State = RollbackRequest.State
 
@@ -41,41 +39,14 @@ def history(personas, store_url, tmp_path):
     return {v.message: v for v in Version.objects.filter(dataset__name="reviews")}
 
 
-class Worker:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.log = log
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            env=env, cwd=str(ROOT), stdout=log.open("ab"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while "ready." not in log.read_text():
-            assert self.process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 @pytest.fixture
 def start_worker(transactional_db, store_url, queue, redis_url, settings, tmp_path):
     workers: list[Worker] = []
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=database_url(),
-        STORAGE_URL=store_url,
-        STRATA_CACHE_DIR=str(settings.STRATA_CACHE_DIR),
-        STRATA_VAR_DIR=str(tmp_path / "worker-var"),
-        CELERY_BROKER_URL=redis_url,
-        CELERY_TASK_DEFAULT_QUEUE=queue,
+    env = worker_environment(
+        settings=settings,
+        tmp_path=tmp_path,
+        queue=queue,
+        redis_url=redis_url,
         EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
         EMAIL_FILE_PATH=str(tmp_path / "mail"),
         STRATA_LOCAL_RESTORE_SECONDS="2",

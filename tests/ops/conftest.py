@@ -6,9 +6,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -17,8 +14,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ops.logging import JsonFormatter
-from tests.conftest import ROOT, database_url
-from tests.services import free_port
+from tests.conftest import worker_environment
+from tests.services import CeleryWorker, free_port
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -77,25 +74,15 @@ def json_log():
     root.setLevel(level)
 
 
-class Worker:
-    """`celery worker` (solo pool) as its own process, on this test's queue, with
-    its metrics on a port of its own behind a token."""
+class Worker(CeleryWorker):
+    """A real worker (solo pool) on this test's queue, with its metrics on a port of
+    its own behind a token."""
 
     token = "worker-metrics-token"
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.log = log
         self.port = int(env["STRATA_WORKER_METRICS_PORT"])
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            env=env, cwd=str(ROOT), stdout=log.open("ab"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while "ready." not in log.read_text():
-            assert self.process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+        super().__init__(env, log)
 
     def log_lines(self) -> list[dict]:
         """The worker's JSON log lines (its start-up banner goes to stdout as text)."""
@@ -108,15 +95,6 @@ class Worker:
         with urllib.request.urlopen(request, timeout=5) as response:
             return parse_metrics(response.read().decode())
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
 
 @pytest.fixture
 def worker(transactional_db, queue, redis_url, settings, tmp_path):
@@ -124,19 +102,17 @@ def worker(transactional_db, queue, redis_url, settings, tmp_path):
     this test's own."""
     settings.STRATA_STORAGE_URL = f"file://{tmp_path / 'store'}"
     settings.STRATA_CACHE_DIR = tmp_path / "cache"
-    env = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update(
-        DATABASE_URL=database_url(),
-        STORAGE_URL=settings.STRATA_STORAGE_URL,
-        STRATA_CACHE_DIR=str(settings.STRATA_CACHE_DIR),
-        STRATA_VAR_DIR=str(tmp_path / "worker-var"),
-        CELERY_BROKER_URL=redis_url,
-        CELERY_TASK_DEFAULT_QUEUE=queue,
+    env = worker_environment(
+        settings=settings,
+        tmp_path=tmp_path,
+        queue=queue,
+        redis_url=redis_url,
         STRATA_LOG_FORMAT="json",
         LOG_LEVEL="INFO",
         STRATA_WORKER_METRICS_PORT=str(free_port()),
         STRATA_METRICS_TOKEN=Worker.token,
     )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     started = Worker(env, tmp_path / "worker.log")
     yield started
     started.stop()
