@@ -21,6 +21,7 @@ from catalog.demo import MODEL, DemoError, demo_build
 from catalog.models import Branch, Dataset, Pack, RollbackRequest, Version
 from catalog.services.costs import cost_report
 from lineage.models import ModelVersion, Run
+from tests.catalog.test_retention_service import default_policies
 from tests.conftest import ROOT
 from tests.services import free_port
 
@@ -30,6 +31,7 @@ def test_the_demo_tells_the_whole_story(db, settings, tmp_path, client):
     settings.STRATA_STORAGE_URL = f"file://{tmp_path / 'store'}"
     settings.STRATA_CACHE_DIR = tmp_path / "cache"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    default_policies()  # as the migration makes them; a transactional test may have emptied them
     demo = demo_build(password_file=tmp_path / "demo-passwords.txt")
 
     # Raw → cleaned → labelled → split, each step a recorded run.
