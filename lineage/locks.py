@@ -52,6 +52,7 @@ from catalog.services.errors import UserError
 from catalog.services.pull import PullResult, version_pull
 from catalog.services.store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
 from catalog.storage.backends import Backend, RestoreState
+from catalog.storage.staging import DestinationError, staging_for
 
 from .models import ROLE_RE, ModelVersion
 
@@ -474,29 +475,6 @@ class ReproduceResult:
         }
 
 
-def _prepare(dest: str, force: bool) -> tuple[str, bool]:
-    """Check DEST and make a staging folder next to (or inside) it."""
-    dest = os.path.abspath(dest)
-    if os.path.lexists(dest):
-        if not os.path.isdir(dest) or os.path.islink(dest):
-            raise UserError(f"{dest} exists and is not a folder.")
-        if not force and os.listdir(dest):
-            raise UserError(f"{dest} is not empty; reproduce into an empty folder, or pass --force.")
-        parent, existed = dest, True
-    else:
-        parent, existed = os.path.dirname(dest), False
-        if not os.path.isdir(parent):
-            raise UserError(f"cannot write to {dest}: its parent folder does not exist.")
-    try:
-        staging = tempfile.mkdtemp(prefix=".strata-reproduce-", dir=parent)
-    except OSError as error:
-        raise UserError(f"cannot write to {dest}: {(error.strerror or str(error)).lower()}.") from None
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)
-    return staging, existed
-
-
 def lock_reproduce(
     *,
     user: permissions.User,
@@ -531,7 +509,10 @@ def lock_reproduce(
                 versions=versions, notify=notify, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds
             ).packs
         )
-    staging, existed = _prepare(dest, force)
+    try:
+        staging, existed = staging_for(dest, force=force, verb="reproduce")
+    except DestinationError as error:
+        raise UserError(str(error)) from None
     dest = os.path.abspath(dest)
     pulled: list[tuple[LockEntry, PullResult]] = []
     try:

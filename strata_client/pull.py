@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
-import tempfile
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,6 +17,7 @@ from catalog.storage import tree as treeformat
 from catalog.storage.errors import StoreError
 from catalog.storage.hashing import new_hasher
 from catalog.storage.packs import ChunkLocation, decode_chunk
+from catalog.storage.staging import DestinationError, publish, staging_for
 
 from . import http
 from .errors import ClientError, IntegrityError
@@ -58,40 +58,6 @@ def _check_link(path: str, target: str) -> None:
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
     if not target or posixpath.isabs(target) or resolved == ".." or resolved.startswith("../"):
         raise IntegrityError(f"the link {path} points outside the pulled folder; nothing was written.")
-
-
-def _prepare_dest(dest: str, force: bool) -> tuple[str, bool]:
-    """Check DEST and make a staging folder beside (or in) it: (staging, existed)."""
-    if os.path.lexists(dest):
-        if not os.path.isdir(dest) or os.path.islink(dest):
-            raise ClientError(f"{dest} exists and is not a folder.")
-        if os.listdir(dest) and not force:
-            raise ClientError(f"{dest} is not empty; pull into an empty folder, or pass --force.")
-        parent, existed = dest, True
-    else:
-        parent, existed = os.path.dirname(dest), False
-        if not os.path.isdir(parent):
-            raise ClientError(f"cannot write to {dest}: its parent folder does not exist.")
-    try:
-        staging = tempfile.mkdtemp(prefix=".strata-pull-", dir=parent)
-    except OSError as error:
-        raise ClientError(f"cannot write to {dest}: {(error.strerror or str(error)).lower()}.") from None
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)
-    return staging, existed
-
-
-def _move_into(staging: str, dest: str) -> None:
-    for name in os.listdir(staging):
-        source, target = os.path.join(staging, name), os.path.join(dest, name)
-        source_is_dir = os.path.isdir(source) and not os.path.islink(source)
-        if source_is_dir and os.path.isdir(target) and not os.path.islink(target):
-            _move_into(source, target)
-        else:
-            if os.path.isdir(target) and not os.path.islink(target):
-                shutil.rmtree(target)
-            os.replace(source, target)
 
 
 class _Spans:
@@ -209,7 +175,10 @@ class PullJob:
 
     def run(self, dest: str, force: bool) -> PullResult:
         dest = os.path.abspath(dest)
-        staging, existed = _prepare_dest(dest, force)
+        try:
+            staging, existed = staging_for(dest, force=force)
+        except DestinationError as error:
+            raise ClientError(str(error)) from None
         progress = self.progress
         if progress is not None:
             progress.start(self.version["file_count"], self.version["logical_bytes"])
@@ -275,11 +244,7 @@ class PullJob:
                 os.symlink(target, os.path.join(staging, path))
             if progress is not None:
                 progress.finish()
-            if existed:
-                _move_into(staging, dest)
-                shutil.rmtree(staging)
-            else:
-                os.rename(staging, dest)
+            publish(staging, dest, existed)
         except StoreError as error:
             self._discard(current, staging)
             raise IntegrityError(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
-import tempfile
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,6 +21,7 @@ from catalog.models import Version
 from catalog.storage import tree as treeformat
 from catalog.storage.errors import CorruptObject, MissingObject, ObjectRestoring, StoreError
 from catalog.storage.hashing import EMPTY_DIGEST, new_hasher
+from catalog.storage.staging import DestinationError, publish, staging_for
 from catalog.storage.store import ProgressSink, locate_all
 
 from .errors import IntegrityFailure, RestoreInProgress, UnsafeTree, UserError
@@ -53,43 +53,6 @@ def _check_link(relpath: str, target: str) -> None:
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(relpath), target))
     if resolved == ".." or resolved.startswith("../"):
         raise UnsafeTree(f"the stored link {relpath} points outside the pulled folder; refusing.")
-
-
-def _prepare_dest(dest: str, force: bool) -> tuple[str, bool]:
-    """Check DEST and make a staging folder. Returns (staging, dest existed)."""
-    dest = os.path.abspath(dest)
-    if os.path.lexists(dest):
-        if not os.path.isdir(dest) or os.path.islink(dest):
-            raise UserError(f"{dest} exists and is not a folder.")
-        if os.listdir(dest) and not force:
-            raise UserError(f"{dest} is not empty; pull into an empty folder, or pass --force.")
-        parent, existed = dest, True
-    else:
-        parent, existed = os.path.dirname(dest), False
-        if not os.path.isdir(parent):
-            raise UserError(f"cannot write to {dest}: its parent folder does not exist.")
-    try:
-        staging = tempfile.mkdtemp(prefix=".strata-pull-", dir=parent)
-    except OSError as error:
-        raise UserError(f"cannot write to {dest}: {(error.strerror or str(error)).lower()}.") from None
-    # mkdtemp makes a private folder; DEST gets the usual permissions instead.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)
-    return staging, existed
-
-
-def _move_into(staging: str, dest: str) -> None:
-    """Move staged entries into an existing DEST, replacing files of the same name."""
-    for name in os.listdir(staging):
-        source, target = os.path.join(staging, name), os.path.join(dest, name)
-        source_is_dir = os.path.isdir(source) and not os.path.islink(source)
-        if source_is_dir and os.path.isdir(target) and not os.path.islink(target):
-            _move_into(source, target)
-        else:
-            if os.path.isdir(target) and not os.path.islink(target):
-                shutil.rmtree(target)
-            os.replace(source, target)
 
 
 _SMALL_FILE = 1024 * 1024
@@ -157,7 +120,10 @@ def version_pull(
 
     files.sort(key=first_location)
     _check_restored(version, {location.pack_id for location in locations.values()})
-    staging, existed = _prepare_dest(dest, force)
+    try:
+        staging, existed = staging_for(dest, force=force)
+    except DestinationError as error:
+        raise UserError(str(error)) from None
     if progress is not None:
         progress.start(len(files), sum(item.entry.size for item in files))
     dest = os.path.abspath(dest)
@@ -194,11 +160,7 @@ def version_pull(
                 os.symlink(item.entry.digest, os.path.join(staging, item.path))
         if progress is not None:
             progress.finish()
-        if existed:
-            _move_into(staging, dest)
-            shutil.rmtree(staging)  # only emptied folders are left in it
-        else:
-            os.rename(staging, dest)
+        publish(staging, dest, existed)
     except ObjectRestoring:
         shutil.rmtree(staging, ignore_errors=True)
         _check_restored(version, {location.pack_id for location in locations.values()})
