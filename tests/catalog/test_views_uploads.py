@@ -163,19 +163,23 @@ def test_an_archive_that_unpacks_past_the_limit_is_refused(steward, existing, se
     assert _stored(settings) == before
 
 
+UNSAFE_ARCHIVES = [
+    ("up.zip", _zip({"ok.txt": b"ok", "../evil.txt": b"x"}), "climbs out of its folder (../evil.txt)"),
+    ("deep.zip", _zip({"a/../../evil.txt": b"x"}), "climbs out of its folder (a/../../evil.txt)"),
+    ("abs.zip", _zip({"/etc/evil.txt": b"x"}), "an absolute path (/etc/evil.txt)"),
+    ("win.zip", _zip({"C:\\evil.txt": b"x"}), "an absolute path (C:\\evil.txt)"),
+    ("up.tar.gz", _tar({"ok.txt": b"ok", "../evil.txt": b"x"}), "climbs out of its folder (../evil.txt)"),
+    ("abs.tar", _tar({"/tmp/evil.txt": b"x"}, mode="w"), "an absolute path (/tmp/evil.txt)"),
+    ("link.tgz", _tar({"ok.txt": b"ok"}, link=("l", "/etc/passwd")), "holds a link (l)"),
+    ("broken.zip", b"PK\x03\x04 not really a zip", "is not a readable .zip file"),
+    ("broken.tar", b"not a tar at all" * 100, "is not a readable .tar archive"),
+]
+
+
+# Named by file: the archives' bytes hold a time, and test ids must be the same in
+# every test process.
 @pytest.mark.parametrize(
-    "filename, archive, message",
-    [
-        ("up.zip", _zip({"ok.txt": b"ok", "../evil.txt": b"x"}), "climbs out of its folder (../evil.txt)"),
-        ("deep.zip", _zip({"a/../../evil.txt": b"x"}), "climbs out of its folder (a/../../evil.txt)"),
-        ("abs.zip", _zip({"/etc/evil.txt": b"x"}), "an absolute path (/etc/evil.txt)"),
-        ("win.zip", _zip({"C:\\evil.txt": b"x"}), "an absolute path (C:\\evil.txt)"),
-        ("up.tar.gz", _tar({"ok.txt": b"ok", "../evil.txt": b"x"}), "climbs out of its folder (../evil.txt)"),
-        ("abs.tar", _tar({"/tmp/evil.txt": b"x"}, mode="w"), "an absolute path (/tmp/evil.txt)"),
-        ("link.tgz", _tar({"ok.txt": b"ok"}, link=("l", "/etc/passwd")), "holds a link (l)"),
-        ("broken.zip", b"PK\x03\x04 not really a zip", "is not a readable .zip file"),
-        ("broken.tar", b"not a tar at all" * 100, "is not a readable .tar archive"),
-    ],
+    "filename, archive, message", [pytest.param(*row, id=row[0]) for row in UNSAFE_ARCHIVES]
 )
 def test_an_unsafe_or_broken_archive_is_refused_with_nothing_stored(
     steward, existing, settings, tmp_path, filename, archive, message
