@@ -60,6 +60,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so it times the whole request and every log line carries the request id.
     "ops.middleware.RequestContextMiddleware",
+    # Before anything reads the input: NUL cannot be stored, so it is bad input.
+    "config.middleware.RefuseNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files from the app process, so gunicorn alone runs
     # the site with DEBUG off (no separate web server needed for CSS and JS).
