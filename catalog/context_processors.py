@@ -1,0 +1,22 @@
+"""What every page's template needs: the section of the site it belongs to, for
+the main navigation, from the URL pattern that served it."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+
+def section(request: HttpRequest) -> dict[str, str]:
+    match = getattr(request, "resolver_match", None)
+    name = (match.view_name if match else "") or ""
+    if name.startswith("lineage:model"):
+        found = "models"
+    elif name.startswith("lineage:"):
+        found = "lineage"
+    elif name.startswith("catalog:rollback"):
+        found = "rollbacks"
+    elif name.startswith(("catalog:cost", "catalog:retention")):
+        found = "cost"
+    else:
+        found = "datasets"
+    return {"section": found}
