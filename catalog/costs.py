@@ -74,7 +74,12 @@ class MonthlyCost:
 
     @property
     def total(self) -> Decimal:
-        return cents(sum(self.dollars.values(), Decimal(0)))
+        return cents(self.exact_total)
+
+    @property
+    def exact_total(self) -> Decimal:
+        """Unrounded: a bill of a fraction of a cent is not nothing."""
+        return sum(self.dollars.values(), Decimal(0))
 
     def per_tier_cents(self) -> dict[str, Decimal]:
         return {tier: cents(amount) for tier, amount in self.dollars.items()}

@@ -86,7 +86,7 @@ class CostReport:
     minimum_duration_dollars: Decimal  # what the moves and deletions due now would bill
     datasets: list[Usage]
     branches: list[Usage]
-    projections: dict[int, Decimal]  # days ahead -> $/month then
+    projections: dict[int, Decimal]  # days ahead -> $/month then, unrounded
     timeline: list[tuple[datetime, Decimal]]
     versions: list[VersionStatus]
     logical_bytes: int
@@ -95,6 +95,10 @@ class CostReport:
     @property
     def total(self) -> Decimal:
         return self.tiers.total
+
+    @property
+    def exact_total(self) -> Decimal:
+        return self.tiers.exact_total
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -232,7 +236,7 @@ def cost_report(*, user: permissions.User = None, now: datetime | None = None) -
         )
         projections[days] = _cost_of(
             (pack.size, later.pack_tiers[pack.id]) for pack in facts.packs if pack.id in later.pack_tiers
-        ).total
+        ).exact_total
 
     # The past from the packs' creation dates, at the tiers they are in now; the
     # future from the projections.

@@ -98,3 +98,15 @@ def test_a_run_names_expiring_versions_of_restricted_datasets_only_to_their_read
         assert ("secret@1.1.0" in page) == sees_secret, persona
         assert ("1 version of datasets you cannot see" in page) != sees_secret, persona
         assert "secret@" not in client.get("/retention/").content.decode(), persona
+
+
+def test_a_small_store_costs_under_a_cent_on_the_page_not_nothing(client, personas):
+    from catalog.models import Pack
+
+    Pack.objects.create(id="a" * 64, size=5 * 1024 * 1024, chunk_count=100)  # 5 MiB, hot
+    client.force_login(personas["bob"])
+    page = client.get("/cost/").content.decode()
+    # This month's figure and the total row; no version holds the pack, so the
+    # projections rightly expect it collected.
+    assert '<span class="figure-value">under $0.01</span>' in page
+    assert page.count("under $0.01") == 2
