@@ -85,7 +85,7 @@ def demo_users_create(password_file: Path) -> dict[str, str]:
     """One user per role (their passwords kept, owner-only, in `password_file`), or
     the ones made before, read back from it."""
     users = get_user_model()
-    saved = _read_passwords(password_file)
+    saved = demo_passwords_read(password_file)
     made: dict[str, str] = {}
     for username, role, _ in DEMO_USERS:
         if users.objects.filter(username=username).exists():
@@ -101,7 +101,8 @@ def demo_users_create(password_file: Path) -> dict[str, str]:
     return made
 
 
-def _read_passwords(path: Path) -> dict[str, str]:
+def demo_passwords_read(path: Path) -> dict[str, str]:
+    """The demo users' passwords kept in `path` (username -> password), if any."""
     if not path.exists():
         return {}
     pairs = (line.split(" ", 1) for line in path.read_text().splitlines() if " " in line)
@@ -211,9 +212,10 @@ class _Story:
                 origin="demo",
             )
         self.raw = result.version
-        Dataset.objects.filter(name="digits-raw").update(
-            description="Handwritten digit scans as collected, before any cleaning. "
-            "From the UCI optical recognition of handwritten digits data (E. Alpaydin, C. Kaynak, 1998)."
+        self._describe(
+            "digits-raw",
+            "Handwritten digit scans as collected, before any cleaning. "
+            "From the UCI optical recognition of handwritten digits data (E. Alpaydin, C. Kaynak, 1998).",
         )
 
     # -- cleaning -----------------------------------------------------------------------
@@ -274,17 +276,21 @@ class _Story:
             outputs=[version_endpoint(result.version)],
             origin="demo",
         )
-        dataset = Dataset.objects.get(name="digits")
-        dataset.description = (
-            "Handwritten digits, cleaned, labelled and split: the training data of digit-classifier."
+        dataset = self._describe(
+            "digits",
+            "Handwritten digits, cleaned, labelled and split: the training data of digit-classifier.",
         )
-        dataset.save(update_fields=["description"])
-        self._card(dataset)
-
-    def _card(self, dataset: Dataset) -> None:
         from .services.cards import card_import
 
         card_import(user=self.steward, dataset=dataset, text=DIGITS_CARD)
+
+    def _describe(self, name: str, description: str) -> Dataset:
+        """Set a dataset's description the way its edit page does (audited)."""
+        from .services.datasets import dataset_update
+
+        return dataset_update(
+            user=self.steward, dataset=Dataset.objects.get(name=name), description=description
+        )
 
     # -- labelling ----------------------------------------------------------------------
 
@@ -463,9 +469,9 @@ class _Story:
             outputs=[version_endpoint(cleaned)],
             origin="demo",
         )
-        dataset = Dataset.objects.get(name="breast-cancer")
-        dataset.description = "Features of breast mass images with their diagnosis (UCI, 569 patients)."
-        dataset.save(update_fields=["description"])
+        dataset = self._describe(
+            "breast-cancer", "Features of breast mass images with their diagnosis (UCI, 569 patients)."
+        )
         carded = card_import(user=self.steward, dataset=dataset, text=BREAST_CANCER_CARD)
         version_mark_golden(user=self.steward, version=carded)
 

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from catalog.demo import DEMO_USERS, catalog_is_empty, demo_build, demo_users_create
+from catalog.demo import DEMO_USERS, catalog_is_empty, demo_build, demo_passwords_read, demo_users_create
 from catalog.services.store import get_backend
 
 
@@ -55,11 +55,8 @@ class Command(BaseCommand):
             lines.append(
                 ("admin", password_file.read_text().strip(), "everything, and the back office at /admin/")
             )
-        if demo_passwords.exists():
-            saved = dict(
-                line.split(" ", 1) for line in demo_passwords.read_text().splitlines() if " " in line
-            )
-            lines += [(name, saved[name], what) for name, _, what in DEMO_USERS if name in saved]
+        saved = demo_passwords_read(demo_passwords)
+        lines += [(name, saved[name], what) for name, _, what in DEMO_USERS if name in saved]
         if lines:
             self.stdout.write("Sign in with one of these accounts (user, password, what it may do):")
             for name, password, what in lines:
