@@ -246,7 +246,7 @@ def _parquet(stored: StoredFile) -> Preview:
     if metadata.row_group(0).total_byte_size > PARQUET_ROW_GROUP_BYTES:
         preview.note = "The first row group is too large to read for a preview; the schema is above."
         return preview
-    batch = next(parquet.iter_batches(batch_size=TABLE_ROWS, row_groups=[0]), None)
+    batch = next(parquet.iter_batches(batch_size=TABLE_ROWS, row_groups=[0], use_threads=False), None)
     if batch is not None:
         columns = batch.to_pydict()
         preview.rows = [

@@ -12,6 +12,11 @@ of a million rows diff in seconds.
   rows are compared by content: the multiset of whole rows.
 - Labels: the distribution of a label column on each side with counts,
   proportions, the population stability index and a chi-square test.
+
+Every Arrow call here runs on the calling thread: ``use_threads=False``, and bytes
+are handed over as an Arrow buffer, not a Python file, which Arrow reads through its
+I/O thread pool. Once one of Arrow's pools has run a task, a short-lived process can
+die of SIGABRT as it exits (apache/arrow#34314), after printing its answer.
 """
 
 from __future__ import annotations
@@ -45,16 +50,20 @@ def read_table(path: str, data: bytes) -> pa.Table:
         if lowered.endswith(".parquet"):
             import pyarrow.parquet as pq
 
-            return pq.read_table(io.BytesIO(data))
+            return pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
         if lowered.endswith((".jsonl", ".ndjson")):
             import pyarrow.json as pj
 
-            return pj.read_json(io.BytesIO(data))
+            return pj.read_json(pa.BufferReader(data), read_options=pj.ReadOptions(use_threads=False))
         if lowered.endswith((".csv", ".tsv")):
             import pyarrow.csv as pcsv
 
             delimiter = "\t" if lowered.endswith(".tsv") else ","
-            return pcsv.read_csv(io.BytesIO(data), parse_options=pcsv.ParseOptions(delimiter=delimiter))
+            return pcsv.read_csv(
+                pa.BufferReader(data),
+                read_options=pcsv.ReadOptions(use_threads=False),
+                parse_options=pcsv.ParseOptions(delimiter=delimiter),
+            )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TableError(f"cannot read {path} as a table: {first_line}") from None
@@ -79,7 +88,7 @@ def read_schema(path: str, data: bytes) -> dict[str, str]:
         import pyarrow.parquet as pq
 
         try:
-            schema = pq.read_schema(io.BytesIO(data))
+            schema = pq.read_schema(pa.BufferReader(data))
         except (pa.ArrowInvalid, OSError) as error:
             raise TableError(f"cannot read {path} as a table: {error}") from None
         return {field.name: str(field.type) for field in schema}
@@ -306,7 +315,7 @@ def _diff_by_key(a: pa.Table, b: pa.Table, key: str, notes: list[str]) -> tuple[
     # Prefix columns so the join keeps both sides of every non-key column.
     left = left.rename_columns([c if c in (key, _A) else f"a:{c}" for c in left.schema.names])
     right = right.rename_columns([c if c in (key, _B) else f"b:{c}" for c in right.schema.names])
-    joined = left.join(right, keys=key, join_type="full outer").sort_by(key)
+    joined = left.join(right, keys=key, join_type="full outer", use_threads=False).sort_by(key)
     in_a = pc.fill_null(joined.column(_A), False)
     in_b = pc.fill_null(joined.column(_B), False)
     both = pc.and_(in_a, in_b)
@@ -373,12 +382,18 @@ def _diff_by_content(a: pa.Table, b: pa.Table, schema: SchemaDiff, notes: list[s
         return result
     try:
         counts_a = (
-            a.select(shared).group_by(shared).aggregate([([], "count_all")]).rename_columns([*shared, _A])
+            a.select(shared)
+            .group_by(shared, use_threads=False)
+            .aggregate([([], "count_all")])
+            .rename_columns([*shared, _A])
         )
         counts_b = (
-            b.select(shared).group_by(shared).aggregate([([], "count_all")]).rename_columns([*shared, _B])
+            b.select(shared)
+            .group_by(shared, use_threads=False)
+            .aggregate([([], "count_all")])
+            .rename_columns([*shared, _B])
         )
-        joined = counts_a.join(counts_b, keys=shared, join_type="full outer")
+        joined = counts_a.join(counts_b, keys=shared, join_type="full outer", use_threads=False)
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid) as error:
         raise TableError(f"these columns cannot be compared by content: {error}") from None
     count_a = pc.fill_null(joined.column(_A), 0)
