@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    (BENCH / "data").mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="strata-bench-diff-", dir=BENCH / "data"))
     old, new = make_tables(work, args.rows)
     env = dict(os.environ, STRATA_VAR_DIR=str(work / "var"), STRATA_USER="bench")

@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    (PROJECT / "bench" / "data").mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="strata-bench-rollback-", dir=PROJECT / "bench" / "data"))
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     os.environ.update(

@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--format", choices=["csv", "parquet", "both"], default="both")
     args = parser.parse_args()
     (PROJECT / "bench" / "data").mkdir(exist_ok=True)
+    (PROJECT / "bench" / "data").mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="strata-bench-split-", dir=PROJECT / "bench" / "data"))
     env = dict(
         os.environ,
