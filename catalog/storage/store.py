@@ -7,7 +7,6 @@ Django and can be driven by a test with a dict.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections import deque
@@ -22,7 +21,15 @@ from .backends import Backend
 from .chunker import MAX_SIZE, iter_chunk_batches
 from .errors import MissingObject, StoreError
 from .hashing import EMPTY_DIGEST, digest_hex
-from .packs import DEFAULT_PACK_SIZE, ChunkLocation, FinishedPack, PackWriter, decode_chunk, encode_chunk
+from .packs import (
+    DEFAULT_PACK_SIZE,
+    ChunkLocation,
+    FinishedPack,
+    PackWriter,
+    SealedPack,
+    decode_chunk,
+    encode_chunk,
+)
 
 # How many chunks are looked up in the index at once while pushing.
 _LOOKUP_BATCH = 512
@@ -74,9 +81,10 @@ class FileChangedError(StoreError):
 class Ingest:
     """Chunks files, skips chunks the store already has, packs and uploads the rest.
 
-    Packs are uploaded by a background thread while chunking goes on. Nothing here
-    touches the catalog: the caller registers `report.packs` and the returned file
-    records in one database transaction after `finish()` — data before metadata.
+    Packs are sealed in memory, then written out and uploaded by a background
+    thread while chunking goes on. Nothing here touches the catalog: the caller
+    registers `report.packs` and the returned file records in one database
+    transaction after `finish()` — data before metadata.
     """
 
     def __init__(
@@ -97,7 +105,9 @@ class Ingest:
         # Chunks waiting for one index lookup: (id, raw length, payload, codec).
         self._pending: list[tuple[str, int, bytes, int]] = []
         self._pending_bytes = 0
-        self._uploads: queue.Queue[FinishedPack | None] = queue.Queue(maxsize=2)
+        # Sealed packs wait here, in memory, for the uploading thread to write and
+        # store them: at most one waiting, one being written and one filling.
+        self._uploads: queue.Queue[SealedPack | None] = queue.Queue(maxsize=1)
         self._upload_error: BaseException | None = None
         self._uploader = threading.Thread(target=self._upload_loop, daemon=True)
         self._uploader.start()
@@ -107,25 +117,28 @@ class Ingest:
     # -- uploading ---------------------------------------------------------------
 
     def _upload_loop(self) -> None:
+        spool_dir = self.backend.spool_dir()
         while True:
-            pack = self._uploads.get()
-            if pack is None:
+            sealed = self._uploads.get()
+            if sealed is None:
                 return
             if self._upload_error is not None:
-                os.unlink(pack.path)
                 continue
             try:
-                self.backend.put_pack(pack.pack_id, pack.path)
+                finished = sealed.write(spool_dir)
+                del sealed  # its bytes are in the spool file now
+                self.backend.put_pack(finished.pack_id, finished.path)
             except BaseException as error:  # reported on the pushing thread
                 self._upload_error = error
+                continue
+            self.report.packs.append(finished)
 
     def _seal_pack(self) -> None:
-        finished = self._writer.finish()
-        if finished is None:
+        sealed = self._writer.seal()
+        if sealed is None:
             return
-        self.report.packs.append(finished)
         self._check_upload_error()
-        self._uploads.put(finished)
+        self._uploads.put(sealed)
 
     def _check_upload_error(self) -> None:
         if self._upload_error is not None:
