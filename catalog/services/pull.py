@@ -14,13 +14,14 @@ import posixpath
 import shutil
 from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from catalog.models import Version
 from catalog.storage import tree as treeformat
 from catalog.storage.errors import CorruptObject, MissingObject, ObjectRestoring, StoreError
 from catalog.storage.hashing import EMPTY_DIGEST, new_hasher
+from catalog.storage.packs import write_all
 from catalog.storage.staging import DestinationError, publish, staging_for
 from catalog.storage.store import ProgressSink, locate_all
 
@@ -56,26 +57,49 @@ def _check_link(relpath: str, target: str) -> None:
 
 
 _SMALL_FILE = 1024 * 1024
+# A large file is written a few MiB at a time by a writer thread, while this one
+# hashes the next pieces: copying into the page cache is half a pull's time.
+_WRITE_BATCH = 4 * 1024 * 1024
 
 
-def _write_file(target: str, item, pieces: Iterable[bytes]) -> None:
+def _write_file(target: str, item, pieces: Iterable[bytes], writer: ThreadPoolExecutor | None = None) -> None:
     """Write one file from its verified chunks, then check it whole.
 
     A one-chunk file was verified by its chunk's hash; a longer one is checked
-    against its full digest; an empty file by having no chunks at all.
+    against its full digest; an empty file by having no chunks at all. With a
+    `writer` (one thread) the bytes are written by it, in order, in batches.
     """
     entry = item.entry
     mode = 0o755 if entry.kind == treeformat.EXECUTABLE else 0o644
     hasher = new_hasher()
     count = size = 0
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    in_flight: deque[Future[None]] = deque()
     try:
+        batch: list[bytes] = []
+        batch_bytes = 0
         for data in pieces:
             count += 1
             hasher.update(data)
             size += len(data)
-            _write_all(fd, data)
+            if writer is None:
+                write_all(fd, (data,))
+                continue
+            batch.append(data)
+            batch_bytes += len(data)
+            if batch_bytes >= _WRITE_BATCH:
+                in_flight.append(writer.submit(write_all, fd, batch))
+                batch, batch_bytes = [], 0
+                if len(in_flight) > 2:
+                    in_flight.popleft().result()
+        if batch:
+            assert writer is not None
+            in_flight.append(writer.submit(write_all, fd, batch))
+        while in_flight:
+            in_flight.popleft().result()
     finally:
+        # Never close the file under a write still running (after an error above).
+        wait(in_flight)
         os.close(fd)
     if (
         size != entry.size
@@ -83,12 +107,6 @@ def _write_file(target: str, item, pieces: Iterable[bytes]) -> None:
         or (count == 0 and entry.digest != EMPTY_DIGEST)
     ):
         raise CorruptObject("file", entry.digest, f"{item.path} does not match its digest")
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def version_pull(
@@ -137,7 +155,10 @@ def version_pull(
         )
         # Small files are handed to a few writer threads (creating a file is a
         # system call that releases the GIL); a large one is streamed in place.
-        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="strata-write") as writers:
+        with (
+            ThreadPoolExecutor(max_workers=4, thread_name_prefix="strata-write") as writers,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="strata-write-large") as large_writer,
+        ):
             pending: deque[Future[None]] = deque()
             for item in files:
                 entry = item.entry
@@ -149,7 +170,7 @@ def version_pull(
                     if len(pending) > 256:
                         pending.popleft().result()
                 else:
-                    _write_file(target, item, (next(stream) for _ in chunk_ids))
+                    _write_file(target, item, (next(stream) for _ in chunk_ids), large_writer)
                 written += entry.size
                 if progress is not None:
                     progress.advance(1, entry.size)

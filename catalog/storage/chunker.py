@@ -15,9 +15,14 @@ chunk is only emitted once that much data (or the end of the file) is in the win
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Protocol, cast
 
 from fastcdc.fastcdc_cy import chunk_generator
+
+
+class ReadsInto(Protocol):
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
+
 
 MIN_SIZE = 8 * 1024
 AVG_SIZE = 32 * 1024
@@ -26,43 +31,48 @@ WINDOW_SIZE = 8 * 1024 * 1024
 
 
 def iter_chunk_batches(
-    stream: BinaryIO, *, hasher=None, window_size: int = WINDOW_SIZE
-) -> Iterator[list[bytes]]:
+    stream: ReadsInto, *, hasher=None, window_size: int = WINDOW_SIZE, copy: bool = True
+) -> Iterator[list[bytes | memoryview]]:
     """Yield the content-defined chunks of `stream` in order, one list per window
     read. If `hasher` is given it is fed every byte read, in order, so the whole
-    file's digest costs no second pass."""
-    buffer = b""
+    file's digest costs no second pass. With `copy=False` the chunks are read-only
+    views into the window they were cut from, which stays in memory while any
+    of them does: one copy of every byte fewer. `stream` must have `readinto`."""
+    rest: bytes | memoryview = b""
     while True:
-        piece = stream.read(window_size)
+        # Each window is a new buffer (chunks may still point into the last one),
+        # read into directly after the bytes the last window could not cut yet.
+        window = bytearray(len(rest) + window_size)
+        window[: len(rest)] = rest
+        count = stream.readinto(memoryview(window)[len(rest) :]) or 0
         # Only an empty read means the end: a short read can happen mid-file.
-        at_end = not piece
-        if piece:
-            if hasher is not None:
-                hasher.update(piece)
-            buffer = buffer + piece if buffer else piece
-        if not buffer:
+        at_end = count == 0
+        if count and hasher is not None:
+            hasher.update(memoryview(window)[len(rest) : len(rest) + count])
+        filled = len(rest) + count
+        if not filled:
             return
-        view = memoryview(buffer)
+        view = memoryview(window)[:filled]
         consumed = 0
-        batch = []
+        batch: list[bytes | memoryview] = []
         for chunk in chunk_generator(view, MIN_SIZE, AVG_SIZE, MAX_SIZE, False, None):
-            if not at_end and chunk.offset + MAX_SIZE > len(buffer):
+            if not at_end and chunk.offset + MAX_SIZE > filled:
                 # The cut point may depend on bytes not read yet: keep the rest.
                 break
+            cut = view[chunk.offset : chunk.offset + chunk.length]
             consumed = chunk.offset + chunk.length
-            batch.append(bytes(view[chunk.offset : consumed]))
-        view.release()
+            batch.append(bytes(cut) if copy else cut)
         if batch:
             yield batch
         if at_end:
             return
-        buffer = buffer[consumed:]
+        rest = view[consumed:]
 
 
-def iter_chunks(stream: BinaryIO, window_size: int = WINDOW_SIZE) -> Iterator[bytes]:
+def iter_chunks(stream: ReadsInto, window_size: int = WINDOW_SIZE) -> Iterator[bytes]:
     """Yield the content-defined chunks of `stream` in order, as bytes."""
     for batch in iter_chunk_batches(stream, window_size=window_size):
-        yield from batch
+        yield from cast("list[bytes]", batch)  # copied: bytes, not views
 
 
 def chunk_bytes(data: bytes) -> list[bytes]:

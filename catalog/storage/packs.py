@@ -44,6 +44,9 @@ _MIN_SAVING = 0.05
 _ZSTD_LEVEL = 3
 
 DEFAULT_PACK_SIZE = 32 * 1024 * 1024
+
+# A chunk's bytes, or a read-only view of them inside a larger buffer.
+Payload = bytes | memoryview
 _GATHER_BYTES = 4 * 1024 * 1024
 _GATHER_COUNT = 512  # well under IOV_MAX (1024 on Linux)
 
@@ -86,7 +89,7 @@ class FinishedPack:
 _local = threading.local()
 
 
-def encode_chunk(data: bytes) -> tuple[bytes, int]:
+def encode_chunk(data: Payload) -> tuple[Payload, int]:
     """A chunk's stored form: zstd when that saves at least 5%, else raw.
 
     Thread-safe (one compressor per thread), so chunks can be encoded in parallel.
@@ -117,7 +120,7 @@ class SealedPack:
     pack_id: str
     size: int
     entries: tuple[IndexEntry, ...]
-    parts: tuple[bytes | memoryview, ...]  # the pack's bytes, in order
+    parts: tuple[Payload, ...]  # the pack's bytes, in order
 
     def write(self, spool_dir: str) -> FinishedPack:
         """Write the pack into a new file under `spool_dir`, whole."""
@@ -126,19 +129,19 @@ class SealedPack:
         )
         try:
             with handle:
-                _write_all(handle.fileno(), self.parts)
+                write_all(handle.fileno(), self.parts)
         except BaseException:
             os.unlink(handle.name)
             raise
         return FinishedPack(pack_id=self.pack_id, path=handle.name, size=self.size, entries=self.entries)
 
 
-def _write_all(descriptor: int, parts: Sequence[bytes | memoryview]) -> None:
+def write_all(descriptor: int, parts: Sequence[Payload]) -> None:
     """Write every part, in order: one writev() per few MiB, not one write() per
     32 KiB chunk (which cost a second of system time per GiB)."""
     start = 0
     while start < len(parts):
-        batch: list[bytes | memoryview] = []
+        batch: list[Payload] = []
         batch_bytes = 0
         while start < len(parts) and len(batch) < _GATHER_COUNT and batch_bytes < _GATHER_BYTES:
             batch.append(parts[start])
@@ -165,7 +168,7 @@ class PackWriter:
     def __init__(self, spool_dir: str, target_size: int = DEFAULT_PACK_SIZE) -> None:
         self.spool_dir = spool_dir
         self.target_size = target_size
-        self._parts: list[bytes | memoryview] = []
+        self._parts: list[Payload] = []
         self._entries: list[IndexEntry] = []
         self._size = 0
 
@@ -182,9 +185,7 @@ class PackWriter:
         payload, codec = encode_chunk(data)
         return self.add_encoded(chunk_id, len(data), payload, codec)
 
-    def add_encoded(
-        self, chunk_id: str, raw_length: int, payload: bytes | memoryview, codec: int
-    ) -> IndexEntry:
+    def add_encoded(self, chunk_id: str, raw_length: int, payload: Payload, codec: int) -> IndexEntry:
         """Append one chunk already encoded by `encode_chunk`."""
         if not self._parts:
             self._parts.append(MAGIC)

@@ -38,3 +38,39 @@ def test_an_insertion_changes_only_the_chunks_around_it():
 def test_empty_and_tiny_inputs():
     assert chunk_bytes(b"") == []
     assert chunk_bytes(b"x") == [b"x"]
+
+
+class _Trickle(io.RawIOBase):
+    """A stream that hands out at most `most` bytes per read, as a pipe might."""
+
+    def __init__(self, data: bytes, most: int) -> None:
+        self._data, self._most, self._at = data, most, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        size = min(len(buffer), self._most, len(self._data) - self._at)
+        buffer[:size] = self._data[self._at : self._at + size]
+        self._at += size
+        return size
+
+
+def test_short_reads_and_views_give_the_chunks_of_the_whole_buffer():
+    from fastcdc.fastcdc_cy import chunk_generator
+
+    from catalog.storage.chunker import AVG_SIZE, iter_chunk_batches
+
+    data = _data(2_500_000, seed=4)
+    reference = [
+        data[c.offset : c.offset + c.length]
+        for c in chunk_generator(memoryview(data), MIN_SIZE, AVG_SIZE, MAX_SIZE, False, None)
+    ]
+    views = [
+        view
+        for batch in iter_chunk_batches(_Trickle(data, 100_003), window_size=MAX_SIZE + 7, copy=False)
+        for view in batch
+    ]
+    # Every view is read only after the whole stream was: no window was reused.
+    assert [bytes(view) for view in views] == reference
+    assert list(iter_chunks(_Trickle(data, 4096), window_size=MAX_SIZE * 2)) == reference
