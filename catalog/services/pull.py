@@ -21,7 +21,7 @@ from catalog.models import Version
 from catalog.storage import tree as treeformat
 from catalog.storage.errors import CorruptObject, MissingObject, ObjectRestoring, StoreError
 from catalog.storage.hashing import EMPTY_DIGEST, new_hasher
-from catalog.storage.packs import write_all
+from catalog.storage.packs import Payload, write_all
 from catalog.storage.staging import DestinationError, publish, staging_for
 from catalog.storage.store import ProgressSink, locate_all
 
@@ -57,17 +57,27 @@ def _check_link(relpath: str, target: str) -> None:
 
 
 _SMALL_FILE = 1024 * 1024
-# A large file is written a few MiB at a time by a writer thread, while this one
-# hashes the next pieces: copying into the page cache is half a pull's time.
+# A large file is hashed and written a few MiB at a time by a writer thread,
+# while this one gathers the next pieces: copying into the page cache and the
+# whole-file hash are most of a pull's time.
 _WRITE_BATCH = 4 * 1024 * 1024
 
 
-def _write_file(target: str, item, pieces: Iterable[bytes], writer: ThreadPoolExecutor | None = None) -> None:
+def _hash_and_write(hasher, fd: int, pieces: list[Payload]) -> None:
+    for piece in pieces:
+        hasher.update(piece)
+    write_all(fd, pieces)
+
+
+def _write_file(
+    target: str, item, pieces: Iterable[Payload], writer: ThreadPoolExecutor | None = None
+) -> None:
     """Write one file from its verified chunks, then check it whole.
 
     A one-chunk file was verified by its chunk's hash; a longer one is checked
     against its full digest; an empty file by having no chunks at all. With a
-    `writer` (one thread) the bytes are written by it, in order, in batches.
+    `writer` (one thread, so batches keep their order) the bytes are hashed and
+    written by it, in batches.
     """
     entry = item.entry
     mode = 0o755 if entry.kind == treeformat.EXECUTABLE else 0o644
@@ -76,25 +86,24 @@ def _write_file(target: str, item, pieces: Iterable[bytes], writer: ThreadPoolEx
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     in_flight: deque[Future[None]] = deque()
     try:
-        batch: list[bytes] = []
+        batch: list[Payload] = []
         batch_bytes = 0
         for data in pieces:
             count += 1
-            hasher.update(data)
             size += len(data)
-            if writer is None:
-                write_all(fd, (data,))
-                continue
             batch.append(data)
             batch_bytes += len(data)
+            if writer is None:
+                continue
             if batch_bytes >= _WRITE_BATCH:
-                in_flight.append(writer.submit(write_all, fd, batch))
+                in_flight.append(writer.submit(_hash_and_write, hasher, fd, batch))
                 batch, batch_bytes = [], 0
                 if len(in_flight) > 2:
                     in_flight.popleft().result()
-        if batch:
-            assert writer is not None
-            in_flight.append(writer.submit(write_all, fd, batch))
+        if writer is None:
+            _hash_and_write(hasher, fd, batch)
+        elif batch:
+            in_flight.append(writer.submit(_hash_and_write, hasher, fd, batch))
         while in_flight:
             in_flight.popleft().result()
     finally:
@@ -151,7 +160,7 @@ def version_pull(
             if item.entry.is_tree:
                 os.makedirs(os.path.join(staging, item.path), exist_ok=True)
         stream = read_pulled(
-            locations[chunk_id] for item in files for chunk_id in chunks_of[item.entry.digest]
+            (locations[chunk_id] for item in files for chunk_id in chunks_of[item.entry.digest]), views=True
         )
         # Small files are handed to a few writer threads (creating a file is a
         # system call that releases the GIL); a large one is streamed in place.

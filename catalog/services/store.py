@@ -16,8 +16,8 @@ from catalog.models import Chunk, FileManifest, Tree
 from catalog.storage import tree as treeformat
 from catalog.storage.backends import Backend, open_backend
 from catalog.storage.hashing import EMPTY_DIGEST
-from catalog.storage.packs import ChunkLocation, IndexEntry
-from catalog.storage.store import read_chunks
+from catalog.storage.packs import ChunkLocation, IndexEntry, Payload
+from catalog.storage.store import read_chunk_views, read_chunks
 from ops.metrics import store_transferred
 
 from .errors import IntegrityFailure, UnsafeTree
@@ -41,12 +41,16 @@ def get_backend() -> Backend:
     return backend
 
 
-def read_pulled(locations: Iterable[ChunkLocation], *, workers: int = 4) -> Iterator[bytes]:
+def read_pulled(
+    locations: Iterable[ChunkLocation], *, workers: int = 4, views: bool = False
+) -> Iterator[Payload]:
     """`read_chunks` from the configured store, for bytes leaving it (a pull, a
     download): each chunk's stored bytes are counted as pulled once it is read,
-    so a download cut short counts only what was read."""
+    so a download cut short counts only what was read. With `views`, chunks
+    stored raw come as views (see `read_chunk_views`): for bytes only written out."""
     ordered = list(locations)  # read_chunks takes them all at once anyway
-    for location, data in zip(ordered, read_chunks(get_backend(), ordered, workers=workers), strict=False):
+    reader = read_chunk_views if views else read_chunks
+    for location, data in zip(ordered, reader(get_backend(), ordered, workers=workers), strict=False):
         store_transferred("pull", location.stored_length)
         yield data
 

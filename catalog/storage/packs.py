@@ -235,10 +235,11 @@ class PackWriter:
         self._size = 0
 
 
-def decode_chunk(location: ChunkLocation, payload: bytes | memoryview) -> bytes:
+def decode_chunk(location: ChunkLocation, payload: Payload, *, copy: bool = True) -> Payload:
     """Turn a chunk's stored bytes back into its content and verify its name.
 
     This is the one place chunk bytes are checked: every read goes through it.
+    With `copy=False` a raw chunk comes back as the view it was given.
     """
     if len(payload) != location.stored_length:
         raise CorruptObject(
@@ -246,13 +247,17 @@ def decode_chunk(location: ChunkLocation, payload: bytes | memoryview) -> bytes:
             location.chunk_id,
             f"in pack {location.pack_id}: read {len(payload)} bytes, expected {location.stored_length}",
         )
+    data: Payload
     if location.codec == CODEC_ZSTD:
+        decompressor = getattr(_local, "decompressor", None)
+        if decompressor is None:
+            decompressor = _local.decompressor = zstandard.ZstdDecompressor()
         try:
-            data = zstandard.ZstdDecompressor().decompress(payload, max_output_size=location.raw_length)
+            data = decompressor.decompress(payload, max_output_size=location.raw_length)
         except zstandard.ZstdError as error:
             raise CorruptObject("chunk", location.chunk_id, f"in pack {location.pack_id}: {error}") from None
     elif location.codec == CODEC_RAW:
-        data = bytes(payload)
+        data = bytes(payload) if copy else payload
     else:
         raise CorruptObject("chunk", location.chunk_id, f"unknown codec {location.codec}")
     if len(data) != location.raw_length or digest_hex(data) != location.chunk_id:

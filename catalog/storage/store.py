@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 from blake3 import blake3
 
@@ -283,17 +283,33 @@ def _spans(locations: Sequence[ChunkLocation]) -> Iterator[list[ChunkLocation]]:
         yield group
 
 
-def _read_span(backend: Backend, group: list[ChunkLocation]) -> list[bytes]:
+def _read_span(backend: Backend, group: list[ChunkLocation], copy: bool) -> list[Payload]:
     start = group[0].offset
     end = group[-1].offset + group[-1].stored_length
     view = memoryview(backend.read_range(group[0].pack_id, start, end - start))
     # A short read (a truncated pack) fails in decode_chunk, naming the chunk.
     return [
         decode_chunk(
-            location, view[location.offset - start : location.offset - start + location.stored_length]
+            location,
+            view[location.offset - start : location.offset - start + location.stored_length],
+            copy=copy,
         )
         for location in group
     ]
+
+
+def _read(
+    backend: Backend, locations: Iterable[ChunkLocation], workers: int, copy: bool
+) -> Iterator[Payload]:
+    spans = _spans(list(locations))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        window: list[Future[list[Payload]]] = []
+        for group in spans:
+            window.append(pool.submit(_read_span, backend, group, copy))
+            if len(window) > workers * 2:
+                yield from window.pop(0).result()
+        for future in window:
+            yield from future.result()
 
 
 def read_chunks(backend: Backend, locations: Iterable[ChunkLocation], *, workers: int = 4) -> Iterator[bytes]:
@@ -302,15 +318,16 @@ def read_chunks(backend: Backend, locations: Iterable[ChunkLocation], *, workers
     Neighbouring chunks are fetched with one ranged read, several reads run at once,
     and each chunk is decompressed and re-hashed before it is yielded.
     """
-    spans = _spans(list(locations))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        window: list[Future[list[bytes]]] = []
-        for group in spans:
-            window.append(pool.submit(_read_span, backend, group))
-            if len(window) > workers * 2:
-                yield from window.pop(0).result()
-        for future in window:
-            yield from future.result()
+    return cast("Iterator[bytes]", _read(backend, locations, workers, copy=True))
+
+
+def read_chunk_views(
+    backend: Backend, locations: Iterable[ChunkLocation], *, workers: int = 4
+) -> Iterator[Payload]:
+    """`read_chunks`, with each stored-raw chunk a read-only view into the span it
+    was read with (kept in memory while the view is): for writing out, without a
+    copy of every byte."""
+    return _read(backend, locations, workers, copy=False)
 
 
 def verify_locations(
