@@ -15,14 +15,9 @@ chunk is only emitted once that much data (or the end of the file) is in the win
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol, cast
+from typing import BinaryIO, cast
 
 from fastcdc.fastcdc_cy import chunk_generator
-
-
-class ReadsInto(Protocol):
-    def readinto(self, buffer: memoryview, /) -> int | None: ...
-
 
 MIN_SIZE = 8 * 1024
 AVG_SIZE = 32 * 1024
@@ -31,32 +26,31 @@ WINDOW_SIZE = 8 * 1024 * 1024
 
 
 def iter_chunk_batches(
-    stream: ReadsInto, *, hasher=None, window_size: int = WINDOW_SIZE, copy: bool = True
+    stream: BinaryIO, *, hasher=None, window_size: int = WINDOW_SIZE, copy: bool = True
 ) -> Iterator[list[bytes | memoryview]]:
     """Yield the content-defined chunks of `stream` in order, one list per window
     read. If `hasher` is given it is fed every byte read, in order, so the whole
     file's digest costs no second pass. With `copy=False` the chunks are read-only
     views into the window they were cut from, which stays in memory while any
-    of them does: one copy of every byte fewer. `stream` must have `readinto`."""
-    rest: bytes | memoryview = b""
+    of them does: one copy of every byte fewer."""
+    buffer = b""
     while True:
-        # Each window is a new buffer (chunks may still point into the last one),
-        # read into directly after the bytes the last window could not cut yet.
-        window = bytearray(len(rest) + window_size)
-        window[: len(rest)] = rest
-        count = stream.readinto(memoryview(window)[len(rest) :]) or 0
+        # A read gives a buffer of the size it read (a small file's chunks never
+        # hold more than the file), and chunks may point into it while it lives.
+        piece = stream.read(window_size)
         # Only an empty read means the end: a short read can happen mid-file.
-        at_end = count == 0
-        if count and hasher is not None:
-            hasher.update(memoryview(window)[len(rest) : len(rest) + count])
-        filled = len(rest) + count
-        if not filled:
+        at_end = not piece
+        if piece:
+            if hasher is not None:
+                hasher.update(piece)
+            buffer = buffer + piece if buffer else piece
+        if not buffer:
             return
-        view = memoryview(window)[:filled]
+        view = memoryview(buffer)
         consumed = 0
         batch: list[bytes | memoryview] = []
         for chunk in chunk_generator(view, MIN_SIZE, AVG_SIZE, MAX_SIZE, False, None):
-            if not at_end and chunk.offset + MAX_SIZE > filled:
+            if not at_end and chunk.offset + MAX_SIZE > len(buffer):
                 # The cut point may depend on bytes not read yet: keep the rest.
                 break
             cut = view[chunk.offset : chunk.offset + chunk.length]
@@ -66,10 +60,10 @@ def iter_chunk_batches(
             yield batch
         if at_end:
             return
-        rest = view[consumed:]
+        buffer = buffer[consumed:]
 
 
-def iter_chunks(stream: ReadsInto, window_size: int = WINDOW_SIZE) -> Iterator[bytes]:
+def iter_chunks(stream: BinaryIO, window_size: int = WINDOW_SIZE) -> Iterator[bytes]:
     """Yield the content-defined chunks of `stream` in order, as bytes."""
     for batch in iter_chunk_batches(stream, window_size=window_size):
         yield from cast("list[bytes]", batch)  # copied: bytes, not views
