@@ -168,6 +168,9 @@ STRATA_RETENTION_GRACE_HOURS = float(os.environ.get("STRATA_RETENTION_GRACE_HOUR
 STRATA_RETENTION_REPACK_BELOW = float(os.environ.get("STRATA_RETENTION_REPACK_BELOW", "0.5"))
 # A run that would delete or repack more than this waits for an approver.
 STRATA_RETENTION_APPROVAL_BYTES = int(os.environ.get("STRATA_RETENTION_APPROVAL_BYTES", str(100 * 1024**3)))
+# How long a commit that reuses stored chunks waits for garbage collection to
+# finish deciding and deleting before it refuses (catalog.services.collection).
+STRATA_COLLECTION_WAIT_SECONDS = float(os.environ.get("STRATA_COLLECTION_WAIT_SECONDS", "120"))
 # How often beat plans a tiering and garbage-collection run (daily by default).
 STRATA_RETENTION_SCHEDULE_SECONDS = float(os.environ.get("STRATA_RETENTION_SCHEDULE_SECONDS", "86400"))
 

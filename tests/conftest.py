@@ -173,10 +173,12 @@ def cli(transactional_db, store_url, tmp_path, settings):
         PYTHONPATH=str(ROOT),
     )
 
-    def run(*args: str, check: bool = False, **kwargs) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, check: bool = False, env_extra: dict[str, str] | None = None, **kwargs
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [sys.executable, str(ROOT / "manage.py"), "strata", *args],
-            env=env,
+            env=env | (env_extra or {}),
             capture_output=True,
             text=True,
             cwd=str(ROOT),

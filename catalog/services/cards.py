@@ -138,6 +138,7 @@ def card_save(
         bump="patch",
         bump_reasons=["the dataset card changed"],
         card_id=document.id,
+        relies_on_version=head,
     )
     AuditEvent.objects.create(
         user=user if user is not None and user.is_authenticated else None,

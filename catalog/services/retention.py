@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -58,6 +58,7 @@ from catalog.storage.packs import (
     payload_size,
 )
 
+from .collection import collecting
 from .errors import Forbidden, UserError
 from .store import batched, chunks_register, file_chunks, get_backend, trees_load
 
@@ -688,7 +689,23 @@ def _sweep_and_tidy(run: RetentionRun) -> None:
         _drop_dangling_manifests(run)
 
 
-_PHASE_ACTIONS = {"expiring": _expire, "moving": _move, "repacking": _repack, "sweeping": _sweep_and_tidy}
+def _collecting(action: Callable[[RetentionRun], object]) -> Callable[[RetentionRun], None]:
+    """Run a phase that decides what is live and deletes the rest under the lock
+    commits that reuse stored chunks take (catalog.services.collection)."""
+
+    def run_collecting(run: RetentionRun) -> None:
+        with collecting():
+            action(run)
+
+    return run_collecting
+
+
+_PHASE_ACTIONS = {
+    "expiring": _expire,
+    "moving": _move,
+    "repacking": _collecting(_repack),
+    "sweeping": _collecting(_sweep_and_tidy),
+}
 
 
 def resume_stalled() -> list[int]:

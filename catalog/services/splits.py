@@ -291,6 +291,8 @@ def split_make(
             new_bytes=ingest_report.new_raw_bytes,
             stored_bytes=ingest_report.new_bytes,
             bump="minor",
+            relied_on=ingest_report.reused_chunks,
+            relies_on_version=source,
         )
         run = run_record(
             user=user,

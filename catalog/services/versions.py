@@ -10,6 +10,7 @@ removes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat as statmod
@@ -30,6 +31,7 @@ from catalog.models import (
     SEMVER_RE,
     AuditEvent,
     Branch,
+    Chunk,
     Dataset,
     FileManifest,
     Pack,
@@ -43,8 +45,18 @@ from catalog.storage.statcache import NullStatCache, StatCache
 from catalog.storage.store import FileChangedError, FileRecord, Ingest, ProgressSink
 from ops.metrics import store_transferred
 
+from .collection import reusing
 from .errors import ConflictError, UserError
-from .store import DatabaseChunkIndex, chunks_register, get_backend, present_digests, tree_row
+from .store import (
+    DatabaseChunkIndex,
+    batched,
+    chunks_register,
+    file_chunks,
+    get_backend,
+    present_digests,
+    tree_row,
+    walk_tree,
+)
 
 
 @dataclass(slots=True)
@@ -391,6 +403,14 @@ def _push_scanned(
     to_read = [scanned for scanned in scan.files if digests.get(scanned.relpath) not in present]
     for scanned in to_read:
         digests.pop(scanned.relpath, None)
+    # Files taken as stored without reading them: the commit checks their chunks
+    # are still there. Those the branch head holds need no check while the head
+    # lives (retention keeps every chunk of a version it has not expired).
+    reused_files = set(digests.values())
+    parent_live = start_head is not None and start_head.expired is None
+    if parent_live and reused_files:
+        assert start_head is not None
+        reused_files -= {item.entry.digest for item in walk_tree(start_head.tree_id) if item.entry.is_file}
 
     if progress is not None:
         progress.start(len(to_read), sum(scanned.stat.st_size for scanned in to_read))
@@ -459,6 +479,11 @@ def _push_scanned(
             bump_reasons=bump_reasons,
             semver_override=semver_override,
             created=created,
+            relied_on=[
+                *report.reused_chunks,
+                *(chunk_id for chunk_ids in file_chunks(reused_files).values() for chunk_id in chunk_ids),
+            ],
+            relies_on_version=start_head if parent_live else None,
         )
         made = True
     by_rel = {scanned.relpath: scanned for scanned in scan.files}
@@ -551,6 +576,17 @@ def version_id_for(fields: dict[str, object]) -> str:
     return digest_hex(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode())
 
 
+def _check_still_indexed(chunk_ids: Sequence[str], dataset_name: str) -> None:
+    found = 0
+    for batch in batched(chunk_ids, 5000):
+        found += Chunk.objects.filter(id__in=batch).count()
+    if found != len(chunk_ids):
+        raise ConflictError(
+            f"garbage collection removed {len(chunk_ids) - found} of the stored chunks this push to"
+            f" {dataset_name} reuses while it ran; nothing was committed: push again to store them anew."
+        )
+
+
 def version_commit(
     *,
     user: permissions.User,
@@ -575,9 +611,18 @@ def version_commit(
     semver_override: str | None = None,
     card_id: str | None = None,
     created: datetime | None = None,
+    relied_on: Iterable[str] = (),
+    relies_on_version: Version | None = None,
 ) -> Version:
     """Register the stored data, then create the version and move the branch by
     compare-and-swap from the head seen when the push began.
+
+    `relied_on` names the chunks the new version reaches that this push found
+    already stored rather than wrote (deduplicated, or files it did not read
+    again); they are checked to be still indexed as the version is created.
+    `relies_on_version` is a version whose files the commit takes as stored
+    without checking them (the branch head a push builds on, a split's source): it
+    must not have expired meanwhile.
 
     `bump` (major, minor, patch: see `catalog.changes.commit_bump`) chooses the next
     semantic version; an explicit one that understates it is refused unless
@@ -628,114 +673,128 @@ def version_commit(
         )
 
     # Second transaction: the version, and the branch moved by compare-and-swap.
-    try:
-        with transaction.atomic():
-            if dataset is None:
-                dataset = Dataset.objects.create(
-                    name=dataset_name, default_branch=branch_name, created=now, updated=now
+    # Chunks this commit relies on but did not write must still be indexed, under
+    # the lock garbage collection takes to delete (catalog.services.collection).
+    relied = list(dict.fromkeys(relied_on))
+    with reusing() if relied or relies_on_version else contextlib.nullcontext():
+        if relied:
+            _check_still_indexed(relied, dataset_name)
+        if (
+            relies_on_version is not None
+            and Version.objects.filter(pk=relies_on_version.pk, expired__isnull=False).exists()
+        ):
+            raise ConflictError(
+                f"{relies_on_version} expired under the retention policy while this push ran;"
+                " nothing was committed: push again."
+            )
+        try:
+            with transaction.atomic():
+                if dataset is None:
+                    dataset = Dataset.objects.create(
+                        name=dataset_name, default_branch=branch_name, created=now, updated=now
+                    )
+                    if user is not None:
+                        dataset.owners.add(user)
+                    AuditEvent.objects.create(
+                        user=user,
+                        actor=author,
+                        action="dataset.create",
+                        dataset=dataset,
+                        object_type="dataset",
+                        object_id=dataset.name,
+                        after={"name": dataset.name},
+                    )
+                if explicit_semver is not None:
+                    # Checked before any work too; again here, against concurrent pushes,
+                    # and now against the kind of change as well.
+                    _check_explicit_semver(
+                        dataset,
+                        start_head,
+                        explicit_semver,
+                        bump=bump,
+                        reasons=bump_reasons,
+                        override=semver_override,
+                    )
+                    numbers = explicit_semver
+                else:
+                    numbers = _next_semver(dataset, start_head, bump)
+                semver = ".".join(map(str, numbers))
+                final_stage = stage or (start_head.stage if start_head else Stage.RAW)
+                parents = [start_head.id] if start_head else []
+                final_card = card_id or (start_head.card_id if start_head else None)
+                id_fields: dict[str, object] = {
+                    "dataset": dataset_name,
+                    "tree": root_id,
+                    "parents": parents,
+                    "author": author,
+                    "message": message,
+                    "created": committed.isoformat(),
+                    "semver": semver,
+                    "stage": final_stage,
+                }
+                if final_card:
+                    # Only when there is a card, so versions without one keep their ids.
+                    id_fields["card"] = final_card
+                version_id = version_id_for(id_fields)
+                version = Version.objects.create(
+                    id=version_id,
+                    dataset=dataset,
+                    parent=start_head,
+                    tree_id=root_id,
+                    author=author,
+                    message=message,
+                    created=committed,
+                    semver=semver,
+                    semver_major=numbers[0],
+                    semver_minor=numbers[1],
+                    semver_patch=numbers[2],
+                    stage=final_stage,
+                    file_count=file_count,
+                    logical_bytes=logical,
+                    new_bytes=new_bytes,
+                    stored_bytes=stored_bytes,
+                    card_id=final_card,
                 )
-                if user is not None:
-                    dataset.owners.add(user)
+                if start_head is None:
+                    if Branch.objects.filter(dataset=dataset, name=branch_name).exists():
+                        raise ConflictError(
+                            f"branch {branch_name} of {dataset_name} was created by another push"
+                            " meanwhile; your data is stored, push again."
+                        )
+                    Branch.objects.create(
+                        dataset=dataset, name=branch_name, head=version, created=now, updated=now
+                    )
+                else:
+                    # Compare-and-swap: move the head only if it is still where it was when
+                    # this push began, so a concurrent commit is never silently replaced.
+                    moved = Branch.objects.filter(
+                        dataset=dataset, name=branch_name, head_id=start_head.id
+                    ).update(head=version, updated=now)
+                    if moved != 1:
+                        raise ConflictError(
+                            f"branch {branch_name} of {dataset_name} moved while you were pushing;"
+                            " your data is stored, push again to commit on top of the new head."
+                        )
+                Dataset.objects.filter(pk=dataset.pk).update(updated=now)
                 AuditEvent.objects.create(
                     user=user,
                     actor=author,
-                    action="dataset.create",
+                    action="version.create",
                     dataset=dataset,
-                    object_type="dataset",
-                    object_id=dataset.name,
-                    after={"name": dataset.name},
+                    object_type="version",
+                    object_id=version.id,
+                    before={"branch": branch_name, "head": start_head.id if start_head else None},
+                    after={
+                        "branch": branch_name,
+                        "head": version.id,
+                        "semver": semver,
+                        "bump": bump,
+                        "bump_reasons": list(bump_reasons)[:20],
+                        **({"semver_override": semver_override} if semver_override else {}),
+                    },
                 )
-            if explicit_semver is not None:
-                # Checked before any work too; again here, against concurrent pushes,
-                # and now against the kind of change as well.
-                _check_explicit_semver(
-                    dataset,
-                    start_head,
-                    explicit_semver,
-                    bump=bump,
-                    reasons=bump_reasons,
-                    override=semver_override,
-                )
-                numbers = explicit_semver
-            else:
-                numbers = _next_semver(dataset, start_head, bump)
-            semver = ".".join(map(str, numbers))
-            final_stage = stage or (start_head.stage if start_head else Stage.RAW)
-            parents = [start_head.id] if start_head else []
-            final_card = card_id or (start_head.card_id if start_head else None)
-            id_fields: dict[str, object] = {
-                "dataset": dataset_name,
-                "tree": root_id,
-                "parents": parents,
-                "author": author,
-                "message": message,
-                "created": committed.isoformat(),
-                "semver": semver,
-                "stage": final_stage,
-            }
-            if final_card:
-                # Only when there is a card, so versions without one keep their ids.
-                id_fields["card"] = final_card
-            version_id = version_id_for(id_fields)
-            version = Version.objects.create(
-                id=version_id,
-                dataset=dataset,
-                parent=start_head,
-                tree_id=root_id,
-                author=author,
-                message=message,
-                created=committed,
-                semver=semver,
-                semver_major=numbers[0],
-                semver_minor=numbers[1],
-                semver_patch=numbers[2],
-                stage=final_stage,
-                file_count=file_count,
-                logical_bytes=logical,
-                new_bytes=new_bytes,
-                stored_bytes=stored_bytes,
-                card_id=final_card,
-            )
-            if start_head is None:
-                if Branch.objects.filter(dataset=dataset, name=branch_name).exists():
-                    raise ConflictError(
-                        f"branch {branch_name} of {dataset_name} was created by another push"
-                        " meanwhile; your data is stored, push again."
-                    )
-                Branch.objects.create(
-                    dataset=dataset, name=branch_name, head=version, created=now, updated=now
-                )
-            else:
-                # Compare-and-swap: move the head only if it is still where it was when
-                # this push began, so a concurrent commit is never silently replaced.
-                moved = Branch.objects.filter(
-                    dataset=dataset, name=branch_name, head_id=start_head.id
-                ).update(head=version, updated=now)
-                if moved != 1:
-                    raise ConflictError(
-                        f"branch {branch_name} of {dataset_name} moved while you were pushing;"
-                        " your data is stored, push again to commit on top of the new head."
-                    )
-            Dataset.objects.filter(pk=dataset.pk).update(updated=now)
-            AuditEvent.objects.create(
-                user=user,
-                actor=author,
-                action="version.create",
-                dataset=dataset,
-                object_type="version",
-                object_id=version.id,
-                before={"branch": branch_name, "head": start_head.id if start_head else None},
-                after={
-                    "branch": branch_name,
-                    "head": version.id,
-                    "semver": semver,
-                    "bump": bump,
-                    "bump_reasons": list(bump_reasons)[:20],
-                    **({"semver_override": semver_override} if semver_override else {}),
-                },
-            )
-    except IntegrityError as error:
-        raise ConflictError(
-            f"another push to {dataset_name} committed at the same moment ({error}); push again."
-        ) from None
+        except IntegrityError as error:
+            raise ConflictError(
+                f"another push to {dataset_name} committed at the same moment ({error}); push again."
+            ) from None
     return version

@@ -75,6 +75,9 @@ class IngestReport:
     new_bytes: int = 0  # stored (compressed) bytes of chunks new to the store
     new_raw_bytes: int = 0  # raw bytes of chunks new to the store
     reused_bytes: int = 0  # raw bytes of chunks the store already had
+    # Chunks found already stored (not written by this ingest): the commit checks
+    # they are still there, under garbage collection's lock.
+    reused_chunks: set[str] = field(default_factory=set)
 
 
 class FileChangedError(StoreError):
@@ -171,6 +174,8 @@ class Ingest:
                     self._seal_pack()
             else:
                 self.report.reused_bytes += raw_length
+                if chunk_id not in self._written:
+                    self.report.reused_chunks.add(chunk_id)
         self._pending = []
         self._pending_bytes = 0
 

@@ -34,6 +34,7 @@ from catalog.storage.backends import Backend
 from catalog.storage.hashing import EMPTY_DIGEST
 from catalog.storage.store import FileRecord
 
+from ..collection import reusing
 from ..errors import NotFound, UserError
 from ..store import batched, get_backend
 from ..versions import (
@@ -500,8 +501,11 @@ def upload_commit(
     if user is None or not user.is_authenticated:
         raise UserError("a remote commit needs a signed-in user.")
     # One transaction from the first check to the branch move: a refusal at any
-    # point leaves no tree, manifest or version, and the upload stays open.
-    with transaction.atomic():
+    # point leaves no tree, manifest or version, and the upload stays open. It runs
+    # under garbage collection's lock (shared): the upload's leases keep its packs
+    # until they are deleted below, and a collection that starts after the commit
+    # sees the version (catalog.services.collection).
+    with reusing(), transaction.atomic():
         dataset = _writable_dataset(user, dataset_name)
         upload = None
         staged_manifests: dict[str, tuple[int, list[str]]] = {}
