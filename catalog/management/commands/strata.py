@@ -85,6 +85,10 @@ def _parse_date(value: str) -> datetime.datetime:
     return parsed
 
 
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number:,} {one if number == 1 else many}"
+
+
 def _actor(options: dict[str, Any]) -> str:
     return options.get("author") or os.environ.get("STRATA_USER") or getpass.getuser()
 
@@ -208,7 +212,12 @@ class Command(BaseCommand):
             "cost", parents=[common], help="bytes and $/month per dataset, branch and tier; retention status"
         )
         retention = sub.add_parser("retention", parents=[common], help="tiering and garbage collection runs")
-        retention.add_argument("retention_action", choices=["plan", "run", "approve", "list"])
+        retention.add_argument(
+            "retention_action",
+            choices=["plan", "run", "approve", "list"],
+            help="plan: record a run; run: plan and apply it unless it needs approval;"
+            " approve RUN_ID: approve a waiting run and apply it; list: the last 20 runs",
+        )
         retention.add_argument("run_id", nargs="?", type=int, help="the run to approve")
 
         token = sub.add_parser("token", help="personal API tokens")
@@ -671,7 +680,8 @@ class Command(BaseCommand):
             payload = [{"id": r.pk, "state": r.state, "created": r.created, "report": r.report} for r in runs]
             text = "\n".join(
                 f"#{r.pk} {r.created:%Y-%m-%d %H:%M} {r.get_state_display()} "
-                f"({r.report.get('versions_expired', 0)} versions expire, {r.report.get('deletions', 0)} packs deleted)"
+                f"({_count(r.report.get('versions_expired', 0), 'version expires', 'versions expire')}, "
+                f"{_count(r.report.get('deletions', 0), 'pack deleted', 'packs deleted')})"
                 for r in runs
             )
             self.emit(payload, text or "no retention runs yet")
@@ -683,6 +693,8 @@ class Command(BaseCommand):
             if run is None:
                 raise UserError(f"there is no retention run {options['run_id']}.")
             run = retention_approve(user=None, run=run)
+            # Applied here and now, as `run` applies a run that needs no approval.
+            run = retention_advance(run_id=run.pk)
         else:
             run = retention_plan(trigger="manual")
             if action == "run" and run.state == RetentionRun.State.APPROVED:
@@ -694,7 +706,8 @@ class Command(BaseCommand):
         self.emit(
             {"id": run.pk, "state": run.state, "report": report, "error": run.error},
             f"retention run #{run.pk}: {run.get_state_display()}\n"
-            f"  {report.get('versions_expired', 0)} versions expire, {report.get('moves', 0)} packs move tier, "
+            f"  {_count(report.get('versions_expired', 0), 'version expires', 'versions expire')}, "
+            f"{_count(report.get('moves', 0), 'pack moves tier', 'packs move tier')}, "
             f"{report.get('repacks', 0)} repacked, {report.get('deletions', 0)} deleted ({freed} freed); "
             f"early-deletion charges ${report.get('early_deletion_charges', '0.00')}"
             + (f"\n  error: {run.error}" if run.error else ""),
