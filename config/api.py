@@ -20,6 +20,7 @@ from catalog.services.errors import (
     Forbidden,
     IntegrityFailure,
     NotFound,
+    RestoreInProgress,
     StrataError,
     UserError,
 )
@@ -62,6 +63,11 @@ def strata_error(request: HttpRequest, error: StrataError):
         status = 400
     elif isinstance(error, IntegrityFailure):
         status = 502
+    elif isinstance(error, RestoreInProgress):
+        # Not an outage: the data is being restored from cold storage.
+        response = api.create_response(request, {"error": str(error), "restoring": True}, status=503)
+        response["Retry-After"] = str(max(1, round(error.ready_in_seconds or 60)))
+        return response
     else:
         status = 500
     return _error(request, str(error), status)

@@ -1,6 +1,7 @@
 """What can go wrong, each with the exit code the console command uses: 2 when the
 request itself is wrong (bad input, unknown name, no permission, bad token), 1 when
-it was right but could not be done (a branch moved, the network, damaged data)."""
+it was right but could not be done (a branch moved, the network, damaged data), 3
+when the data is being restored from cold storage (pull again later)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,17 @@ class NotFound(ClientError):
 
 class Conflict(StrataClientError):
     """The branch moved meanwhile; pushing again commits on top of the new head."""
+
+
+class Restoring(StrataClientError):
+    """The version's data is being restored from cold storage; the server started
+    the restore. Pull again after `retry_after` seconds (exit 3)."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ServerError(StrataClientError):

@@ -16,7 +16,16 @@ import urllib.parse
 import urllib.request
 from typing import Any, BinaryIO
 
-from .errors import AuthError, ClientError, Conflict, Forbidden, NotFound, ServerError, TransferError
+from .errors import (
+    AuthError,
+    ClientError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Restoring,
+    ServerError,
+    TransferError,
+)
 
 _RETRY_STATUS = {502, 503, 504}
 _ATTEMPTS = 4
@@ -30,6 +39,23 @@ def _message(body: bytes, status: int) -> str:
     except ValueError:
         pass
     return f"the server answered {status}."
+
+
+def _restoring(body: bytes, status: int, retry_after: str | None) -> Restoring | None:
+    """A 503 that says the data is being restored: not an outage, not retried."""
+    if status != 503:
+        return None
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    if not (isinstance(payload, dict) and payload.get("restoring") is True):
+        return None
+    try:
+        seconds = float(retry_after) if retry_after else None
+    except ValueError:
+        seconds = None
+    return Restoring(_message(body, status), seconds)
 
 
 def _error_for(status: int, message: str) -> Exception:
@@ -90,6 +116,9 @@ class Transport:
                     return response.status, (json.loads(raw) if raw else None)
             except urllib.error.HTTPError as error:
                 raw = error.read()
+                restoring = _restoring(raw, error.code, error.headers.get("Retry-After"))
+                if restoring is not None:
+                    raise restoring from None
                 if may_retry and error.code in _RETRY_STATUS and attempt + 1 < _ATTEMPTS:
                     time.sleep(0.5 * 2**attempt)
                     continue

@@ -14,6 +14,7 @@ from django.db.models import Count, Q, QuerySet
 from catalog import permissions
 from catalog.models import Branch, Dataset, Version
 from catalog.services.errors import IntegrityFailure, NotFound, UserError
+from catalog.services.pull import check_restored
 from catalog.services.remote import KIND_NAMES, MAX_SPAN_BYTES, LocalUrl, Transfer, span_transfer
 from catalog.services.store import DatabaseChunkIndex, file_chunks, trees_load, walk_tree
 from catalog.storage import tree as treeformat
@@ -249,6 +250,9 @@ def version_manifest(*, version: Version, cursor: str | None, limit: int, local_
             next_cursor = f"0:{items[start + limit][0]}"
 
     locations = DatabaseChunkIndex().locate([c for _, taken in planned for c in taken])
+    # Cold packs of this page cannot be fetched: start their restore (once) and say
+    # when to come back, as `strata pull` on the server does.
+    check_restored(version, {location.pack_id for location in locations.values()})
     spans: list[list] = []  # [pack, start, end]
     for manifest_entry, taken in planned:
         for chunk_id in taken:

@@ -27,6 +27,13 @@ class ErrorOut(Schema):
     error: str
 
 
+class RestoringOut(Schema):
+    """The data is being restored from cold storage: ask again after Retry-After."""
+
+    error: str
+    restoring: bool
+
+
 # -- people ---------------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ from .schemas import (
     PackRegisterIn,
     PackRegisterOut,
     PackTargetOut,
+    RestoringOut,
     StageIn,
     StageOut,
     UploadIn,
@@ -173,7 +174,7 @@ def commit(request: HttpRequest, name: str, payload: CommitIn, idempotency_key: 
 
 @router.get(
     "/datasets/{name}/versions/{version}/manifest",
-    response={200: ManifestOut, **READ_ERRORS, 502: ErrorOut},
+    response={200: ManifestOut, **READ_ERRORS, 502: ErrorOut, 503: RestoringOut},
     tags=TAGS,
 )
 def manifest(
@@ -184,7 +185,10 @@ def manifest(
     limit: int = Query(10_000, ge=1, le=20_000),
 ):
     """What a client needs to pull a version, a page at a time: entries by path, the
-    chunks of each file and, per span of a pack, a signed URL to fetch it from."""
+    chunks of each file and, per span of a pack, a signed URL to fetch it from.
+
+    A page whose packs are in cold storage starts their restore and answers 503
+    with `restoring: true` and a Retry-After of when they should be readable."""
     dataset = readable_dataset(request, name)
     found = reads.version_in(dataset, version)
     page = reads.version_manifest(

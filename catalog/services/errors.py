@@ -40,6 +40,11 @@ class UnsafeTree(UserError):
 
 
 class RestoreInProgress(StrataError):
-    """The data sits in cold storage; a restore was started: try again later (exit 3)."""
+    """The data sits in cold storage; a restore was started: try again later (exit 3,
+    HTTP 503 with Retry-After)."""
 
     exit_code = 3
+
+    def __init__(self, message: str, ready_in_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.ready_in_seconds = ready_in_seconds

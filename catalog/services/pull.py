@@ -146,7 +146,7 @@ def version_pull(
         return (location.pack_id, location.offset)
 
     files.sort(key=first_location)
-    _check_restored(version, {location.pack_id for location in locations.values()})
+    check_restored(version, {location.pack_id for location in locations.values()})
     try:
         staging, existed = staging_for(dest, force=force)
     except DestinationError as error:
@@ -193,7 +193,7 @@ def version_pull(
         publish(staging, dest, existed)
     except ObjectRestoring:
         shutil.rmtree(staging, ignore_errors=True)
-        _check_restored(version, {location.pack_id for location in locations.values()})
+        check_restored(version, {location.pack_id for location in locations.values()})
         raise
     except StoreError as error:
         shutil.rmtree(staging, ignore_errors=True)
@@ -207,7 +207,7 @@ def version_pull(
     return PullResult(version, dest, len(files), written)
 
 
-def _check_restored(version: Version, pack_ids: set[str]) -> None:
+def check_restored(version: Version, pack_ids: set[str]) -> None:
     """Start restoring the version's cold packs that cannot be read yet, and say
     when they will be ready, before anything is written."""
     from catalog.models import Pack
@@ -232,5 +232,6 @@ def _check_restored(version: Version, pack_ids: set[str]) -> None:
         packs = "1 pack is" if waiting == 1 else f"{waiting} packs are"
         raise RestoreInProgress(
             f"{version} is in cold storage: restoring, ready in {about(longest)} "
-            f"({packs} being restored); pull again then."
+            f"({packs} being restored); pull again then.",
+            ready_in_seconds=longest,
         )
