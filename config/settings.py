@@ -42,6 +42,13 @@ ALLOWED_HOSTS = [
 CSRF_TRUSTED_ORIGINS = [
     origin.strip() for origin in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if origin.strip()
 ]
+# Served over HTTPS (TLS ended here or at a proxy): cookies only over HTTPS, and
+# HSTS if asked. Off by default: `make run` and the compose file serve plain HTTP.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("STRATA_SECURE_COOKIES", False)
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
+# Behind a proxy that ends TLS and sets X-Forwarded-Proto (and strips a client's own).
+if env_bool("STRATA_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -226,12 +233,19 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 
 # -- Notifications ----------------------------------------------------------------
 
-# E-mail goes to the console unless a real backend is configured (EMAIL_URL-style
-# settings can be added by the deployment); a webhook, if set, gets a JSON POST on
-# every rollback request, decision and outcome.
+# E-mail goes to the console unless a real backend is configured; a webhook, if
+# set, gets a JSON POST on every rollback request, decision and outcome.
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "strata@localhost")
+# The SMTP backend's server, under Django's own names.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = 30
 STRATA_WEBHOOK_URL = os.environ.get("STRATA_WEBHOOK_URL", "")
 
 # -- Logging ----------------------------------------------------------------------

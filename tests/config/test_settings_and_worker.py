@@ -102,3 +102,72 @@ def test_a_worker_starts_on_either_broker_and_runs_a_task(broker_env, transactio
     finally:
         worker.terminate()
         worker.wait(20)
+
+
+PRODUCTION = {"DEBUG": "0", "SECRET_KEY": "x7" * 30, "ALLOWED_HOSTS": "strata.example.org"}
+
+
+def test_https_settings_come_from_the_environment():
+    plain = _django(PRODUCTION, "check", "--deploy")
+    for warning in ("security.W004", "security.W012", "security.W016"):
+        assert warning in plain.stderr + plain.stdout
+    secure = _django(
+        PRODUCTION | {"STRATA_SECURE_COOKIES": "1", "SECURE_HSTS_SECONDS": "31536000"}, "check", "--deploy"
+    )
+    assert secure.returncode == 0, secure.stderr
+    for warning in ("security.W004", "security.W012", "security.W016"):
+        assert warning not in secure.stderr + secure.stdout
+
+    forwarded = (
+        "from django.test import RequestFactory;"
+        "print(RequestFactory().get('/', HTTP_X_FORWARDED_PROTO='https').is_secure())"
+    )
+    assert _django(PRODUCTION, "shell", "-c", forwarded).stdout.strip().endswith("False")
+    behind = _django(PRODUCTION | {"STRATA_BEHIND_TLS_PROXY": "1"}, "shell", "-c", forwarded)
+    assert behind.stdout.strip().endswith("True"), behind.stderr
+
+
+def test_mail_goes_to_the_smtp_server_the_environment_names():
+    """A tiny SMTP server on loopback stands in for the mail relay."""
+    import socketserver
+    import threading
+
+    received: list[str] = []
+
+    class Smtp(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            self.wfile.write(b"220 test\r\n")
+            while line := self.rfile.readline():
+                command = line.decode().strip().upper()
+                if command.startswith(("EHLO", "HELO")):
+                    self.wfile.write(b"250 test\r\n")
+                elif command == "DATA":
+                    self.wfile.write(b"354 go on\r\n")
+                    body = []
+                    while (data := self.rfile.readline()) not in (b".\r\n", b""):
+                        body.append(data.decode())
+                    received.append("".join(body))
+                    self.wfile.write(b"250 queued\r\n")
+                elif command == "QUIT":
+                    self.wfile.write(b"221 bye\r\n")
+                    return
+                else:
+                    self.wfile.write(b"250 ok\r\n")
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Smtp) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        sent = _django(
+            {
+                "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+                "EMAIL_HOST": "127.0.0.1",
+                "EMAIL_PORT": str(server.server_address[1]),
+                "DEFAULT_FROM_EMAIL": "strata@example.org",
+            },
+            "shell",
+            "-c",
+            "from django.core.mail import send_mail; send_mail('Rollback approved', 'done', None, ['a@example.org'])",
+        )
+        server.shutdown()
+    assert sent.returncode == 0, sent.stderr
+    assert len(received) == 1
+    assert "Subject: Rollback approved" in received[0] and "From: strata@example.org" in received[0]
