@@ -20,6 +20,7 @@ from catalog.services.errors import IntegrityFailure, NotFound
 from catalog.services.store import DatabaseChunkIndex, file_chunks, get_backend
 from catalog.storage import tree as treeformat
 from catalog.storage.errors import MissingObject, StoreError
+from catalog.storage.seekable import SeekableReader
 from catalog.storage.store import locate_all, read_chunks
 
 TEXT_BYTES = 64 * 1024
@@ -56,7 +57,7 @@ class Preview:
     note: str = ""
 
 
-class StoredFile(io.RawIOBase):
+class StoredFile(SeekableReader):
     """A stored file as a read-only, seekable file object that fetches only the
     chunks a read touches, each verified. Chunk positions are learned in batches
     from the start, so a read near the start costs a query or two."""
@@ -64,28 +65,12 @@ class StoredFile(io.RawIOBase):
     _BATCH = 256
 
     def __init__(self, entry: treeformat.Entry) -> None:
-        super().__init__()
-        self.size = entry.size
+        super().__init__(entry.size)
         self._chunk_ids = file_chunks([entry.digest])[entry.digest]
         self._starts: list[int] = []  # offset in the file of each located chunk
         self._locations: list = []
         self._located_end = 0
-        self._position = 0
         self._cached: tuple[int, bytes] | None = None  # (chunk index, content)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
-        self._position = max(0, base + offset)
-        return self._position
 
     def _locate_until(self, offset: int) -> None:
         index = DatabaseChunkIndex()
@@ -110,12 +95,7 @@ class StoredFile(io.RawIOBase):
             self._cached = (index, data)
         return self._cached[1]
 
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
         end = self.size if size is None or size < 0 else min(self.size, self._position + size)
         if self._position >= end:
             return b""
@@ -131,9 +111,6 @@ class StoredFile(io.RawIOBase):
             self._position += len(piece)
             index += 1
         return b"".join(parts)
-
-    def readall(self) -> bytes:
-        return self.read(-1)
 
 
 def _last_at_or_before(starts: list[int], offset: int) -> int:

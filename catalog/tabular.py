@@ -21,7 +21,6 @@ die of SIGABRT as it exits (apache/arrow#34314), after printing its answer.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from catalog.storage.seekable import SeekableReader
 
 TABULAR_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet")
 _A, _B = "__strata_a", "__strata_b"
@@ -96,30 +97,17 @@ def read_schema(path: str, data: bytes) -> dict[str, str]:
     return {field.name: str(field.type) for field in table.schema}
 
 
-class _PartialFile(io.RawIOBase):
+class _PartialFile(SeekableReader):
     """A file of `size` bytes of which only the first (`head`) and last (`tail`)
     ones are at hand: enough for Parquet, whose schema is in its footer."""
 
     def __init__(self, head: bytes, tail: bytes, size: int) -> None:
-        self._head, self._tail, self._size = head, tail, size
-        self._start, self._position = size - len(tail), 0
+        super().__init__(size)
+        self._head, self._tail = head, tail
+        self._start = size - len(tail)
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
-        self._position = base + offset
-        return self._position
-
-    def read(self, count: int = -1) -> bytes:
-        end = self._size if count < 0 else min(self._size, self._position + count)
+    def read(self, count: int | None = -1) -> bytes:
+        end = self.size if count is None or count < 0 else min(self.size, self._position + count)
         if self._position >= self._start:
             data = self._tail[self._position - self._start : end - self._start]
         elif end <= len(self._head):
