@@ -13,7 +13,10 @@ from tests.conftest import ROOT, database_url
 
 
 def _django(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "DEBUG")}
+    # DJANGO_ALLOW_ASYNC_UNSAFE is set by the browser tests' process; a deployment
+    # has no such thing, and `check --deploy` rightly calls it an error.
+    unset = ("SECRET_KEY", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    env = {key: value for key, value in os.environ.items() if key not in unset}
     env.update(env_overrides)
     return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],
@@ -104,7 +107,11 @@ def test_a_worker_starts_on_either_broker_and_runs_a_task(broker_env, transactio
         worker.wait(20)
 
 
-PRODUCTION = {"DEBUG": "0", "SECRET_KEY": "x7" * 30, "ALLOWED_HOSTS": "strata.example.org"}
+PRODUCTION = {
+    "DEBUG": "0",
+    "SECRET_KEY": "k3J9-vQ2mZ8xR4tW7yB1nC6pL0sD5fG8hA3eU9iO2jK7qM4rT1wX6zV0bN5cY8uE",
+    "ALLOWED_HOSTS": "strata.example.org",
+}
 
 
 def test_https_settings_come_from_the_environment():
