@@ -220,7 +220,7 @@ class PackWriter:
             entries=tuple(self._entries),
             parts=(*self._parts, tail),
         )
-        self.abort()
+        self._start_empty()
         return sealed
 
     def finish(self) -> FinishedPack | None:
@@ -229,7 +229,10 @@ class PackWriter:
         return None if sealed is None else sealed.write(self.spool_dir)
 
     def abort(self) -> None:
-        """Drop the pack being collected."""
+        """Drop the pack being collected (on error)."""
+        self._start_empty()
+
+    def _start_empty(self) -> None:
         self._parts = []
         self._entries = []
         self._size = 0
