@@ -98,6 +98,36 @@ def model_versions(*, user: permissions.User, name: str) -> list[ModelVersion]:
     return versions
 
 
+@dataclass(slots=True)
+class VersionRow:
+    """A row of a model's versions page: the version, its metric values in the
+    page's column order, and what it trained on that the viewer may see."""
+
+    model: ModelVersion
+    values: list[Any]
+    trained_on: list[ModelPin]
+    hidden: int  # pinned versions of datasets the viewer may not read
+
+
+def model_version_rows(
+    *, user: permissions.User, versions: list[ModelVersion], metric_names: list[str]
+) -> list[VersionRow]:
+    """The rows of the versions page; pins are filtered by `model_visible_pins`,
+    the one rule the model page and the API use too."""
+    rows = []
+    for model in versions:
+        pins, hidden = model_visible_pins(user, model)
+        rows.append(
+            VersionRow(
+                model=model,
+                values=[model.metrics.get(metric) for metric in metric_names],
+                trained_on=[pin for pin in pins if not pin.evaluation],
+                hidden=hidden,
+            )
+        )
+    return rows
+
+
 # -- the model version page ------------------------------------------------------------
 
 

@@ -213,7 +213,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     except StrataError as error:
         return _problem(request, error)
     metric_names = sorted({metric for model in versions for metric in model.metrics})
-    rows = [(model, [model.metrics.get(metric) for metric in metric_names]) for model in versions]
+    rows = model_selectors.model_version_rows(user=request.user, versions=versions, metric_names=metric_names)
     context = {
         "name": name,
         "rows": rows,

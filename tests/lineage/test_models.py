@@ -475,3 +475,20 @@ def test_roles_pinning_the_same_versions_are_compared_once(client, personas, pus
     by_role = {diff["role"]: diff for diff in data["data"]}
     assert by_role["test"]["same_as"] == "train" and by_role["test"]["changes"] is None
     assert by_role["train"]["changes"]["tables"][0]["labels"]["counts_b"] == {"positive": 80, "negative": 20}
+
+
+def test_the_versions_page_counts_pins_of_datasets_the_viewer_cannot_read_without_naming_them(
+    client, personas, trained
+):
+    from catalog.models import Dataset
+    from catalog.services.datasets import dataset_update
+
+    reviews = Dataset.objects.get(name="reviews")
+    dataset_update(user=personas["alice"], dataset=reviews, visibility="restricted")
+    client.force_login(personas["bob"])
+    html = client.get("/models/fraud/").content.decode()
+    assert "/models/fraud/versions/3.1/" in html
+    assert "reviews 1." not in html and "1 pinned version of datasets you cannot read" in html
+    client.force_login(personas["alice"])
+    html = client.get("/models/fraud/").content.decode()
+    assert "reviews 1.0.0" in html and "cannot read" not in html
