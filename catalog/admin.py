@@ -15,7 +15,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from . import permissions
 from .formatting import human_bytes
@@ -99,6 +99,43 @@ class ReadOnlyAdmin(StrataAdmin):
         return False
 
 
+def visible_rows(queryset: QuerySet, user: permissions.User, paths: tuple[str, ...]) -> QuerySet:
+    """Only the rows whose dataset, reached by each of `paths` (``"dataset"``,
+    ``"version__dataset"``), the user may read; a row with no dataset stays."""
+    if permissions.is_admin(user):
+        return queryset
+    visible = permissions.visible_datasets(user)
+    for path in paths:
+        queryset = queryset.filter(Q(**{f"{path}__isnull": True}) | Q(**{f"{path}__in": visible}))
+    return queryset
+
+
+class VisibleDatasetsOnly:
+    """For the admins of rows that belong to a dataset: a restricted dataset the
+    user cannot read does not exist for them here either — not in a list, a
+    search, a change page or an action (`catalog.permissions`). Staff and
+    approvers enter the admin without being able to read every dataset."""
+
+    dataset_paths: tuple[str, ...] = ("dataset",)
+
+    def get_queryset(self, request):
+        return visible_rows(super().get_queryset(request), request.user, self.dataset_paths)  # type: ignore[misc]
+
+
+class VisibleDatasetNamesOnly:
+    """`VisibleDatasetsOnly` for rows that name their dataset rather than point at
+    it (an upload, whose dataset may not exist yet), and the rows of those."""
+
+    dataset_name_path = "dataset_name"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)  # type: ignore[misc]
+        if permissions.is_admin(request.user):
+            return queryset
+        hidden = Dataset.objects.exclude(pk__in=permissions.visible_datasets(request.user))
+        return queryset.exclude(**{f"{self.dataset_name_path}__in": hidden.values("name")})
+
+
 def _size(value: int | None) -> str:
     return "—" if value is None else human_bytes(value)
 
@@ -159,7 +196,7 @@ class KeywordAdmin(StrataAdmin):
 
 
 @admin.register(Dataset)
-class DatasetAdmin(StrataAdmin):
+class DatasetAdmin(VisibleDatasetsOnly, StrataAdmin):
     """Datasets are made by their first push or upload, and never deleted here
     (their versions are protected); what is said about them is edited through
     `dataset_update`, which checks the role and writes the audit event."""
@@ -182,6 +219,7 @@ class DatasetAdmin(StrataAdmin):
     ]
     ordering = ["-updated"]
     show_full_result_count = False
+    dataset_paths = ("pk",)
 
     def get_queryset(self, request):
         versions = (
@@ -236,7 +274,7 @@ class DatasetAdmin(StrataAdmin):
 
 
 @admin.register(Version)
-class VersionAdmin(ReadOnlyAdmin):
+class VersionAdmin(VisibleDatasetsOnly, ReadOnlyAdmin):
     list_display = [
         "dataset",
         "semver",
@@ -261,7 +299,7 @@ class VersionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Branch)
-class BranchAdmin(ReadOnlyAdmin):
+class BranchAdmin(VisibleDatasetsOnly, ReadOnlyAdmin):
     list_display = ["dataset", "name", "head_semver", "updated"]
     search_fields = ["dataset__name", "name"]
     list_select_related = ["dataset", "head"]
@@ -272,7 +310,7 @@ class BranchAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Tag)
-class TagAdmin(ReadOnlyAdmin):
+class TagAdmin(VisibleDatasetsOnly, ReadOnlyAdmin):
     list_display = ["dataset", "name", "version_semver", "created", "created_by"]
     search_fields = ["dataset__name", "name", "created_by"]
     list_select_related = ["dataset", "version"]
@@ -283,7 +321,7 @@ class TagAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
+class AuditEventAdmin(VisibleDatasetsOnly, ReadOnlyAdmin):
     list_display = ["created", "actor", "action", "dataset", "object_type", "object_id"]
     list_filter = ["action", "object_type", "created"]
     search_fields = ["actor", "object_id", "dataset__name", "action"]
@@ -364,7 +402,7 @@ class ApiTokenAdmin(StrataAdmin):
 
 
 @admin.register(Upload)
-class UploadAdmin(ReadOnlyAdmin):
+class UploadAdmin(VisibleDatasetNamesOnly, ReadOnlyAdmin):
     list_display = ["id", "dataset_name", "branch", "user", "created", "expires", "committed"]
     list_filter = ["created"]
     search_fields = ["=id", "dataset_name", "user__username"]
@@ -372,15 +410,17 @@ class UploadAdmin(ReadOnlyAdmin):
 
 
 @admin.register(UploadLease)
-class UploadLeaseAdmin(ReadOnlyAdmin):
+class UploadLeaseAdmin(VisibleDatasetNamesOnly, ReadOnlyAdmin):
     list_display = ["upload", "pack", "uploaded"]
+    dataset_name_path = "upload__dataset_name"
     list_filter = ["uploaded"]
     search_fields = ["=upload__id", "=pack__id"]
 
 
 @admin.register(UploadPart)
-class UploadPartAdmin(ReadOnlyAdmin):
+class UploadPartAdmin(VisibleDatasetNamesOnly, ReadOnlyAdmin):
     list_display = ["upload", "number", "entry_count"]
+    dataset_name_path = "upload__dataset_name"
     search_fields = ["=upload__id"]
     exclude = ["data"]
 
@@ -394,7 +434,7 @@ class IdempotencyKeyAdmin(ReadOnlyAdmin):
 
 
 @admin.register(RollbackRequest)
-class RollbackRequestAdmin(ReadOnlyAdmin):
+class RollbackRequestAdmin(VisibleDatasetsOnly, ReadOnlyAdmin):
     """Approvers decide here as on the dashboard, through the same services (so the
     four-eyes rule holds here too)."""
 

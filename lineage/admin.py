@@ -6,13 +6,13 @@ from __future__ import annotations
 from django.contrib import admin
 
 from catalog import permissions
-from catalog.admin import ReadOnlyAdmin
+from catalog.admin import ReadOnlyAdmin, VisibleDatasetsOnly
 
 from .models import Edge, IngestedEvent, ModelPin, ModelVersion, Node, Run, Source
 
 
 @admin.register(Node)
-class NodeAdmin(ReadOnlyAdmin):
+class NodeAdmin(VisibleDatasetsOnly, ReadOnlyAdmin):
     list_display = ("id", "kind", "label", "created")
     list_filter = ("kind",)
     search_fields = ("label", "key")
@@ -35,8 +35,9 @@ class SourceAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Edge)
-class EdgeAdmin(ReadOnlyAdmin):
+class EdgeAdmin(VisibleDatasetsOnly, ReadOnlyAdmin):
     list_display = ("id", "src", "dst", "created")
+    dataset_paths = ("src__dataset", "dst__dataset")
     raw_id_fields = ("src", "dst")
 
 
@@ -46,8 +47,9 @@ class IngestedEventAdmin(ReadOnlyAdmin):
     raw_id_fields = ("run",)
 
 
-class ModelPinInline(admin.TabularInline):
+class ModelPinInline(VisibleDatasetsOnly, admin.TabularInline):
     model = ModelPin
+    dataset_paths = ("version__dataset",)
     extra = 0
     can_delete = False
     raw_id_fields = ("version", "run")
