@@ -357,11 +357,14 @@ def notify(request_id: int, event: str) -> None:
         + (f"Decided by {request.decider_name}: {request.decision_comment}\n" if request.decider_name else "")
         + (f"Error: {request.error}\n" if request.error else "")
     )
+    # Only people who may read the dataset hear of it: a restricted dataset does
+    # not exist for the others, not even in their inbox.
     users = get_user_model().objects.filter(is_active=True).exclude(email="")
-    approvers = users.filter(groups__name__in=[permissions.APPROVER, permissions.ADMIN])
-    recipients = set(approvers.values_list("email", flat=True))
+    approvers = users.filter(groups__name__in=[permissions.APPROVER, permissions.ADMIN]).distinct()
+    concerned = list(approvers)
     if request.requested_by is not None and request.requested_by.email:
-        recipients.add(request.requested_by.email)
+        concerned.append(request.requested_by)
+    recipients = {user.email for user in concerned if permissions.can_read(user, request.dataset)}
     try:
         if recipients:
             send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, sorted(recipients))

@@ -304,3 +304,27 @@ def test_request_decision_and_outcome_are_sent_by_mail_and_webhook(personas, his
     expected = ["alice@example.org", "carol@example.org", "erin@example.org"]
     assert [sorted(message.to) for message in mailoutbox] == [expected, expected]
     assert "fix forward instead" in mailoutbox[1].body
+
+
+def test_rollback_mail_goes_only_to_approvers_who_may_read_the_dataset(personas, history, mailoutbox):
+    from django.contrib.auth.models import Group, User
+    from django.test import TestCase
+
+    from catalog.services.datasets import dataset_update
+
+    # frank approves for the fraud team, which may read the now restricted reviews; carol may not.
+    frank = User.objects.create_user("frank", "frank@example.org", "frank-password")
+    frank.groups.add(Group.objects.get(name="approver"))
+    team = Group.objects.create(name="fraud-team")
+    frank.groups.add(team)
+    dataset_update(
+        user=personas["alice"],
+        dataset=history["good"].dataset,
+        visibility="restricted",
+        groups=["fraud-team"],
+    )
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        _ask(personas, history)
+    assert [sorted(message.to) for message in mailoutbox] == [
+        ["alice@example.org", "erin@example.org", "frank@example.org"]
+    ]
