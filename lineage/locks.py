@@ -48,7 +48,7 @@ from catalog import permissions
 from catalog.formatting import human_bytes
 from catalog.models import DATASET_NAME_RE, Version
 from catalog.selectors import resolve_spec
-from catalog.services.errors import UserError
+from catalog.services.errors import NotFound, UserError
 from catalog.services.pull import PullResult, version_pull
 from catalog.services.store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
 from catalog.storage.backends import Backend, RestoreState
@@ -153,11 +153,22 @@ def lock_build(*, user: permissions.User, specs: Iterable[str] = (), model: str 
     entries: list[LockEntry] = []
     model_spec = ""
     if model:
-        found: ModelVersion = model_get(user=user, spec=model)
+        # One answer whether the model version is missing or pins a dataset the
+        # user cannot read: a restricted dataset must not show through its name,
+        # nor its existence through a different message.
+        unlockable = NotFound(
+            f"there is no model version {model} whose data you may read; check the name "
+            "and version, or ask the owners of its datasets for access."
+        )
+        try:
+            found: ModelVersion = model_get(user=user, spec=model)
+        except NotFound:
+            raise unlockable from None
         model_spec = found.spec
-        for pin in found.pins.select_related("version__dataset"):
-            permissions.require_read(user, pin.version.dataset)
-            entries.append(_entry_for(pin.version, role=pin.role, requested=pin.requested))
+        pins = list(found.pins.select_related("version__dataset"))
+        if not all(permissions.can_read(user, pin.version.dataset) for pin in pins):
+            raise unlockable
+        entries.extend(_entry_for(pin.version, role=pin.role, requested=pin.requested) for pin in pins)
     for spec in specs:
         _, version = resolve_spec(spec, user)
         entry = _entry_for(version, requested=spec)

@@ -294,3 +294,17 @@ def test_the_schema_and_its_docs_page_are_served(api, db):
         assert path in paths
     assert "/api/v1/store/packs/{pack_id}" not in paths  # the local store's byte endpoint is not an API
     assert api(None).get("/docs").status_code == 200
+
+
+def test_the_lock_of_a_model_pinning_a_restricted_dataset_reads_as_a_missing_model(
+    api, world, client, personas
+):
+    assert api("alice").get("/models/m/versions/1/lock").status_code == 200
+    hidden = api("bob").get("/models/m/versions/1/lock")
+    missing = api("bob").get("/models/m/versions/9/lock")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json()["error"].replace("m@1", "X") == missing.json()["error"].replace("m@9", "X")
+    assert "secret" not in hidden.content.decode()
+    client.force_login(personas["bob"])
+    page = client.get("/models/m/versions/1/strata.lock")
+    assert page.status_code == 404 and "secret" not in page.content.decode()
