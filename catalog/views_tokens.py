@@ -8,20 +8,19 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
 
 from catalog.models import ApiToken
 from catalog.services.errors import UserError
 from catalog.services.tokens import token_create, token_revoke
 
-# The new secret waits in the session for exactly one page view, so that a reload
-# does not make a second token and the secret is never shown twice.
-_NEW_SECRET = "strata_new_token"
 EXPIRY_CHOICES = [(30, "30 days"), (90, "90 days"), (365, "1 year"), (0, "never")]
 
 
 @login_required
 def account_tokens(request: HttpRequest) -> HttpResponse:
     error = None
+    new_token = None
     if request.method == "POST":
         try:
             if request.POST.get("action") == "revoke":
@@ -35,13 +34,14 @@ def account_tokens(request: HttpRequest) -> HttpResponse:
                 expires_in_days=days or None,
                 actor=request.user,
             )
-            request.session[_NEW_SECRET] = {"name": token.name, "secret": secret}
-            return redirect("account_tokens")
+            # The secret is shown on this response only, never kept: not in the
+            # session (its store is a table or a cache others can read), not in a
+            # redirect. A reload asks the browser to post again, for a new token.
+            new_token = {"name": token.name, "secret": secret}
         except UserError as problem:
             error = str(problem)
-    new_token = request.session.pop(_NEW_SECRET, None)
     tokens = ApiToken.objects.filter(user=request.user).order_by("-created")
-    return render(
+    response = render(
         request,
         "account/tokens.html",
         {
@@ -53,6 +53,9 @@ def account_tokens(request: HttpRequest) -> HttpResponse:
         },
         status=400 if error else 200,
     )
+    if new_token is not None:
+        add_never_cache_headers(response)  # nor in a cache on the way
+    return response
 
 
 def _int(value: str | None, what: str) -> int:

@@ -25,8 +25,8 @@ def test_the_token_page_shows_a_new_secret_once_and_stores_only_its_hash(persona
     made = page.post(
         "/account/tokens/", {"action": "create", "name": "nightly training", "expires_days": "30"}
     )
-    assert made.status_code == 302
-    shown = page.get("/account/tokens/").content.decode()
+    assert made.status_code == 200 and "no-store" in made["Cache-Control"]
+    shown = made.content.decode()
     token = ApiToken.objects.get(user=personas["bob"])
     secret = shown.split('id="new-token">')[1].split("<")[0]
     assert secret.startswith("strata_") and token.prefix in secret
@@ -44,6 +44,14 @@ def test_the_token_page_shows_a_new_secret_once_and_stores_only_its_hash(persona
         "never"
         not in page.get("/account/tokens/").content.decode().split("nightly training")[1].split("</tr>")[0]
     )
+
+
+def test_a_new_token_secret_is_never_written_to_the_session(personas):
+    page = signed_in(personas["bob"])
+    made = page.post("/account/tokens/", {"action": "create", "name": "ci", "expires_days": "30"})
+    secret = made.content.decode().split('id="new-token">')[1].split("<")[0]
+    assert secret.startswith("strata_")
+    assert secret not in json.dumps(dict(page.session.items()), default=str)
 
 
 def test_a_token_is_revoked_from_the_page_and_stops_working(personas, tokens):
