@@ -16,7 +16,8 @@ logger = logging.getLogger(__name__)
 
 @app.task(acks_late=True)
 def verify_store() -> dict[str, object]:
-    """Re-hash every reachable chunk; log what is broken (scheduled nightly).
+    """Re-hash every reachable chunk and file; log what is broken; remove the spool
+    files older than a day that killed pushes left (scheduled nightly).
 
     Versions retention expired are skipped: their data is gone on purpose. Cold
     packs are listed, not read, so the nightly run never starts a restore."""
@@ -30,11 +31,23 @@ def verify_store() -> dict[str, object]:
         logger.info("verify: %s expired versions not checked", len(report.expired))
     if report.cold_packs:
         logger.info("verify: %s cold packs not checked (restore to verify)", len(report.cold_packs))
+    removed = [spool for spool in report.spool_files if spool.removed]
+    if removed:
+        logger.info(
+            "verify: removed %s spool files (%s bytes) left by interrupted pushes",
+            len(removed),
+            sum(spool.size for spool in removed),
+        )
+    for spool in report.spool_files:
+        if not spool.removed:
+            logger.warning("verify: could not remove spool file %s", spool.path)
     return {
         "ok": report.ok,
         "broken": len(report.broken),
+        "mismatched_files": len(report.mismatched_files),
         "expired": len(report.expired),
         "cold_packs": len(report.cold_packs),
+        "spool_files_removed": len(removed),
     }
 
 

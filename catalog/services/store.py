@@ -33,12 +33,23 @@ def get_backend() -> Backend:
     with _backends_lock:
         backend = _backends.get(url)
         if backend is None:
-            spool = os.path.join(settings.STRATA_CACHE_DIR, "spool")
             backend = open_backend(
-                url, spool_dir=spool, restore_seconds=settings.STRATA_LOCAL_RESTORE_SECONDS
+                url, spool_dir=_cache_spool_dir(), restore_seconds=settings.STRATA_LOCAL_RESTORE_SECONDS
             )
             _backends[url] = backend
     return backend
+
+
+def _cache_spool_dir() -> str:
+    return os.path.join(settings.STRATA_CACHE_DIR, "spool")
+
+
+def spool_dirs() -> list[str]:
+    """Every local folder packs are spooled in before they are stored: the
+    configured backend's (``tmp/`` inside a local store, the cache's spool folder
+    for S3) and the cache's spool folder in any case, for what a store
+    configured before this one left there."""
+    return [get_backend().spool_dir(), _cache_spool_dir()]
 
 
 def read_pulled(

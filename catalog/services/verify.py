@@ -5,9 +5,12 @@ their trees, file manifests and chunks. Versions that retention expired are list
 not checked: their data was let go on purpose. Cold packs (per the catalog's tier)
 that no finished restore made readable are listed, not read: reading one would ask
 the store for a restore, and a nightly verify must not start restores. Each tree is re-hashed against its name,
-each chunk is read from its pack, decompressed and re-hashed. Packs in the store that
+each chunk is read from its pack, decompressed and re-hashed, and each file cut in
+several chunks is re-hashed whole against its digest from those same decoded bytes
+(a file of one chunk is named by that chunk, so its chunk's check is its own). Packs in the store that
 the catalog does not know are listed as unreferenced: what a crashed push leaves, for
-garbage collection to remove after its grace period.
+garbage collection to remove after its grace period; spool files that killed pushes
+left are removed once they are a day old.
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ import zstandard
 from catalog.models import FileManifest, Pack, PackRestore, Tree, Version
 from catalog.storage import tree as treeformat
 from catalog.storage.backends import Backend
-from catalog.storage.hashing import EMPTY_DIGEST
-from catalog.storage.store import verify_locations
+from catalog.storage.errors import StoreError
+from catalog.storage.hashing import EMPTY_DIGEST, new_hasher
+from catalog.storage.packs import ChunkLocation
+from catalog.storage.spool import SpoolFile, spool_sweep
+from catalog.storage.store import read_chunks_checked, verify_locations
 
-from .store import DatabaseChunkIndex, batched, get_backend
+from .store import DatabaseChunkIndex, batched, get_backend, spool_dirs
 
 
 @dataclass
@@ -32,15 +38,21 @@ class VerifyReport:
     versions: int = 0
     trees: int = 0
     files: int = 0
+    # Files of several chunks re-hashed whole against their digests.
+    files_hashed: int = 0
     chunks: int = 0
     chunk_bytes: int = 0
     packs: int = 0
     broken: list[str] = field(default_factory=list)
+    # Files whose bytes do not hash to their digest: (version, path, digest).
+    mismatched_files: list[tuple[str, str, str]] = field(default_factory=list)
     # Versions retention expired, with the day: their data is gone on purpose.
     expired: list[tuple[str, date]] = field(default_factory=list)
     # Cold packs not read, with their sizes: restore them to verify them.
     cold_packs: list[tuple[str, int]] = field(default_factory=list)
     unreferenced_packs: list[tuple[str, int]] = field(default_factory=list)
+    # Spool files older than a day: removed, unless asked to keep them.
+    spool_files: list[SpoolFile] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -52,24 +64,53 @@ class VerifyReport:
             "versions": self.versions,
             "trees": self.trees,
             "files": self.files,
+            "files_hashed": self.files_hashed,
             "chunks": self.chunks,
             "chunk_bytes": self.chunk_bytes,
             "packs": self.packs,
             "broken": self.broken,
+            "mismatched_files": [
+                {"version": label, "path": path, "digest": digest}
+                for label, path, digest in self.mismatched_files
+            ],
             "expired": [{"version": label, "expired": day.isoformat()} for label, day in self.expired],
             "cold_packs": [{"pack": pack_id, "size": size} for pack_id, size in self.cold_packs],
             "unreferenced_packs": [
                 {"pack": pack_id, "size": size} for pack_id, size in self.unreferenced_packs
             ],
+            "spool_files": [
+                {
+                    "path": spool.path,
+                    "size": spool.size,
+                    "age_seconds": int(spool.age_seconds),
+                    "removed": spool.removed,
+                }
+                for spool in self.spool_files
+            ],
         }
 
 
+def _where(label: str, path: str) -> str:
+    return f"{label}/{path}" if path else label
+
+
 def store_verify(
-    *, versions: Iterable[Version] | None = None, list_unreferenced: bool = True
+    *,
+    versions: Iterable[Version] | None = None,
+    list_unreferenced: bool = True,
+    keep_spool: bool = False,
 ) -> VerifyReport:
-    """Re-read and re-hash everything the given versions (default: all) reach, and
-    (unless told not to) list the packs in the store that nothing refers to."""
+    """Re-read and re-hash everything the given versions (default: all) reach.
+
+    Unless told not to (`list_unreferenced`), it also looks after the whole store:
+    it lists the packs nothing refers to and removes the spool files older than a
+    day (only lists them, with `keep_spool`).
+    """
     report = VerifyReport()
+    if list_unreferenced:
+        # First: it is quick, and a spool folder that cannot be read fails the run
+        # before hours of reading rather than after.
+        report.spool_files = spool_sweep(spool_dirs(), remove=not keep_spool)
     selected = list(versions) if versions is not None else list(Version.objects.select_related("dataset"))
     report.expired = [
         (f"{version.dataset.name}@{version.semver}", version.expired.date())
@@ -78,14 +119,15 @@ def store_verify(
     ]
     selected = [version for version in selected if version.expired is None]
     report.versions = len(selected)
-    # Where each object is first needed, to name what a broken object affects.
-    needed_by: dict[str, str] = {}
+    # Where each object is first needed, as (version, path), to name what a broken
+    # object affects.
+    needed_by: dict[str, tuple[str, str]] = {}
 
     # Trees, level by level, each shared subtree once.
     level = []
     for version in selected:
         if version.tree_id not in needed_by:
-            needed_by[version.tree_id] = f"{version.dataset.name}@{version.semver}"
+            needed_by[version.tree_id] = (f"{version.dataset.name}@{version.semver}", "")
             level.append(version.tree_id)
     seen_trees: set[str] = set(level)
     file_digests: dict[str, int] = {}
@@ -97,13 +139,14 @@ def store_verify(
             for tree_id, data in Tree.objects.filter(id__in=batch).values_list("id", "data"):
                 found.add(tree_id)
                 report.trees += 1
+                label, folder = needed_by[tree_id]
                 try:
                     entries = treeformat.decode(decompressor.decompress(bytes(data)), expected_id=tree_id)
                 except (zstandard.ZstdError, treeformat.InvalidTree) as error:
-                    report.broken.append(f"tree {tree_id} ({needed_by[tree_id]}): {error}")
+                    report.broken.append(f"tree {tree_id} ({_where(label, folder)}): {error}")
                     continue
                 for entry in entries:
-                    where = f"{needed_by[tree_id]}/{entry.name}"
+                    where = (label, f"{folder}/{entry.name}" if folder else entry.name)
                     if entry.is_tree and entry.digest not in seen_trees:
                         seen_trees.add(entry.digest)
                         needed_by[entry.digest] = where
@@ -112,7 +155,9 @@ def store_verify(
                         file_digests[entry.digest] = entry.size
                         needed_by.setdefault(entry.digest, where)
         for tree_id in set(level) - found:
-            report.broken.append(f"tree {tree_id} ({needed_by[tree_id]}) is missing from the catalog")
+            report.broken.append(
+                f"tree {tree_id} ({_where(*needed_by[tree_id])}) is missing from the catalog"
+            )
         level = next_level
     report.files = len(file_digests)
 
@@ -125,17 +170,24 @@ def store_verify(
             manifests[manifest.digest] = manifest.chunk_list()
     for digest in digests:
         for chunk_id in manifests.get(digest, [digest]):
-            chunk_needed_by.setdefault(chunk_id, needed_by[digest])
+            chunk_needed_by.setdefault(chunk_id, _where(*needed_by[digest]))
     locations = DatabaseChunkIndex().locate(list(chunk_needed_by))
     for chunk_id in chunk_needed_by:
         if chunk_id not in locations:
             report.broken.append(f"chunk {chunk_id} ({chunk_needed_by[chunk_id]}) is missing from the index")
+    # Files to re-hash whole: those whose chunks are all there and add up.
+    whole: list[str] = []
     for digest, chunk_ids in manifests.items():
-        total = sum(locations[c].raw_length for c in chunk_ids if c in locations)
-        if all(c in locations for c in chunk_ids) and total != file_digests[digest]:
+        if not all(c in locations for c in chunk_ids):
+            continue
+        total = sum(locations[c].raw_length for c in chunk_ids)
+        if total != file_digests[digest]:
             report.broken.append(
-                f"file {digest} ({needed_by[digest]}): its chunks add up to {total} bytes, not {file_digests[digest]}"
+                f"file {digest} ({_where(*needed_by[digest])}): its chunks add up to {total} bytes, "
+                f"not {file_digests[digest]}"
             )
+        elif chunk_ids != [digest]:
+            whole.append(digest)
 
     # Chunks, read back from their packs; cold ones are left alone.
     backend = get_backend()
@@ -143,11 +195,26 @@ def store_verify(
     report.cold_packs = sorted(cold.items())
     readable = [location for location in locations.values() if location.pack_id not in cold]
     report.chunks = len(readable)
+    report.chunk_bytes = sum(location.raw_length for location in readable)
     report.packs = len({location.pack_id for location in readable})
-    for location, error in verify_locations(backend, readable):
-        report.chunk_bytes += location.raw_length
-        if error is not None:
-            report.broken.append(f"{error} — needed by {chunk_needed_by[location.chunk_id]}")
+    whole = [digest for digest in whole if all(locations[c].pack_id not in cold for c in manifests[digest])]
+    # Files first, in the order they were stored (neighbouring chunks are read
+    # together): the reads that hash them check their chunks too.
+    whole.sort(key=lambda digest: _first_position(manifests[digest], locations))
+    chunk_errors, mismatched = _verify_files(backend, whole, manifests, locations)
+    report.files_hashed = len(whole)
+    for chunk_id, chunk_error in chunk_errors.items():
+        if chunk_error is not None:
+            report.broken.append(f"{chunk_error} — needed by {chunk_needed_by[chunk_id]}")
+    for digest in mismatched:
+        label, path = needed_by[digest]
+        report.mismatched_files.append((label, path, digest))
+        report.broken.append(f"file {path} of {label} does not match its digest {digest}")
+    # Then the chunks no such file holds (files of one chunk), in pack order.
+    rest = [location for location in readable if location.chunk_id not in chunk_errors]
+    for location, chunk_error in verify_locations(backend, rest):
+        if chunk_error is not None:
+            report.broken.append(f"{chunk_error} — needed by {chunk_needed_by[location.chunk_id]}")
 
     if not list_unreferenced:
         return report
@@ -156,6 +223,50 @@ def store_verify(
         (pack_id, size) for pack_id, size in backend.list_packs() if pack_id not in known_packs
     ]
     return report
+
+
+def _first_position(chunk_ids: list[str], locations: dict[str, ChunkLocation]) -> tuple[str, int]:
+    """Where a file's first chunk is stored (a forged manifest may name none)."""
+    if not chunk_ids:
+        return ("", 0)
+    first = locations[chunk_ids[0]]
+    return (first.pack_id, first.offset)
+
+
+def _verify_files(
+    backend: Backend,
+    digests: list[str],
+    manifests: dict[str, list[str]],
+    locations: dict[str, ChunkLocation],
+) -> tuple[dict[str, StoreError | None], list[str]]:
+    """Re-hash each file whole from its chunks, decoded in order.
+
+    Returns every chunk read with its error (None when it is sound), and the files
+    whose chunks are all sound but do not hash to their digest: a manifest forged
+    or damaged in the catalog, naming chunks that are not the file's. A file with
+    a bad chunk is left to that chunk's error. A chunk shared by several files is
+    read once per file (each needs its bytes), its error kept from the first read.
+    Only the chunks being hashed and the reads running ahead of them are held, so
+    the size of a file does not matter.
+    """
+    wanted = (locations[chunk_id] for digest in digests for chunk_id in manifests[digest])
+    reads = read_chunks_checked(backend, wanted)
+    chunk_errors: dict[str, StoreError | None] = {}
+    mismatched: list[str] = []
+    for digest in digests:
+        hasher = new_hasher()
+        intact = True
+        for chunk_id in manifests[digest]:
+            _location, content = next(reads)
+            if isinstance(content, StoreError):
+                intact = False
+                chunk_errors.setdefault(chunk_id, content)
+                continue
+            chunk_errors.setdefault(chunk_id, None)
+            hasher.update(content)
+        if intact and hasher.hexdigest() != digest:
+            mismatched.append(digest)
+    return chunk_errors, mismatched
 
 
 def _cold_packs(pack_ids: set[str], backend: Backend) -> dict[str, int]:

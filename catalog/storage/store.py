@@ -271,7 +271,7 @@ def _encode_batch(batch: Sequence[Payload]) -> list[tuple[str, int, Payload, int
 # -- reading -----------------------------------------------------------------------
 
 
-def _spans(locations: Sequence[ChunkLocation]) -> Iterator[list[ChunkLocation]]:
+def _spans(locations: Iterable[ChunkLocation]) -> Iterator[list[ChunkLocation]]:
     """Group consecutive locations that one ranged read can serve."""
     group: list[ChunkLocation] = []
     for location in locations:
@@ -335,30 +335,59 @@ def read_chunk_views(
     return _read(backend, locations, workers, copy=False)
 
 
+def _read_span_checked(
+    backend: Backend, group: list[ChunkLocation]
+) -> list[tuple[ChunkLocation, Payload | StoreError]]:
+    """`_read_span` that gives each location its content or its error, and goes on."""
+    start = group[0].offset
+    end = group[-1].offset + group[-1].stored_length
+    try:
+        view = memoryview(backend.read_range(group[0].pack_id, start, end - start))
+    except StoreError as error:
+        return [(location, error) for location in group]
+    results: list[tuple[ChunkLocation, Payload | StoreError]] = []
+    for location in group:
+        begin = location.offset - start
+        try:
+            results.append(
+                (location, decode_chunk(location, view[begin : begin + location.stored_length], copy=False))
+            )
+        except StoreError as error:
+            results.append((location, error))
+    return results
+
+
+def read_chunks_checked(
+    backend: Backend, locations: Iterable[ChunkLocation], *, workers: int = 4
+) -> Iterator[tuple[ChunkLocation, Payload | StoreError]]:
+    """`read_chunk_views` that goes on past a chunk it cannot read or verify: each
+    location, in the order given, with its verified content or the error naming
+    what is wrong with it. `locations` is consumed as the reads go, so a long list
+    of them can be a generator."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        window: deque[Future[list[tuple[ChunkLocation, Payload | StoreError]]]] = deque()
+        for group in _spans(locations):
+            window.append(pool.submit(_read_span_checked, backend, group))
+            if len(window) > workers * 2:
+                yield from window.popleft().result()
+        while window:
+            yield from window.popleft().result()
+
+
 def verify_locations(
     backend: Backend, locations: Sequence[ChunkLocation], *, workers: int = 4
 ) -> Iterator[tuple[ChunkLocation, StoreError | None]]:
     """Re-read and re-hash every location; yield each with its error, if any.
 
     Unlike `read_chunks` this goes on past a bad chunk, so one run names them all.
+    The content is dropped as soon as it is checked, so reads run ahead freely.
     """
 
     def check(group: list[ChunkLocation]) -> list[tuple[ChunkLocation, StoreError | None]]:
-        try:
-            start = group[0].offset
-            end = group[-1].offset + group[-1].stored_length
-            view = memoryview(backend.read_range(group[0].pack_id, start, end - start))
-        except StoreError as error:
-            return [(location, error) for location in group]
-        results: list[tuple[ChunkLocation, StoreError | None]] = []
-        for location in group:
-            begin = location.offset - start
-            try:
-                decode_chunk(location, view[begin : begin + location.stored_length])
-                results.append((location, None))
-            except StoreError as error:
-                results.append((location, error))
-        return results
+        return [
+            (location, result if isinstance(result, StoreError) else None)
+            for location, result in _read_span_checked(backend, group)
+        ]
 
     ordered = sorted(locations, key=lambda location: (location.pack_id, location.offset))
     with ThreadPoolExecutor(max_workers=workers) as pool:

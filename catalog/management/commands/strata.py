@@ -205,8 +205,15 @@ class Command(BaseCommand):
         diff.add_argument("--key", help="key column for row diffs (default: detected)")
         diff.add_argument("--label", help="label column for the distribution shift (default: detected)")
 
-        verify = sub.add_parser("verify", parents=[common], help="re-hash every stored byte")
+        verify = sub.add_parser(
+            "verify", parents=[common], help="re-hash every stored byte and file; clear old spool files"
+        )
         verify.add_argument("spec", nargs="?", metavar="DATASET[@REF]")
+        verify.add_argument(
+            "--keep-spool",
+            action="store_true",
+            help="list spool files older than a day instead of removing them",
+        )
 
         sub.add_parser(
             "cost", parents=[common], help="bytes and $/month per dataset, branch and tier; retention status"
@@ -724,7 +731,7 @@ class Command(BaseCommand):
                     f"{versions[0]} expired under the retention policy on {versions[0].expired:%Y-%m-%d}; "
                     "its data is gone, so there is nothing to verify."
                 )
-        report = store_verify(versions=versions)
+        report = store_verify(versions=versions, keep_spool=options["keep_spool"])
         lines = [
             f"Checked {report.versions:,} versions: {report.trees:,} trees, {report.files:,} files, "
             f"{report.chunks:,} chunks ({human_bytes(report.chunk_bytes)}) in {report.packs:,} packs."
@@ -746,6 +753,24 @@ class Command(BaseCommand):
             )
             lines += [
                 f"  unreferenced {pack_id} {human_bytes(size)}" for pack_id, size in report.unreferenced_packs
+            ]
+        removed = [spool for spool in report.spool_files if spool.removed]
+        kept = [spool for spool in report.spool_files if not spool.removed]
+        if removed:
+            size = sum(spool.size for spool in removed)
+            lines.append(
+                f"removed {_count(len(removed), 'spool file', 'spool files')} ({human_bytes(size)}) "
+                "left by interrupted pushes"
+            )
+        if kept:
+            size = sum(spool.size for spool in kept)
+            lines.append(
+                f"{_count(len(kept), 'spool file', 'spool files')} ({human_bytes(size)}) left by "
+                "interrupted pushes, older than a day, not removed:"
+            )
+            lines += [
+                f"  spool {spool.path} {human_bytes(spool.size)}, {spool.age_seconds / 86400:.1f} days old"
+                for spool in kept
             ]
         if report.ok:
             readable = "readable" if report.cold_packs else "reachable"
