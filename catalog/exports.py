@@ -7,6 +7,7 @@ produced member by member, chunk by chunk. Used by the pages and the API alike.
 
 from __future__ import annotations
 
+import itertools
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,8 +46,17 @@ def _verified(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
         raise IntegrityFailure(f"cannot read {what}: {error}") from None
 
 
+def _primed(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The stream, with its first chunk already read and verified: damage there —
+    every byte of a small file — is an IntegrityFailure now, before a response has
+    begun, so it is answered (and logged) as the 502 it is. Damage further on can
+    only cut a stream short once its first bytes are sent."""
+    first = next(chunks, None)
+    return itertools.chain(() if first is None else (first,), chunks)
+
+
 def file_stream(version: Version, path: str) -> FileStream:
-    """Stream one file's bytes, verified chunk by chunk."""
+    """Stream one file's bytes, verified chunk by chunk (the first before this returns)."""
     entry = find_entry(version, path)
     if not entry.is_file:
         raise NotFound(f"{path} in {version.dataset.name}@{version.semver} is not a file.")
@@ -56,7 +66,7 @@ def file_stream(version: Version, path: str) -> FileStream:
     except MissingObject as error:
         raise IntegrityFailure(f"cannot read {path}: {error}") from None
     stream = read_pulled([locations[c] for c in chunk_ids], workers=2)
-    return FileStream(path, entry, _verified(stream, path))
+    return FileStream(path, entry, _primed(_verified(stream, path)))
 
 
 def tar_stream(version: Version) -> Iterator[bytes]:

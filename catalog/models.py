@@ -99,6 +99,35 @@ class FileManifest(models.Model):
         return [raw[i : i + 32].hex() for i in range(0, len(raw), 32)]
 
 
+class DatasetFile(models.Model):
+    """A file content (by digest) that some version of a dataset holds or held.
+
+    This is what possession is checked against: a remote push may name stored
+    content only if it sent the bytes itself or a dataset the pusher may read holds
+    them (``catalog.services.remote.possession``). Rows are added by
+    ``version_commit`` and never removed while the dataset exists: visibility is a
+    property of the dataset, checked when the rows are read.
+    """
+
+    dataset = models.ForeignKey("Dataset", on_delete=models.CASCADE, related_name="+")
+    digest = models.CharField(max_length=HASH_LENGTH)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["digest", "dataset"], name="dataset_file_unique")]
+
+
+class ManifestChunk(models.Model):
+    """Which verified multi-chunk files hold a chunk: the reverse of
+    ``FileManifest.chunk_ids``, so that "may this user read chunk C" is one indexed
+    semi-join with ``DatasetFile`` instead of a walk of every tree."""
+
+    chunk_id = models.CharField(max_length=HASH_LENGTH)
+    digest = models.CharField(max_length=HASH_LENGTH)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["chunk_id", "digest"], name="manifest_chunk_unique")]
+
+
 class Pack(models.Model):
     """One pack object in the store: the unit written, tiered and collected."""
 
@@ -284,11 +313,49 @@ class Upload(models.Model):
     expires = models.DateTimeField(db_index=True)
     committed = models.ForeignKey(Version, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
+    class State(models.TextChoices):
+        OPEN = "open", "open"  # taking packs and file lists
+        VERIFYING = "verifying", "verifying"  # committed by the client; a worker checks its bytes
+        COMMITTED = "committed", "committed"
+        FAILED = "failed", "failed"
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN, db_index=True)
+    # The commit the client asked for (parent, message, stage, semver), kept while
+    # a worker verifies; the answer it then gave (the API's commit body), or why
+    # it refused, in words, with the kind of refusal (user, conflict, integrity).
+    commit_request = models.JSONField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    error_kind = models.CharField(max_length=16, blank=True)
+    verify_started = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["-created"]
 
     def __str__(self) -> str:
         return f"upload {self.id} of {self.dataset_name} by {self.user}"
+
+
+class PendingPack(models.Model):
+    """A pack an upload's client sent and registered, not yet verified.
+
+    Its chunks are in no shared index: nothing can deduplicate against them, read
+    them or name them in a version until a worker has hashed every payload
+    (``catalog.services.remote.verification``). `storage_id` is where the bytes
+    are: the pack's own name, or a proof object of this upload when the store
+    already held a pack of that name (the client proves it has the bytes by
+    sending them; see docs/security.md). `index` is the pack's index and footer as
+    read from the stored object at registration.
+    """
+
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="pending_packs")
+    pack_id = models.CharField(max_length=HASH_LENGTH, db_index=True)
+    storage_id = models.CharField(max_length=HASH_LENGTH)
+    size = models.BigIntegerField()
+    index = models.BinaryField(null=True)  # None until the client registers it
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["upload", "pack_id"], name="pending_pack_unique")]
 
 
 class UploadLease(models.Model):

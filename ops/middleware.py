@@ -7,11 +7,12 @@ line of the request, theirs included, carries the request id.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -75,6 +76,16 @@ def _username(request: HttpRequest) -> str:
     return ""
 
 
+@contextlib.contextmanager
+def _bound(fields: Mapping[str, str]) -> Iterator[None]:
+    """The request's log context again, for work done after the view returned."""
+    token = context.bind(**fields)
+    try:
+        yield
+    finally:
+        context.reset(token)
+
+
 def _is_probe(request: HttpRequest) -> bool:
     match = getattr(request, "resolver_match", None)
     return bool(match is not None and getattr(match.func, "strata_probe", False))
@@ -93,10 +104,16 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         try:
             response = self.get_response(request)
-            # For a streamed response this is the time to its first byte.
-            seconds = time.perf_counter() - started
             response[REQUEST_ID_HEADER] = request_id
-            self._record(request, response, seconds)
+            if response.streaming:
+                # Recorded when the stream ends: its status is only known then (a
+                # chunk that fails verification half-way stops it with a 502).
+                content = response.streaming_content  # type: ignore[attr-defined]
+                response.streaming_content = self._streamed(  # type: ignore[attr-defined]
+                    request, response, content, started=started, fields=dict(context.current())
+                )
+            else:
+                self._record(request, response.status_code, time.perf_counter() - started)
             return response
         finally:
             # Back to what was there before, whatever process_view added.
@@ -118,13 +135,45 @@ class RequestContextMiddleware:
         context.bind(user=_username(request), **fields)
         return None
 
-    def _record(self, request: HttpRequest, response: HttpResponse, seconds: float) -> None:
+    def _streamed(
+        self,
+        request: HttpRequest,
+        response: HttpResponse,
+        content: Iterator[bytes],
+        *,
+        started: float,
+        fields: Mapping[str, str],
+    ) -> Iterator[bytes]:
+        """`content`, recorded once it is sent (the duration is to its last byte),
+        with the status it really had: 502 if stored bytes failed verification
+        on the way (the client sees the stream cut short), 500 for any other
+        failure, the response's own status otherwise."""
+        from catalog.services.errors import IntegrityFailure
+
+        status = response.status_code
+        try:
+            yield from content
+        except IntegrityFailure as error:
+            status = 502
+            with _bound(fields):
+                logger.error("the stream of %s stopped: %s", request.path, error)
+            raise
+        except Exception:
+            status = 500
+            with _bound(fields):
+                logger.exception("the stream of %s stopped", request.path)
+            raise
+        finally:
+            with _bound(fields):
+                self._record(request, status, time.perf_counter() - started)
+
+    def _record(self, request: HttpRequest, status: int, seconds: float) -> None:
         view = view_label(request)
         probe = _is_probe(request)
         if not probe and request.resolver_match is not None:
             context.bind(user=_username(request))
         method = request.method or ""
-        metrics.http_request_observe(view=view, method=method, status=response.status_code, seconds=seconds)
+        metrics.http_request_observe(view=view, method=method, status=status, seconds=seconds)
         duration_ms = round(seconds * 1000, 1)
         # Probes and scrapes come every few seconds: at INFO they would bury the rest.
         logger.log(
@@ -132,12 +181,12 @@ class RequestContextMiddleware:
             "%s %s %s %.1f ms",
             method,
             request.path,
-            response.status_code,
+            status,
             duration_ms,
             extra={
                 "method": method,
                 "path": request.path,
-                "status": response.status_code,
+                "status": status,
                 "duration_ms": duration_ms,
                 "view": view,
             },
