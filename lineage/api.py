@@ -26,7 +26,7 @@ from catalog.services.errors import UserError
 
 from . import graph as lgraph
 from . import model_selectors, selectors, services, training
-from .ingest.openlineage import openlineage_ingest
+from .ingest.openlineage import MAX_DEPTH, openlineage_ingest
 from .locks import lock_build
 from .models import ModelVersion
 
@@ -88,6 +88,8 @@ def lineage_ingest(request: HttpRequest):
         raise UserError("the event is larger than 5 MiB.")
     try:
         event = json.loads(request.body or b"")
+    except RecursionError:
+        raise UserError(f"the event nests deeper than {MAX_DEPTH} levels; flatten its facets.") from None
     except (ValueError, UnicodeDecodeError) as error:
         raise UserError(f"the body is not JSON ({error.__class__.__name__}: {str(error)[:80]}).") from None
     result = openlineage_ingest(user=request.user, event=event)

@@ -9,6 +9,7 @@ with a 4xx status instead of a bare error page.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -50,6 +51,33 @@ def _href_for(request: HttpRequest, focus_id: int):
     return href
 
 
+# A page shows at most this much of each facet, and this many facets: a producer's
+# facets can be large (query plans, schemas), and the API has them whole.
+FACET_CHARS_SHOWN = 16 * 1024
+FACETS_SHOWN = 50
+
+
+@dataclass(slots=True)
+class FacetShown:
+    name: str
+    text: str  # indented JSON, cut at FACET_CHARS_SHOWN
+    left_out: int  # characters not shown
+
+
+def facets_shown(facets: dict[str, Any]) -> list[FacetShown]:
+    """Each facet as bounded text for a folded <details> on the page. A facet too
+    big to show whole is not indented first (indenting is what made a deep one
+    hundreds of times larger)."""
+    shown = []
+    for name in sorted(facets)[:FACETS_SHOWN]:
+        text = json.dumps(facets[name], separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        if len(text) <= FACET_CHARS_SHOWN:
+            text = json.dumps(facets[name], indent=2, sort_keys=True, ensure_ascii=False)
+        left_out = max(0, len(text) - FACET_CHARS_SHOWN)
+        shown.append(FacetShown(name, text[:FACET_CHARS_SHOWN], left_out))
+    return shown
+
+
 @login_required
 def node_page(request: HttpRequest, node_id: int) -> HttpResponse:
     depth = request.GET.get("depth", lgraph.DEFAULT_DEPTH)
@@ -69,9 +97,16 @@ def node_page(request: HttpRequest, node_id: int) -> HttpResponse:
     params = (
         json.dumps(details.run.params, indent=2, sort_keys=True) if details.run and details.run.params else ""
     )
-    facets = {}
+    facets: dict[str, Any] = {}
     if details.run:
-        facets = {k: v for k, v in details.run.facets.items() if not k.startswith("_")}
+        # A run keeps its facets by part ("run", "job"): each is shown on its own.
+        for part, value in details.run.facets.items():
+            if part.startswith("_"):
+                continue
+            if isinstance(value, dict):
+                facets.update({f"{part}.{name}": facet for name, facet in value.items()})
+            else:
+                facets[part] = value
     elif details.source:
         facets = details.source.facets
     context = {
@@ -79,7 +114,8 @@ def node_page(request: HttpRequest, node_id: int) -> HttpResponse:
         "svg": svg,
         "details": details,
         "params": params,
-        "facets_json": json.dumps(facets, indent=2, sort_keys=True) if facets else "",
+        "facets": facets_shown(facets),
+        "facets_more": max(0, len(facets) - FACETS_SHOWN),
         "cap": selectors.LAYER_CAP,
         "depths": range(lgraph.MIN_DEPTH, lgraph.MAX_DEPTH + 1),
         "directions": [("upstream", "Upstream"), ("both", "Both"), ("downstream", "Downstream")],

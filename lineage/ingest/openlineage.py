@@ -54,6 +54,14 @@ _STATUS = {
 }
 _TERMINAL = {"COMPLETE", "FAIL", "ABORT"}
 _MAX_ITEMS = 5_000
+# Limits on what a producer may send, refused with a 400 rather than stored cut
+# down: facets are kept as sent (a truncated facet would read as complete, or
+# no longer be the JSON its producer's schema promises), so an event past a
+# limit is refused whole and the producer's log says which part to send less of.
+# No OpenLineage facet nests anywhere near 32 levels; deeper nesting only blows up
+# every page and export that indents it.
+MAX_DEPTH = 32
+MAX_FACET_BYTES = 1024 * 1024  # one facet, as compact JSON
 
 
 @dataclass(slots=True)
@@ -134,7 +142,27 @@ def _facets(container: dict[str, Any], key: str, where: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise UserError(f"{where}.{key} must be a JSON object of facets.")
+    for name, facet in value.items():
+        size = len(json.dumps(facet, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > MAX_FACET_BYTES:
+            raise UserError(
+                f"{where}.{key}.{str(name)[:100]} is {size:,} bytes, more than the "
+                f"{MAX_FACET_BYTES:,} a facet may have; send less of it."
+            )
     return value
+
+
+def _check_depth(event: dict[str, Any]) -> None:
+    """Refuse an event nesting deeper than MAX_DEPTH (walked without recursion)."""
+    pending: list[tuple[Any, int]] = [(event, 1)]
+    while pending:
+        value, depth = pending.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        if not children:
+            continue
+        if depth > MAX_DEPTH:
+            raise UserError(f"the event nests deeper than {MAX_DEPTH} levels; flatten its facets.")
+        pending.extend((child, depth + 1) for child in children)
 
 
 def _datasets(event: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -272,6 +300,7 @@ def openlineage_ingest(*, user: permissions.User, event: Any) -> IngestResult:
     """
     permissions.require_role(user, permissions.STEWARD, "send lineage events")
     event = _object(event, "the event")
+    _check_depth(event)
     _check_optional_strings(event)
     event_time = _time(event)
     if "run" in event:

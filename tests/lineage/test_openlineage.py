@@ -494,3 +494,42 @@ def test_a_strata_dataset_the_sender_cannot_see_stays_a_source(client, personas,
     assert response.status_code == 201
     assert not Node.objects.filter(kind="version").exists()
     assert Source.objects.filter(namespace="strata", name="secret@1.0.0").exists()
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {"leaf": "x" * 10}
+    for _ in range(depth):
+        value = {"child": value}
+    return value
+
+
+def test_an_event_nesting_past_the_limit_is_refused_with_one_sentence_and_nothing_recorded(send):
+    event = airflow_events()[0]
+    event["run"]["facets"]["deep"] = _nested(200)
+    response = send(event)
+    assert response.status_code == 400
+    assert response.json() == {"error": "the event nests deeper than 32 levels; flatten its facets."}
+    assert not Run.objects.exists() and not IngestedEvent.objects.exists()
+    far_too_deep = b'{"run": ' * 5000 + b"{}" + b"}" * 5000
+    assert send(None, raw=far_too_deep).status_code == 400
+
+
+def test_a_facet_past_the_size_limit_is_refused_by_name(send):
+    event = airflow_events()[0]
+    event["run"]["facets"]["plan"] = {"text": "x" * (1024 * 1024 + 1)}
+    response = send(event)
+    assert response.status_code == 400 and "run.facets.plan is" in response.json()["error"]
+    assert not Run.objects.exists()
+
+
+def test_the_run_page_shows_each_facet_folded_and_bounded(client, personas, send):
+    event = airflow_events()[0]
+    event["run"]["facets"]["deep"] = _nested(25)
+    event["run"]["facets"]["plan"] = {"text": "y" * 900_000}
+    assert send(event).status_code == 201
+    run = Run.objects.get()
+    client.force_login(personas["bob"])
+    page = client.get(f"/lineage/nodes/{run.node_id}/").content.decode()
+    assert len(page) < 400_000
+    assert "<summary>run.plan</summary>" in page and "<summary>run.deep</summary>" in page
+    assert "the API has the whole facet" in page
