@@ -5,7 +5,6 @@ DEST until all of it is checked."""
 from __future__ import annotations
 
 import os
-import posixpath
 import shutil
 from collections import deque
 from collections.abc import Iterator
@@ -13,11 +12,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from catalog.storage import tree as treeformat
 from catalog.storage.errors import StoreError
 from catalog.storage.hashing import new_hasher
 from catalog.storage.packs import ChunkLocation, decode_chunk
-from catalog.storage.staging import DestinationError, publish, staging_for
+from catalog.storage.paths import UnsafePath
+from catalog.storage.staging import DestinationError, check_tree, publish, staging_for
 
 from . import http
 from .errors import ClientError, IntegrityError
@@ -44,20 +43,22 @@ class PullResult:
 
 
 def _check_relpath(path: str) -> None:
-    """Refuse a path from the server that could write outside DEST."""
-    if not path or path.startswith("/"):
-        raise IntegrityError(f"the server listed an unsafe path {path!r}; nothing was written.")
-    for part in path.split("/"):
-        try:
-            treeformat.check_name(part)
-        except treeformat.InvalidTree:
-            raise IntegrityError(f"the server listed an unsafe path {path!r}; nothing was written.") from None
+    """Refuse a path from the server that could write outside DEST, or that the
+    filesystem cannot hold (the store's own rule, as `check_tree` applies it)."""
+    try:
+        check_tree([path], {})
+    except UnsafePath as error:
+        raise IntegrityError(
+            f"the server listed an unsafe path: {error.problem}; nothing was written."
+        ) from None
 
 
-def _check_link(path: str, target: str) -> None:
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-    if not target or posixpath.isabs(target) or resolved == ".." or resolved.startswith("../"):
-        raise IntegrityError(f"the link {path} points outside the pulled folder; nothing was written.")
+def _check_links(links: list[tuple[str, str]]) -> None:
+    """Refuse links that lead outside DEST, each resolved through the others."""
+    try:
+        check_tree([], dict(links))
+    except UnsafePath as error:
+        raise IntegrityError(f"{error.problem}; nothing was written.") from None
 
 
 class _Spans:
@@ -201,7 +202,7 @@ class PullJob:
                             os.makedirs(os.path.join(staging, path), exist_ok=True)
                             continue
                         if kind == "link":
-                            _check_link(path, entry["target"])
+                            _check_links([(path, entry["target"])])
                             links.append((path, entry["target"]))
                             continue
                         if entry["chunk_start"] == 0 and _small_and_whole(entry):
@@ -239,6 +240,7 @@ class PullJob:
                 )
             while pending:
                 written += pending.popleft().result()
+            _check_links(links)
             for path, target in links:
                 os.makedirs(os.path.dirname(os.path.join(staging, path)), exist_ok=True)
                 os.symlink(target, os.path.join(staging, path))

@@ -1,7 +1,8 @@
-"""Listing what a push of a folder (or one file) will store, by the server's rules:
-every name one safe path segment, links stored as links (relative, pointing inside
-the folder), anything else refused with a sentence naming it. The server checks the
-list again when it commits; checking here saves a wasted upload.
+"""Listing what a push of a folder (or one file) will store, by the server's rules
+(``catalog.storage.paths``, shared by every way into the store): every path safe,
+links stored as links (relative, leading inside the folder even through other
+links), anything else refused with a sentence naming it. The server checks the list
+again when it commits; checking here saves a wasted upload.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 import stat as statmod
 from dataclasses import dataclass, field
 
-from catalog.storage import tree as treeformat
+from catalog.storage import paths
 
 from .errors import ClientError
 
@@ -31,23 +32,6 @@ class Scan:
     dirs: list[str] = field(default_factory=list)  # relpaths; "" is the root
 
 
-def _inside(root: str, candidate: str) -> bool:
-    return candidate == root or candidate.startswith(root + os.sep)
-
-
-def _link_target(root: str, link_path: str, relpath: str) -> str:
-    target = os.readlink(link_path)
-    resolved = os.path.realpath(os.path.join(os.path.dirname(link_path), target))
-    if not _inside(root, resolved):
-        raise ClientError(
-            f"the link {relpath} points outside the pushed folder (to {target}); "
-            "replace it with the file it points to, or remove it."
-        )
-    if os.path.isabs(target):
-        target = os.path.relpath(resolved, os.path.dirname(os.path.join(root, relpath)))
-    return target
-
-
 def scan(path: str) -> Scan:
     """What pushing `path` would store."""
     if not os.path.lexists(path):
@@ -56,6 +40,10 @@ def scan(path: str) -> Scan:
         real = os.path.realpath(path)
         if not os.path.isfile(real):
             raise ClientError(f"{path} is neither a file nor a folder.")
+        try:
+            paths.check_path(os.path.basename(real))
+        except paths.UnsafePath as error:
+            raise ClientError(str(error)) from None
         st = os.stat(real)
         result = Scan(os.path.dirname(real), dirs=[""])
         result.files.append(ScannedFile(os.path.basename(real), real, st, bool(st.st_mode & statmod.S_IXUSR)))
@@ -71,21 +59,26 @@ def scan(path: str) -> Scan:
         except PermissionError:
             raise ClientError(f"cannot read folder {absolute_dir}: permission denied.") from None
         for entry in entries:
-            try:
-                treeformat.check_name(entry.name)
-            except treeformat.InvalidTree:
-                raise ClientError(f"cannot store the name {entry.name!r} in {absolute_dir}.") from None
             relpath = f"{relative_dir}/{entry.name}" if relative_dir else entry.name
             st = entry.stat(follow_symlinks=False)
-            if statmod.S_ISLNK(st.st_mode):
-                result.links[relpath] = _link_target(root, entry.path, relpath)
-            elif statmod.S_ISDIR(st.st_mode):
+            try:
+                paths.check_path(relpath)
+                if statmod.S_ISLNK(st.st_mode):
+                    result.links[relpath] = paths.local_link_target(root, relpath, os.readlink(entry.path))
+                    continue
+            except paths.UnsafePath as error:
+                raise ClientError(str(error)) from None
+            if statmod.S_ISDIR(st.st_mode):
                 result.dirs.append(relpath)
                 stack.append(relpath)
             elif statmod.S_ISREG(st.st_mode):
                 result.files.append(ScannedFile(relpath, entry.path, st, bool(st.st_mode & statmod.S_IXUSR)))
             else:
                 raise ClientError(f"{entry.path} is not a regular file, folder or link; remove it.")
+    try:
+        paths.check_links(result.links)
+    except paths.UnsafePath as error:
+        raise ClientError(str(error)) from None
     result.files.sort(key=lambda scanned: scanned.relpath)
     return result
 

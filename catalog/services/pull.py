@@ -10,7 +10,6 @@ never holds a partly written file.
 from __future__ import annotations
 
 import os
-import posixpath
 import shutil
 from collections import deque
 from collections.abc import Iterable
@@ -22,7 +21,8 @@ from catalog.storage import tree as treeformat
 from catalog.storage.errors import CorruptObject, MissingObject, ObjectRestoring, StoreError
 from catalog.storage.hashing import EMPTY_DIGEST, new_hasher
 from catalog.storage.packs import Payload, write_all
-from catalog.storage.staging import DestinationError, publish, staging_for
+from catalog.storage.paths import UnsafePath
+from catalog.storage.staging import DestinationError, check_tree, publish, staging_for
 from catalog.storage.store import ProgressSink, locate_all
 
 from .errors import IntegrityFailure, RestoreInProgress, UnsafeTree, UserError
@@ -45,15 +45,6 @@ class PullResult:
             "file_count": self.file_count,
             "bytes": self.bytes_written,
         }
-
-
-def _check_link(relpath: str, target: str) -> None:
-    """A link may only point inside the folder being written."""
-    if posixpath.isabs(target):
-        raise UnsafeTree(f"the stored link {relpath} is absolute ({target}); refusing to write it.")
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(relpath), target))
-    if resolved == ".." or resolved.startswith("../"):
-        raise UnsafeTree(f"the stored link {relpath} points outside the pulled folder; refusing.")
 
 
 _SMALL_FILE = 1024 * 1024
@@ -127,9 +118,13 @@ def version_pull(
             f"{version} expired under the retention policy on {version.expired:%Y-%m-%d}; its data is gone."
         )
     walked = walk_tree(version.tree_id)  # verifies every tree and every name
-    for item in walked:
-        if item.entry.kind == treeformat.LINK:
-            _check_link(item.path, item.entry.digest)
+    try:
+        check_tree(
+            (item.path for item in walked),
+            {item.path: item.entry.digest for item in walked if item.entry.kind == treeformat.LINK},
+        )
+    except UnsafePath as error:
+        raise UnsafeTree(f"refusing to pull {version}: {error.problem}; nothing was written.") from None
     files = [item for item in walked if item.entry.is_file]
     chunks_of = file_chunks(item.entry.digest for item in files)
     all_chunk_ids = [chunk_id for item in files for chunk_id in chunks_of[item.entry.digest]]

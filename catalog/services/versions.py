@@ -39,6 +39,7 @@ from catalog.models import (
     Tree,
     Version,
 )
+from catalog.storage import paths
 from catalog.storage import tree as treeformat
 from catalog.storage.hashing import digest_hex
 from catalog.storage.statcache import NullStatCache, StatCache
@@ -130,15 +131,13 @@ def check_ref_name(name: str, what: str = "branch") -> None:
 # -- scanning -------------------------------------------------------------------------
 
 
-def _inside(root_real: str, candidate: str) -> bool:
-    return candidate == root_real or candidate.startswith(root_real + os.sep)
-
-
 def scan_path(path: str) -> tuple[str, Scan]:
     """List what a push of `path` would store. Returns (root folder, scan).
 
-    Symbolic links are stored as links, never followed; one that points outside the
-    pushed folder is refused, so a pull can never be led to write outside DEST.
+    Every path is checked by the rule all ways into the store share
+    (``catalog.storage.paths``). Symbolic links are stored as links, never followed;
+    one that leads outside the pushed folder, even through other links, is refused,
+    so a pull can never be led to write outside DEST.
     """
     if not os.path.lexists(path):
         raise UserError(f"{path} does not exist.")
@@ -152,6 +151,10 @@ def scan_path(path: str) -> tuple[str, Scan]:
         if not os.path.isfile(real):
             raise UserError(f"{path} is neither a file nor a folder.")
         root = os.path.dirname(real)
+        try:
+            paths.check_path(os.path.basename(real))
+        except paths.UnsafePath as error:
+            raise UserError(str(error)) from None
         st = os.stat(real)
         scan.dirs.append("")
         scan.files.append(ScannedFile(os.path.basename(real), real, st, bool(st.st_mode & statmod.S_IXUSR)))
@@ -164,38 +167,28 @@ def scan_path(path: str) -> tuple[str, Scan]:
         except PermissionError:
             raise UserError(f"cannot read folder {absolute_dir}: permission denied.") from None
         for entry in entries:
-            name = entry.name
-            try:
-                treeformat.check_name(name)
-            except treeformat.InvalidTree:
-                raise UserError(f"cannot store the name {name!r} in {absolute_dir}.") from None
-            relpath = f"{relative_dir}/{name}" if relative_dir else name
+            relpath = f"{relative_dir}/{entry.name}" if relative_dir else entry.name
             st = entry.stat(follow_symlinks=False)
-            if statmod.S_ISLNK(st.st_mode):
-                scan.links[relpath] = _link_target(root, entry.path, relpath)
-            elif statmod.S_ISDIR(st.st_mode):
+            try:
+                paths.check_path(relpath)
+                if statmod.S_ISLNK(st.st_mode):
+                    scan.links[relpath] = paths.local_link_target(root, relpath, os.readlink(entry.path))
+                    continue
+            except paths.UnsafePath as error:
+                raise UserError(str(error)) from None
+            if statmod.S_ISDIR(st.st_mode):
                 scan.dirs.append(relpath)
                 stack.append(relpath)
             elif statmod.S_ISREG(st.st_mode):
                 scan.files.append(ScannedFile(relpath, entry.path, st, bool(st.st_mode & statmod.S_IXUSR)))
             else:
                 raise UserError(f"{entry.path} is not a regular file, folder or link; remove it.")
+    try:
+        paths.check_links(scan.links)
+    except paths.UnsafePath as error:
+        raise UserError(str(error)) from None
     scan.files.sort(key=lambda scanned: scanned.relpath)
     return root, scan
-
-
-def _link_target(root: str, link_path: str, relpath: str) -> str:
-    target = os.readlink(link_path)
-    resolved = os.path.realpath(os.path.join(os.path.dirname(link_path), target))
-    if not _inside(root, resolved):
-        raise UserError(
-            f"the link {relpath} points outside the pushed folder (to {target}); "
-            "replace it with the file it points to, or remove it."
-        )
-    if os.path.isabs(target):
-        # Store links relative, so the pulled copy points inside its own folder.
-        target = os.path.relpath(resolved, os.path.dirname(os.path.join(root, relpath)))
-    return target
 
 
 def scan_fingerprint(scan: Scan) -> str:

@@ -3,7 +3,8 @@
 
 Shared by `strata pull`, the Python client's pull and `strata reproduce`; plain
 Python, no Django. A destination that cannot take the files raises
-DestinationError with one sentence, before anything is written.
+DestinationError with one sentence, before anything is written; so does a tree that
+could not be written safely (`check_tree`).
 """
 
 from __future__ import annotations
@@ -11,10 +12,26 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Mapping
+
+from . import paths
 
 
 class DestinationError(ValueError):
     """The destination cannot take the files; the message says why."""
+
+
+def check_tree(entry_paths: Iterable[str], links: Mapping[str, str]) -> None:
+    """Refuse a version's tree before anything is written for it: a path the
+    filesystem cannot hold (a name over 255 bytes would fail half-way through the
+    pull) or a link leading outside the folder, through other links or not. Raises
+    ``paths.UnsafePath``, whose `problem` names the entry.
+
+    The rule is the one every way into the store checks (``catalog.storage.paths``),
+    except that a backslash is let through: versions stored before it was refused
+    hold it as an ordinary character of a name.
+    """
+    paths.check_tree(entry_paths, links, backslash_allowed=True)
 
 
 def staging_for(dest: str, *, force: bool, verb: str = "pull") -> tuple[str, bool]:

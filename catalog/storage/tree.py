@@ -6,8 +6,10 @@ identical folders are one object however many versions contain them, and compari
 versions only descends into subtrees whose names differ.
 
 Names are checked both when a tree is built and when one is read back: a name is one
-path segment — never empty, ``.``, ``..``, and never containing ``/`` or NUL — so a
-tree can never write outside the folder it is materialised into.
+path segment — never empty, ``.``, ``..``, never containing ``/`` or NUL, and at most
+255 bytes — so a tree can never write outside the folder it is materialised into,
+nor hold a name the filesystem refuses. The rule is ``paths.segment_problem``, the
+one every way into the store checks paths with.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 from dataclasses import dataclass
 
 from .hashing import digest_hex
+from .paths import segment_problem, shown
 
 FILE = "f"
 EXECUTABLE = "x"
@@ -50,8 +53,9 @@ class Entry:
 
 def check_name(name: str) -> None:
     """Refuse a name that is not exactly one safe path segment."""
-    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\0" in name:
-        raise UnsafeName(f"unsafe name {name!r} in tree")
+    problem = segment_problem(name)
+    if problem is not None:
+        raise UnsafeName(f"unsafe name {shown(name, 80)} in tree (it {problem})")
 
 
 def _sort_key(name: str) -> bytes:

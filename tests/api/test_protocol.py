@@ -177,7 +177,17 @@ def test_a_commit_naming_a_chunk_never_uploaded_is_refused_and_creates_nothing(s
 
 @pytest.mark.parametrize(
     "path",
-    ["../escape.txt", "a/../../b", "/etc/passwd", "a//b", "./a", "a/.", "with\0nul"],
+    [
+        "../escape.txt",
+        "a/../../b",
+        "/etc/passwd",
+        "a//b",
+        "./a",
+        "a/.",
+        "with\0nul",
+        "d/" + "n" * 300,
+        "windows\\style.txt",
+    ],
 )
 def test_unsafe_paths_are_refused_at_staging_and_at_commit(steward, store_url, path):
     # A NUL is refused with every other NUL in a request, before the path is read.
@@ -190,6 +200,27 @@ def test_unsafe_paths_are_refused_at_staging_and_at_commit(steward, store_url, p
     inline = steward.post("/datasets/paths/versions", {"entries": [entry]})
     assert inline.status_code == 400 and reason in inline.json()["error"]
     assert snapshot() == before
+
+
+def test_a_chain_of_links_that_leads_out_of_the_folder_is_refused_and_creates_nothing(steward, store_url):
+    # Each link alone stays inside; followed as a pull's filesystem would, `d/up`
+    # is the root itself, so `esc` climbs one folder above it.
+    entries = [
+        {"path": "fine.txt", "kind": "file", "size": 0, "digest": digest_hex(b"")},
+        {"path": "d", "kind": "dir"},
+        {"path": "d/up", "kind": "link", "target": ".."},
+        {"path": "esc", "kind": "link", "target": "d/up/../etc/passwd"},
+    ]
+    before = snapshot()
+    upload_id = steward.post("/datasets/chained/uploads", {}).json()["id"]
+    assert steward.post(f"/uploads/{upload_id}/files", {"entries": entries}).status_code == 200
+    for request in ({"upload": upload_id}, {"entries": entries}):
+        refused = steward.post("/datasets/chained/versions", request)
+        error = refused.json()["error"]
+        assert refused.status_code == 400, error
+        assert error.startswith("the link esc points outside the folder (to 'd/up/../etc/passwd')"), error
+        assert error.endswith("remove it.") and "\n" not in error
+    assert snapshot() == before and not Dataset.objects.filter(name="chained").exists()
 
 
 def test_lists_that_are_not_a_tree_are_refused(steward, store_url):

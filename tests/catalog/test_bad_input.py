@@ -59,6 +59,35 @@ def test_symlink_pointing_outside_the_pushed_tree_is_refused(cli, pushed, tmp_pa
     assert _state() == before
 
 
+def test_a_chain_of_links_that_leads_out_of_the_pushed_folder_is_refused(cli, pushed, tmp_path):
+    # `d/up` is the pushed folder itself, so `esc` names the folder above it.
+    (pushed / "d").mkdir()
+    os.symlink("..", pushed / "d" / "up")
+    os.symlink("d/up/../secret.txt", pushed / "esc")
+    before = _state()
+    _assert_refused(cli("push", str(pushed), "good"), "the link esc points outside the folder")
+    assert _state() == before
+
+
+def test_paths_no_filesystem_can_pull_are_refused_at_push(cli, pushed, tmp_path):
+    """A folder may nest deeper than a pull could write (every name is under 255
+    bytes, as the local filesystem insists, but the path is over 3072), and names
+    may hold a backslash, which a Windows pull would take as a separator."""
+    deep = pushed / "deep"
+    for _ in range(13):
+        deep = deep / ("d" * 250)
+    deep.mkdir(parents=True)
+    (deep / "a.txt").write_text("far down")
+    before = _state()
+    _assert_refused(cli("push", str(pushed), "good"), "is not a safe path", "over the 3072 allowed")
+    for path in sorted((pushed / "deep").rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    (pushed / "deep").rmdir()
+    (pushed / "dir\\file.txt").write_text("x")
+    _assert_refused(cli("push", str(pushed), "good"), "'dir\\\\file.txt' is not a safe path", "backslash")
+    assert _state() == before
+
+
 @pytest.mark.parametrize(
     "args, phrase",
     [
@@ -127,6 +156,7 @@ def test_unwritable_or_non_empty_destination(cli, pushed, tmp_path):
         treeformat.Entry("a/../../escape", "f", 5, "0" * 64),
         treeformat.Entry("link", "l", 0, "../../outside"),
         treeformat.Entry("abs-link", "l", 0, "/etc/passwd"),
+        treeformat.Entry("n" * 300, "f", 5, "0" * 64),
     ],
 )
 def test_a_stored_tree_with_escaping_paths_is_refused_at_pull(cli, pushed, tmp_path, evil):
@@ -160,6 +190,43 @@ def test_a_stored_tree_with_escaping_paths_is_refused_at_pull(cli, pushed, tmp_p
     assert sorted(os.listdir(tmp_path)) == before
     assert os.listdir(tmp_path / "deep") == []
     assert Tree.objects.filter(id=row.id).exists()
+
+
+def test_a_stored_link_chain_that_leads_out_of_the_folder_is_refused_at_pull(cli, pushed, tmp_path):
+    """Trees made by something other than Strata: `d/up` is the root, so `esc`
+    would be written pointing above the pulled folder."""
+    subtree = tree_row(json.dumps([["up", "l", 0, ".."]], separators=(",", ":")).encode(), 1)
+    subtree.save()
+    payload = [
+        ["d", "d", 0, subtree.id],
+        ["esc", "l", 0, "d/up/../outside"],
+        ["fine.txt", "f", 0, EMPTY_DIGEST],
+    ]
+    root = tree_row(json.dumps(sorted(payload), separators=(",", ":")).encode(), 3)
+    root.save()
+    good = Dataset.objects.get(name="good")
+    head = Branch.objects.get(dataset=good, name="main").head
+    fields = {"dataset": "good", "tree": root.id, "parents": [head.id], "semver": "6.6.6"}
+    Version.objects.create(
+        id=version_id_for(fields),
+        dataset=good,
+        parent=head,
+        tree=root,
+        author="mallory",
+        semver="6.6.6",
+        semver_major=6,
+        semver_minor=6,
+        semver_patch=6,
+        file_count=1,
+        logical_bytes=0,
+    )
+    dest = tmp_path / "dest"
+    _assert_refused(
+        cli("pull", "good@6.6.6", str(dest)),
+        "refusing to pull good@6.6.6: the link esc points outside the folder",
+        "nothing was written",
+    )
+    assert not dest.exists() and not [name for name in os.listdir(tmp_path) if name.startswith(".strata")]
 
 
 def test_a_commit_date_out_of_order_or_without_a_zone_is_refused(cli, pushed):

@@ -4,7 +4,6 @@ staged file list and the commit. See ``catalog.services.remote`` for the protoco
 from __future__ import annotations
 
 import json
-import posixpath
 import re
 import secrets
 import threading
@@ -74,25 +73,27 @@ def check_object_id(value: str, what: str = "chunk id") -> None:
 
 
 def check_entry_path(path: str) -> None:
-    """A path inside a version: relative, '/'-separated, no '.', '..' or empty parts."""
-    if not path or len(path) > MAX_PATH_LENGTH or path.startswith("/"):
-        raise UserError(f"{path[:200]!r} is not a safe path: give a relative path inside the folder.")
-    for part in path.split("/"):
-        try:
-            treeformat.check_name(part)
-        except treeformat.InvalidTree:
-            raise UserError(
-                f"{path[:200]!r} is not a safe path: '..', '.' and empty parts are not allowed."
-            ) from None
+    """A path inside a version, by the rule every way into the store shares
+    (``catalog.storage.paths``): relative, '/'-separated, safe names only."""
+    from catalog.storage import paths
+
+    try:
+        paths.check_path(path)
+    except paths.UnsafePath as error:
+        raise UserError(str(error)) from None
 
 
 def check_link_target(path: str, target: str) -> None:
-    """A link must point inside the pushed folder, relatively (as a local push stores it)."""
-    if not target or "\0" in target or posixpath.isabs(target):
-        raise UserError(f"the link {path} must point to a relative path inside the folder.")
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-    if resolved == ".." or resolved.startswith("../"):
-        raise UserError(f"the link {path} points outside the pushed folder ({target}).")
+    """A link must point inside the pushed folder, relatively (as a local push stores
+    it). Where it really leads, through the other links, is judged at the commit,
+    with the whole list (``paths.check_links`` in `_tree_inputs`)."""
+    from catalog.storage import paths
+
+    try:
+        paths.check_link_target(path, target)
+        paths.resolve_link(path, {path: target})
+    except paths.UnsafePath as error:
+        raise UserError(str(error)) from None
 
 
 # -- the upload session -------------------------------------------------------------
@@ -409,6 +410,12 @@ def _tree_inputs(entries: Sequence[StagedEntry]):
     for path in dirs:
         if path in files or path in links:
             raise UserError(f"{path} is both a file and a folder.")
+    from catalog.storage import paths
+
+    try:
+        paths.check_links(links)  # where each link leads through the others, as a pull would
+    except paths.UnsafePath as error:
+        raise UserError(str(error)) from None
     return files, links, dirs
 
 
