@@ -160,6 +160,9 @@ STRATA_METRIC_TOLERANCE = float(os.environ.get("STRATA_METRIC_TOLERANCE", "0.01"
 # The largest upload the dashboard accepts in one request (files and archives
 # together, and what an archive unpacks to). Larger data goes through the CLI.
 STRATA_UPLOAD_MAX_BYTES = int(os.environ.get("STRATA_UPLOAD_MAX_BYTES", str(5 * 1024**3)))
+# The most files and folders one dashboard upload may unpack to: an archive of
+# millions of empty entries weighs little but would take the server's time.
+STRATA_UPLOAD_MAX_ENTRIES = int(os.environ.get("STRATA_UPLOAD_MAX_ENTRIES", "100000"))
 # A browser upload may hold many files; Django's default of 100 is too few.
 DATA_UPLOAD_MAX_NUMBER_FILES = int(os.environ.get("DATA_UPLOAD_MAX_NUMBER_FILES", "10000"))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import warnings
 import zipfile
 
 import pytest
@@ -163,6 +164,71 @@ def test_an_archive_that_unpacks_past_the_limit_is_refused(steward, existing, se
     assert _stored(settings) == before
 
 
+def _zip_entries(entries: list[tuple[str, bytes | None]], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A .zip of entries in this order (a name may come twice); None is a folder."""
+    out = io.BytesIO()
+    with warnings.catch_warnings(), zipfile.ZipFile(out, "w", method) as archive:
+        warnings.simplefilter("ignore")  # "Duplicate name": that is the point
+        for name, content in entries:
+            if content is None:
+                archive.mkdir(name)
+            else:
+                info = zipfile.ZipInfo(name)
+                info.compress_type = method
+                archive.writestr(info, content)
+    return out.getvalue()
+
+
+def _tar_entries(entries: list[tuple[str, bytes | None]], mode: str = "w:gz") -> bytes:
+    """A tar of entries in this order (a name may come twice); None is a folder."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode=mode) as archive:
+        for name, content in entries:
+            info = tarfile.TarInfo(name)
+            if content is None:
+                info.type = tarfile.DIRTYPE
+                archive.addfile(info)
+            else:
+                info.size = len(content)
+                archive.addfile(info, io.BytesIO(content))
+    return out.getvalue()
+
+
+def _corrupt_deflate() -> bytes:
+    """A .zip whose one entry's deflate stream starts with a reserved block type."""
+    data = bytearray(_zip({"a.txt": b"hello " * 1000}))
+    data[30 + len("a.txt")] = 0xFF  # first byte after the local header
+    return bytes(data)
+
+
+def _bad_zip_crc() -> bytes:
+    """A stored (uncompressed) entry with one byte changed: only its CRC can tell."""
+    data = bytearray(_zip_entries([("a.txt", b"hello " * 100)], method=zipfile.ZIP_STORED))
+    data[30 + len("a.txt") + 10] ^= 0x01
+    return bytes(data)
+
+
+def _bad_gzip_crc() -> bytes:
+    data = bytearray(_tar({"a.txt": os.urandom(20_000)}))
+    data[-8] ^= 0xFF  # the gzip trailer: CRC-32, then the length
+    return bytes(data)
+
+
+def _truncated_tar_gz() -> bytes:
+    data = _tar({"a.bin": os.urandom(200_000)})
+    return data[: len(data) * 2 // 3]
+
+
+def _bad_tar_header() -> bytes:
+    """An uncompressed tar whose second header fails its checksum (Python's tarfile
+    would silently take it as the end of the archive)."""
+    data = bytearray(_tar({"a.txt": b"a" * 10, "b.txt": b"b" * 10}, mode="w"))
+    data[1024] ^= 0x01  # the first byte of the second header's name
+    return bytes(data)
+
+
+LONG_NAME = "n" * 300
+
 UNSAFE_ARCHIVES = [
     ("up.zip", _zip({"ok.txt": b"ok", "../evil.txt": b"x"}), "climbs out of its folder (../evil.txt)"),
     ("deep.zip", _zip({"a/../../evil.txt": b"x"}), "climbs out of its folder (a/../../evil.txt)"),
@@ -173,6 +239,32 @@ UNSAFE_ARCHIVES = [
     ("link.tgz", _tar({"ok.txt": b"ok"}, link=("l", "/etc/passwd")), "holds a link (l)"),
     ("broken.zip", b"PK\x03\x04 not really a zip", "is not a readable .zip file"),
     ("broken.tar", b"not a tar at all" * 100, "is not a readable .tar archive"),
+    # entries that clash, or that no filesystem can hold
+    (
+        "file-then-folder.zip",
+        _zip_entries([("a", b"x"), ("a/b.txt", b"y")]),
+        "holds a both as a file and as a folder",
+    ),
+    (
+        "folder-then-file.zip",
+        _zip_entries([("a/b.txt", b"y"), ("a", b"x")]),
+        "holds a both as a file and as a folder",
+    ),
+    (
+        "folder-then-file.tar.gz",
+        _tar_entries([("a", None), ("a", b"x")]),
+        "holds a both as a file and as a folder",
+    ),
+    ("twice.zip", _zip_entries([("a.txt", b"1"), ("a.txt", b"2")]), "holds a.txt twice"),
+    ("twice.tar", _tar_entries([("a.txt", b"1"), ("a.txt", b"2")], mode="w"), "holds a.txt twice"),
+    ("long.zip", _zip({f"d/{LONG_NAME}": b"x"}), "has a name of 300 bytes"),
+    ("long.tar.gz", _tar({LONG_NAME: b"x"}), "has a name of 300 bytes"),
+    # damaged bytes: each is caught by the format's own checks, read to the end
+    ("deflate.zip", _corrupt_deflate(), "is damaged at a.txt"),
+    ("crc.zip", _bad_zip_crc(), "is damaged at a.txt (Bad CRC-32"),
+    ("crc.tar.gz", _bad_gzip_crc(), "is damaged at its end (CRC check failed"),
+    ("truncated.tar.gz", _truncated_tar_gz(), "is damaged at"),
+    ("header.tar", _bad_tar_header(), "is damaged at the entry after a.txt (bad header"),
 ]
 
 
@@ -191,6 +283,40 @@ def test_an_unsafe_or_broken_archive_is_refused_with_nothing_stored(
     assert message in page.replace("&#x27;", "'"), page[:3000]
     assert _stored(settings) == before
     assert not (tmp_path.parent / "evil.txt").exists()
+
+
+def test_an_archive_of_more_entries_than_allowed_is_refused(steward, existing, settings):
+    settings.STRATA_UPLOAD_MAX_ENTRIES = 3
+    before = _stored(settings)
+    many = _zip({f"f{number}.txt": b"x" for number in range(5)})
+    response = _post(steward, [SimpleUploadedFile("many.zip", many)])
+    assert response.status_code == 413
+    assert "holds more than 3 files and folders, so nothing was stored" in response.content.decode()
+    response = _post(
+        steward, [SimpleUploadedFile("many.tar.gz", _tar({f"f{n}.txt": b"x" for n in range(5)}))]
+    )
+    assert response.status_code == 413 and "more than 3 files and folders" in response.content.decode()
+    assert _stored(settings) == before
+
+
+def test_a_file_name_no_filesystem_can_hold_is_refused(steward, existing, settings):
+    before = _stored(settings)
+    name = "é" * 200 + ".txt"  # 200 characters, but 404 bytes
+    response = _post(steward, [SimpleUploadedFile(name, b"x")])
+    page = response.content.decode()
+    assert response.status_code == 400 and "is not a file name that can be stored" in page
+    assert "has a name of 404 bytes" in page
+    assert _stored(settings) == before
+
+
+def test_a_plain_file_and_an_archive_entry_of_the_same_name_clash(steward, existing, settings):
+    before = _stored(settings)
+    response = _post(
+        steward, [SimpleUploadedFile("a", b"file"), SimpleUploadedFile("x.zip", _zip({"a/b.txt": b"entry"}))]
+    )
+    assert response.status_code == 400
+    assert "x.zip holds a both as a file and as a folder" in response.content.decode()
+    assert _stored(settings) == before
 
 
 def test_an_upload_with_no_files_says_so(steward, existing, settings):
