@@ -55,6 +55,14 @@ class Backend(Protocol):
     def delete_pack(self, pack_id: str) -> None:
         """Remove a pack (garbage collection only)."""
 
+    def promote_pack(self, source_id: str, pack_id: str) -> None:
+        """Move the verified object `source_id` to the name `pack_id`, replacing
+        whatever unverified bytes a client left under that name."""
+
+    def quarantine_pack(self, pack_id: str) -> str:
+        """Move a pack that failed verification out of the way, kept for
+        inspection under a key that no reader uses; returns where it went."""
+
     def set_tier(self, pack_id: str, tier: str) -> None:
         """Move a pack to the hot, warm or cold tier (its bytes do not change)."""
 

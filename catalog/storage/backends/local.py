@@ -13,6 +13,7 @@ cannot be read until a restore was requested and `restore_seconds` have passed
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import json
 import os
 import time
@@ -52,8 +53,14 @@ class LocalBackend:
         try:
             os.link(path, final)
         except FileExistsError:
-            # Same name, same bytes: another push stored this exact pack first.
-            pass
+            # Another push stored a pack of this name first. A pack's name pins its
+            # index, not its payload, so compare: bytes a client left there that
+            # differ from ours (a forged or half-verified upload) are replaced, or
+            # every chunk indexed here would point at them.
+            if not filecmp.cmp(path, final, shallow=False):
+                replacement = f"{final}.{os.getpid()}.replace"
+                os.link(path, replacement)
+                os.replace(replacement, final)
         finally:
             os.unlink(path)
         # The rename is durable only once the directory entry is on disk.
@@ -96,6 +103,29 @@ class LocalBackend:
             for entry in sorted(os.scandir(fan_dir), key=lambda e: e.name):
                 if entry.name.endswith(".pack"):
                     yield entry.name[: -len(".pack")], entry.stat().st_size
+
+    def promote_pack(self, source_id: str, pack_id: str) -> None:
+        final = self._path(pack_id)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        try:
+            os.replace(self._path(source_id), final)
+        except FileNotFoundError:
+            raise MissingObject("pack", source_id) from None
+        directory_fd = os.open(os.path.dirname(final), os.O_RDONLY)
+        try:
+            os.fsync(directory_fd)
+        finally:
+            os.close(directory_fd)
+
+    def quarantine_pack(self, pack_id: str) -> str:
+        folder = os.path.join(self.root, "quarantine")
+        os.makedirs(folder, exist_ok=True)
+        target = os.path.join(folder, f"{pack_id}-{int(time.time())}.pack")
+        try:
+            os.rename(self._path(pack_id), target)
+        except FileNotFoundError:
+            raise MissingObject("pack", pack_id) from None
+        return os.path.relpath(target, self.root)
 
     def delete_pack(self, pack_id: str) -> None:
         for path in (self._path(pack_id), self._tier_path(pack_id)):

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 
 from ..errors import ConfigurationError, MissingObject, ObjectRestoring, StoreError
@@ -92,9 +93,29 @@ class S3Backend:
             code = error.response.get("Error", {}).get("Code", "")
             if code not in ("PreconditionFailed", "412"):
                 raise StoreError(f"could not store pack {pack_id}: {error}") from None
-            # Same name, same bytes: another push stored this exact pack first.
+            # Another push stored a pack of this name first. A pack's name pins its
+            # index, not its payload: if the stored object's MD5 differs from ours
+            # (bytes a client left there, forged or never verified), replace it, or
+            # every chunk indexed here would point at them.
+            if not self._holds(pack_id, md5.hexdigest()):
+                with open(path, "rb") as handle:
+                    self.client.put_object(
+                        Bucket=self.bucket,
+                        Key=self._key(pack_id),
+                        Body=handle,
+                        ContentMD5=base64.b64encode(md5.digest()).decode(),
+                    )
         finally:
             os.unlink(path)
+
+    def _holds(self, pack_id: str, md5_hex: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(pack_id))
+        except ClientError:
+            return False
+        return str(head.get("ETag", "")).strip('"') == md5_hex
 
     def _get(self, pack_id: str, byte_range: str) -> bytes:
         from botocore.exceptions import ClientError
@@ -137,6 +158,34 @@ class S3Backend:
                 name = item["Key"].rsplit("/", 1)[-1]
                 if name.endswith(".pack"):
                     yield name[: -len(".pack")], int(item["Size"])
+
+    def promote_pack(self, source_id: str, pack_id: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=self._key(pack_id),
+                CopySource={"Bucket": self.bucket, "Key": self._key(source_id)},
+            )
+        except ClientError as error:
+            raise StoreError(f"could not store pack {pack_id}: {error}") from None
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(source_id))
+
+    def quarantine_pack(self, pack_id: str) -> str:
+        from botocore.exceptions import ClientError
+
+        key = self._key(pack_id)
+        prefix = f"{self.prefix}/quarantine" if self.prefix else "quarantine"
+        target = f"{prefix}/{pack_id}-{int(time.time())}.pack"
+        try:
+            self.client.copy_object(
+                Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": key}
+            )
+        except ClientError as error:
+            raise StoreError(f"could not quarantine pack {pack_id}: {error}") from None
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+        return target
 
     def delete_pack(self, pack_id: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(pack_id))
