@@ -135,3 +135,29 @@ def restores_poll() -> int:
     from .services.retention import restores_poll as poll
 
     return poll()
+
+
+@app.task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=8)
+def upload_verify(self, upload_id: str) -> str:
+    """Verify a remote push's bytes and commit it (see
+    ``catalog.services.remote.verification``). A store that cannot be read just
+    now is retried with backoff; every other outcome is recorded on the upload."""
+    from catalog.storage.errors import StoreError
+
+    from .services.remote.verification import upload_verify as verify
+
+    try:
+        return verify(upload_id=upload_id)
+    except StoreError as error:
+        raise self.retry(exc=error, countdown=min(300, 5 * 2**self.request.retries)) from None
+
+
+@app.task(acks_late=True)
+def uploads_resume() -> int:
+    """Queue every upload left verifying (a worker that died, a lost message)."""
+    from .services.remote.verification import resume_stalled
+
+    stalled = resume_stalled()
+    for upload_id in stalled:
+        upload_verify.delay(upload_id)
+    return len(stalled)

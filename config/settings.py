@@ -196,6 +196,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # Broadcast (remote control) messages; the default is ./control in the cwd.
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # A remote push waits for its verification task: look for work every
+        # 0.2 s rather than kombu's default second.
+        "polling_interval": 0.2,
     }
 # Task outcomes are stored on the rows the pages read, not in a result backend.
 CELERY_TASK_IGNORE_RESULT = True
@@ -230,6 +233,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # and pulls know which packs have become readable.
     "poll-restores": {
         "task": "catalog.tasks.restores_poll",
+        "schedule": 5 * 60,
+    },
+    # Queue again the remote pushes left verifying by a worker that died or a lost
+    # message, every five minutes; verifying twice ends as verifying once.
+    "resume-upload-verification": {
+        "task": "catalog.tasks.uploads_resume",
         "schedule": 5 * 60,
     },
 }

@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -138,6 +139,8 @@ class PushSession:
         self.uploaded_bytes = 0
         self.tree = ""
         self._lock = threading.Lock()
+        # How long to wait for the server's worker to verify what was sent.
+        self.verify_timeout = float(os.environ.get("STRATA_VERIFY_TIMEOUT", "1800"))
         # Requests stay well under what the server accepts in one body.
         self.request_budget = max(64 * 1024, min(int(upload["max_request_bytes"]), 8 << 20) * 3 // 4)
 
@@ -217,13 +220,15 @@ class PushSession:
             body["stage"] = stage
         if semver:
             body["semver"] = semver
-        _, result = self.transport.call(
+        status, result = self.transport.call(
             "POST",
             f"/datasets/{dataset}/versions",
             body=body,
             headers={"Idempotency-Key": uuid.uuid4().hex},
             retry=True,
         )
+        if status == 202:
+            result = self._wait_for_verification()
         by_relpath = {f.relpath: f for f in to_read}
         self.cache.record(
             (by_relpath[r].abspath, by_relpath[r].stat, rec.digest) for r, rec in records.items()
@@ -242,6 +247,25 @@ class PushSession:
             uploaded_packs=self.uploaded_packs,
             uploaded_bytes=self.uploaded_bytes,
         )
+
+    def _wait_for_verification(self) -> dict[str, Any]:
+        """The server verifies every byte this push sent before it commits (a
+        worker hashes each chunk and each new file): wait for its answer. A
+        refusal comes back as the error it is (a forged or damaged pack, a branch
+        that moved meanwhile)."""
+        delay = 0.05
+        deadline = time.monotonic() + self.verify_timeout
+        while True:
+            _, state = self.transport.call("GET", self.base, retry=True)
+            if state["state"] == "committed" and state.get("commit"):
+                return state["commit"]
+            if time.monotonic() > deadline:
+                raise TransferError(
+                    f"the server has not finished verifying upload {self.upload['id']} after "
+                    f"{self.verify_timeout:.0f} s; is a Strata worker running?"
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
 
     def _ingest(self, to_read) -> dict[str, FileRecord]:
         records: dict[str, FileRecord] = {}

@@ -40,9 +40,14 @@ def _fingerprint(request: HttpRequest) -> str:
     return digest.hexdigest()
 
 
-def _as_json(schema: type[Schema], body: Any) -> Any:
-    """The body as the response schema documents it, in JSON types (to be stored)."""
-    return schema.model_validate(body).model_dump(mode="json")
+Shapes = type[Schema] | dict[int, type[Schema]]
+
+
+def _as_json(schema: Shapes, status: int, body: Any) -> Any:
+    """The body as the response schema documents it (one schema, or one per status),
+    in JSON types (to be stored)."""
+    shape = schema[status] if isinstance(schema, dict) else schema
+    return shape.model_validate(body).model_dump(mode="json")
 
 
 def _response(status: int, body: Any, replayed: bool = False) -> JsonResponse:
@@ -52,14 +57,12 @@ def _response(status: int, body: Any, replayed: bool = False) -> JsonResponse:
     return response
 
 
-def run_idempotent(
-    request: HttpRequest, schema: type[Schema], work: Callable[[], tuple[int, Any]]
-) -> JsonResponse:
+def run_idempotent(request: HttpRequest, schema: Shapes, work: Callable[[], tuple[int, Any]]) -> JsonResponse:
     """Run `work` (which returns status and body, shaped by `schema`) once per Idempotency-Key."""
     key = request.headers.get(HEADER)
     if key is None:
         status, body = work()
-        return _response(status, _as_json(schema, body))
+        return _response(status, _as_json(schema, status, body))
     if not _KEY_RE.match(key):
         raise HttpError(400, f"the {HEADER} header must be 1 to 200 visible ASCII characters.")
     user = request.auth
@@ -80,7 +83,7 @@ def run_idempotent(
                     user=user, key=key, request_hash=fingerprint, status_code=0, response={}
                 )
                 status, body = work()
-                body = _as_json(schema, body)
+                body = _as_json(schema, status, body)
                 claimed.status_code, claimed.response = status, body
                 claimed.save(update_fields=["status_code", "response"])
                 return _response(status, body)

@@ -259,6 +259,24 @@ class CommitOut(Schema):
     stored_bytes: int
 
 
+class VerifyingOut(Schema):
+    """A commit accepted: a worker verifies the bytes it names, then commits."""
+
+    upload: str
+    dataset: str
+    branch: str
+    state: Literal["verifying"]
+    poll: str = Field(description="GET this until `state` is committed (or an error comes back)")
+
+
+class UploadStateOut(Schema):
+    id: str
+    dataset: str
+    branch: str
+    state: Literal["open", "verifying", "committed"]
+    commit: CommitOut | None = Field(None, description="the commit's answer, once committed")
+
+
 # -- pulling -----------------------------------------------------------------------------
 
 

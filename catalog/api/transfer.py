@@ -13,6 +13,8 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Query
 
 from catalog.services import remote
+from catalog.services.remote.verification import result_fields
+from catalog.services.remote.verification import upload_state as upload_state_of
 
 from . import reads
 from .common import local_pack_url, readable_dataset, router, user_of, version_out
@@ -34,6 +36,8 @@ from .schemas import (
     StageOut,
     UploadIn,
     UploadOut,
+    UploadStateOut,
+    VerifyingOut,
 )
 
 TAGS = ["push and pull"]
@@ -139,11 +143,17 @@ def stage(request: HttpRequest, upload_id: str, payload: StageIn):
 
 
 @router.post(
-    "/datasets/{name}/versions", response={200: CommitOut, 201: CommitOut, **ERRORS}, tags=["versions"]
+    "/datasets/{name}/versions",
+    response={200: CommitOut, 201: CommitOut, 202: VerifyingOut, **ERRORS},
+    tags=["versions"],
 )
 def commit(request: HttpRequest, name: str, payload: CommitIn, idempotency_key: str | None = IDEMPOTENCY):
     """Commit the staged file list (and any `entries`) as a new version: 201 with
-    the version, or 200 with the branch head when nothing changed."""
+    the version, or 200 with the branch head when nothing changed.
+
+    A commit naming bytes this upload sent answers 202: a worker verifies every
+    chunk and every new file against its hash first; poll the upload
+    (`GET /uploads/{id}`) for the version, or for the refusal."""
     parent = payload.parent if "parent" in payload.model_fields_set else remote.UNSET
 
     def work():
@@ -158,18 +168,37 @@ def commit(request: HttpRequest, name: str, payload: CommitIn, idempotency_key: 
             stage=payload.stage,
             semver=payload.semver,
         )
+        if isinstance(result, remote.Verifying):
+            return 202, {
+                "upload": result.upload_id,
+                "dataset": result.dataset,
+                "branch": result.branch,
+                "state": "verifying",
+                "poll": f"/api/v1/uploads/{result.upload_id}",
+            }
         return (201 if result.created else 200), {
-            "dataset": result.dataset,
-            "branch": result.branch,
-            "created": result.created,
+            **result_fields(result),
             "version": version_out(result.version),
-            "file_count": result.file_count,
-            "logical_bytes": result.logical_bytes,
-            "new_bytes": result.new_bytes,
-            "stored_bytes": result.stored_bytes,
         }
 
-    return run_idempotent(request, CommitOut, work)
+    return run_idempotent(request, {200: CommitOut, 201: CommitOut, 202: VerifyingOut}, work)
+
+
+@router.get("/uploads/{upload_id}", response={200: UploadStateOut, **ERRORS, 502: ErrorOut}, tags=TAGS)
+def upload_state(request: HttpRequest, upload_id: str):
+    """Where a push stands: open, verifying, or committed with the commit's answer.
+    A push the verification refused answers with that refusal (400, or 409 when
+    the branch moved meanwhile)."""
+    upload = upload_state_of(user=user_of(request), upload_id=upload_id)
+    return {
+        "id": upload.id,
+        "dataset": upload.dataset_name,
+        "branch": upload.branch,
+        "state": upload.state,
+        "commit": {**upload.result, "version": version_out(upload.committed)}
+        if upload.result and upload.committed
+        else None,
+    }
 
 
 @router.get(

@@ -48,6 +48,7 @@ from ops.metrics import store_transferred
 
 from .collection import reusing
 from .errors import ConflictError, UserError
+from .possession import dataset_files_add, manifest_chunks_add
 from .store import (
     DatabaseChunkIndex,
     batched,
@@ -661,6 +662,7 @@ def version_commit(
             ignore_conflicts=True,
             batch_size=500,
         )
+        manifest_chunks_add(records.values())
         Tree.objects.bulk_create(
             [tree_row(data, count) for data, count in trees.values()], ignore_conflicts=True, batch_size=500
         )
@@ -769,6 +771,12 @@ def version_commit(
                             " your data is stored, push again to commit on top of the new head."
                         )
                 Dataset.objects.filter(pk=dataset.pk).update(updated=now)
+                # What the dataset now holds: possession for later remote pushes.
+                dataset_files_add(
+                    dataset_id=dataset.pk,
+                    root_id=root_id,
+                    parent_root_id=start_head.tree_id if start_head else None,
+                )
                 AuditEvent.objects.create(
                     user=user,
                     actor=author,

@@ -11,7 +11,17 @@ import urllib.request
 
 import pytest
 
-from catalog.models import AuditEvent, Chunk, Dataset, FileManifest, Pack, Tree, Upload, UploadLease, Version
+from catalog.models import (
+    AuditEvent,
+    Chunk,
+    Dataset,
+    FileManifest,
+    Pack,
+    PendingPack,
+    Tree,
+    UploadLease,
+    Version,
+)
 from catalog.services.store import get_backend
 from catalog.storage.chunker import chunk_bytes
 from catalog.storage.hashing import digest_hex, new_hasher
@@ -119,7 +129,11 @@ def test_a_full_push_commits_the_tree_the_client_listed(steward, store_url, tmp_
     missing = steward.post(f"/uploads/{upload_id}/missing", {"chunks": list(pushed.chunks)}).json()
     assert sorted(missing["chunks"]) == sorted(pushed.chunks)
     pack_id = upload_pack(steward, upload_id, pushed, missing["chunks"])
-    assert Upload.objects.get(id=upload_id).leases.filter(pack_id=pack_id, uploaded=True).exists()
+    # Registered but not verified: no chunk of it is in the shared index yet, so
+    # nothing can deduplicate against it, read it or name it.
+    assert PendingPack.objects.filter(upload_id=upload_id, pack_id=pack_id).exists()
+    assert not Pack.objects.filter(id=pack_id).exists()
+    assert not Chunk.objects.filter(id__in=list(pushed.chunks)).exists()
     staged = steward.post(f"/uploads/{upload_id}/files", {"part": 1, "entries": pushed.entries()})
     assert staged.status_code == 200
     committed = steward.post(
@@ -259,8 +273,9 @@ def test_a_file_whose_chunks_do_not_add_up_is_refused(steward, store_url, tmp_pa
     upload_id = steward.post("/datasets/sizes/uploads", {}).json()["id"]
     upload_pack(steward, upload_id, pushed, list(pushed.chunks))
     entry = pushed.entries()[0]
+    steward.post(f"/uploads/{upload_id}/files", {"entries": [{**entry, "size": entry["size"] + 1}]})
     before = snapshot()
-    lying = steward.post("/datasets/sizes/versions", {"entries": [{**entry, "size": entry["size"] + 1}]})
+    lying = steward.post("/datasets/sizes/versions", {"upload": upload_id})
     assert lying.status_code == 400 and "add up to a different size" in lying.json()["error"]
     assert snapshot() == before
 

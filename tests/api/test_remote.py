@@ -146,7 +146,10 @@ def test_the_console_command_pushes_pulls_and_resolves(strata_server, tokens, tm
     def run(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
         run_env = dict(env)
         if token is not None:
+            # Another person on another machine: a stat cache of their own, which
+            # never knows the folder was pushed (and so asks the server).
             run_env["STRATA_TOKEN"] = token
+            run_env["STRATA_CLIENT_CACHE"] = str(tmp_path / f"cache-{token[-6:]}")
         return subprocess.run(
             [sys.executable, "-m", "strata_client", *args], env=run_env, capture_output=True, text=True
         )

@@ -16,7 +16,7 @@ import pytest
 from catalog.models import Dataset
 from catalog.services.datasets import dataset_update
 from catalog.services.refs import branch_create, tag_create
-from catalog.services.remote import upload_open
+from catalog.services.remote import upload_open, upload_pack_target
 from catalog.services.store import get_backend
 from catalog.services.versions import version_push
 from catalog.storage.hashing import EMPTY_DIGEST, digest_hex
@@ -58,6 +58,15 @@ def world(personas, local_store, tmp_path):
         pack = writer.finish()
         with open(pack.path, "rb") as handle:
             md5 = base64.b64encode(hashlib.md5(handle.read()).digest()).decode()
+        # As a client does: ask where the pack goes, then put it there.
+        upload_pack_target(
+            user=alice,
+            upload_id=upload.id,
+            pack_id=pack.pack_id,
+            size=pack.size,
+            md5=md5,
+            local_url=lambda *_: "",
+        )
         get_backend().put_pack(pack.pack_id, pack.path)
         state[name] = {
             "head": head.id,
@@ -123,6 +132,7 @@ ENDPOINTS = [
         200,
     ),
     ("stage files", "post", "/uploads/{upload}/files", {"entries": [_empty_file("x.txt")]}, "uploader", 200),
+    ("upload state", "get", "/uploads/{upload}", None, "uploader", 200),
     # The model "m" pins both datasets; what each reader sees of its pins is tested below.
     ("model versions", "get", "/models/m/versions", None, "anyone", 200),
     ("model version", "get", "/models/m/versions/1", None, "anyone", 200),

@@ -14,8 +14,9 @@ from catalog.models import Chunk, Pack
 from catalog.services.pull import version_pull
 from catalog.services.versions import version_push
 from tests.catalog.test_views_data import push
-from tests.conftest import write_random
+from tests.conftest import worker_environment, write_random
 from tests.ops.conftest import sample, wait_until
+from tests.services import CeleryWorker as Worker
 
 PUSHED = ("strata_store_transferred_bytes_total", {"direction": "push"})
 PULLED = ("strata_store_transferred_bytes_total", {"direction": "pull"})
@@ -81,11 +82,17 @@ def test_push_and_pull_count_the_bytes_stored_and_read(personas, store_url, tmp_
 
 
 def test_a_remote_push_and_pull_count_what_the_client_moved(
-    personas, store_url, live_server, tmp_path, scrape
+    request, personas, store_url, live_server, queue, redis_url, settings, tmp_path, scrape
 ):
     from catalog.services.tokens import token_create
     from strata_client.client import Client
 
+    # The worker that verifies and commits the push.
+    verifier = Worker(
+        worker_environment(settings=settings, tmp_path=tmp_path, queue=queue, redis_url=redis_url),
+        tmp_path / "verifier.log",
+    )
+    request.addfinalizer(verifier.stop)
     _, secret = token_create(user=personas["alice"], name="metrics")
     remote = Client(live_server.url, secret, cache_dir=str(tmp_path / "client-cache"))
     write_random(tmp_path / "source" / "part.bin", 400_000, seed=3)

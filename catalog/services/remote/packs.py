@@ -20,15 +20,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog import permissions
-from catalog.models import Pack, Upload
+from catalog.models import Pack, PendingPack, Upload
 from catalog.storage import chunker, packs
 from catalog.storage.backends import Backend, pack_key
 from catalog.storage.errors import CorruptObject, MissingObject, StoreError
+from catalog.storage.hashing import digest_hex
 from ops.metrics import store_transferred
 
 from ..errors import IntegrityFailure, NotFound, UserError
-from ..store import chunks_register, get_backend
-from .uploads import _lease, _touch, check_object_id, store_kind, upload_get
+from ..store import get_backend
+from .uploads import _touch, check_object_id, store_kind, upload_get
 
 # Signed transfer URLs (S3 or this server's) are good for this long.
 TRANSFER_URL_SECONDS = 3600
@@ -92,11 +93,23 @@ def _s3_key(backend, pack_id: str) -> str:
     return f"{backend.prefix}/{key}" if backend.prefix else key
 
 
+def proof_id(upload_id: str, pack_id: str) -> str:
+    """Where an upload stores a pack whose name the store already holds: a key of
+    its own, known only to the upload (whose id is a secret), so the bytes the
+    worker verifies are the bytes this client sent."""
+    return digest_hex(f"strata-proof:{upload_id}:{pack_id}".encode())
+
+
 def upload_pack_target(
     *, user: permissions.User, upload_id: str, pack_id: str, size: int, md5: str, local_url: LocalUrl
 ) -> Transfer | None:
-    """Where the client should PUT pack `pack_id`; None if the store already has it
-    registered (it is then leased to the upload and needs no upload at all)."""
+    """Where the client should PUT pack `pack_id`; None if this upload already sent
+    and registered it (a retry).
+
+    A pack the store already has under that name is not taken as sent: knowing a
+    pack's name (the hash of its index) is not having its bytes. The client sends
+    it again, to a proof object of this upload, and is charged for it.
+    """
     check_object_id(pack_id, "pack id")
     _check_md5(md5)
     if not packs.footer_size() + len(packs.MAGIC) <= size <= MAX_PACK_SIZE:
@@ -104,11 +117,23 @@ def upload_pack_target(
             f"a pack must be between {len(packs.MAGIC) + packs.footer_size()} and {MAX_PACK_SIZE} bytes."
         )
     upload = upload_get(user=user, upload_id=upload_id)
-    if Pack.objects.filter(id=pack_id).exists():
-        with transaction.atomic():
-            _lease(upload, [pack_id])
-        return None
     backend = get_backend()
+    pending = PendingPack.objects.filter(upload=upload, pack_id=pack_id).first()
+    if pending is not None and pending.index is not None:
+        return None
+    if pending is None or pending.size != size:
+        taken = (
+            Pack.objects.filter(id=pack_id).exists()
+            or PendingPack.objects.filter(pack_id=pack_id).exclude(upload=upload).exists()
+            or backend.pack_size(pack_id) is not None
+        )
+        storage_id = proof_id(upload.id, pack_id) if taken else pack_id
+        with transaction.atomic():
+            PendingPack.objects.filter(upload=upload, pack_id=pack_id).delete()
+            pending = PendingPack.objects.create(
+                upload=upload, pack_id=pack_id, storage_id=storage_id, size=size
+            )
+            _touch(upload)
     headers = {"Content-MD5": md5}
     if store_kind(backend) == "s3":
         headers["If-None-Match"] = "*"
@@ -116,7 +141,7 @@ def upload_pack_target(
             "put_object",
             Params={
                 "Bucket": backend.bucket,
-                "Key": _s3_key(backend, pack_id),
+                "Key": _s3_key(backend, pending.storage_id),
                 "ContentMD5": md5,
                 "IfNoneMatch": "*",
             },
@@ -124,7 +149,8 @@ def upload_pack_target(
         )
         return Transfer(url, "PUT", headers)
     token = signing.dumps(
-        {"op": "put", "u": upload.id, "p": pack_id, "s": size, "m": md5}, salt=_SIGNING_SALT
+        {"op": "put", "u": upload.id, "p": pack_id, "k": pending.storage_id, "s": size, "m": md5},
+        salt=_SIGNING_SALT,
     )
     return Transfer(local_url(pack_id, token), "PUT", headers)
 
@@ -182,7 +208,7 @@ def pack_receive(*, token: str, pack_id: str, body: BinaryIO, content_length: in
             _check_name(pack_id, _tail_of_file(pack_id, spool.name, size))
         except CorruptObject as error:
             raise UserError(f"pack {pack_id} is not a valid pack ({error}); it was not stored.") from None
-        backend.put_pack(pack_id, spool.name)
+        backend.put_pack(str(claims.get("k") or pack_id), spool.name)
     finally:
         if os.path.exists(spool.name):
             os.unlink(spool.name)
@@ -206,31 +232,33 @@ def pack_send(*, token: str, pack_id: str) -> bytes:
 def upload_pack_register(
     *, user: permissions.User, upload_id: str, pack_id: str, size: int, chunk_ids: Sequence[str]
 ) -> int:
-    """Register a pack the client has stored, reading only its index; returns its
+    """Record a pack the client has stored, reading only its index; returns its
     chunk count.
 
     The object must exist with the declared size, start with the pack magic, and
     end with an index that lists exactly `chunk_ids`, in order, laid end to end from
-    the header to the index, each no larger than the chunker makes. Only then are
-    its Pack and Chunk rows written (a chunk already stored elsewhere keeps its old
-    location) and the pack leased to the upload.
+    the header to the index, each no larger than the chunker makes. Its chunks stay
+    out of the shared index — no one can deduplicate against them, read them or
+    name them in a version — until a worker has verified every payload at the
+    commit (``catalog.services.remote.verification``).
     """
     check_object_id(pack_id, "pack id")
     for chunk_id in chunk_ids:
         check_object_id(chunk_id)
     upload = upload_get(user=user, upload_id=upload_id)
-    if Pack.objects.filter(id=pack_id).exists():
-        with transaction.atomic():
-            _lease(upload, [pack_id], uploaded=True)
-        return Pack.objects.get(id=pack_id).chunk_count
+    pending = PendingPack.objects.filter(upload=upload, pack_id=pack_id).first()
+    if pending is None:
+        raise UserError(f"pack {pack_id} was not uploaded; ask where to upload it, then register it.")
+    if pending.index is not None:
+        return len(packs.parse_index(pack_id, bytes(pending.index)))
     backend = get_backend()
-    stored_size = backend.pack_size(pack_id)
+    stored_size = backend.pack_size(pending.storage_id)
     if stored_size is None:
         raise UserError(f"pack {pack_id} was not uploaded; upload it before registering it.")
     if stored_size != size:
         raise UserError(f"pack {pack_id} is {stored_size} bytes in the store, not {size}.")
     try:
-        entries = _read_index(backend, pack_id, size)
+        entries, tail = _read_index(backend, pack_id, size, storage_id=pending.storage_id)
     except CorruptObject as error:
         raise UserError(f"pack {pack_id} is not a valid pack ({error}); it was not registered.") from None
     except StoreError as error:
@@ -238,11 +266,7 @@ def upload_pack_register(
     if [entry.chunk_id for entry in entries] != list(chunk_ids):
         raise UserError(f"pack {pack_id} does not hold the chunks declared for it; it was not registered.")
     with transaction.atomic():
-        Pack.objects.bulk_create(
-            [Pack(id=pack_id, size=size, chunk_count=len(entries))], ignore_conflicts=True
-        )
-        chunks_register(pack_id, entries)
-        _lease(upload, [pack_id], uploaded=True)
+        PendingPack.objects.filter(pk=pending.pk).update(index=tail, size=size)
         _touch(upload)
     # The bytes went from the client to the store (a presigned PUT, or pack_receive
     # for a local folder); this is where the server learns they arrived, so it is
@@ -271,19 +295,22 @@ def _check_name(pack_id: str, tail: bytes) -> None:
         raise CorruptObject("pack", pack_id, "its index does not match its name")
 
 
-def _read_index(backend: Backend, pack_id: str, size: int) -> list[packs.IndexEntry]:
-    """A pack's index entries, read from its head and tail only, and checked: the
-    name against the index, and the index against the pack's layout."""
+def _read_index(
+    backend: Backend, pack_id: str, size: int, *, storage_id: str
+) -> tuple[list[packs.IndexEntry], bytes]:
+    """A pack's index entries and its index bytes, read from the head and tail of
+    the object `storage_id` only, and checked: the name against the index, and the
+    index against the pack's layout."""
     footer = packs.footer_size()
     if size < len(packs.MAGIC) + footer:
         raise CorruptObject("pack", pack_id, "too short")
-    count, index_offset = packs.read_footer(pack_id, backend.read_tail(pack_id, footer))
+    count, index_offset = packs.read_footer(pack_id, backend.read_tail(storage_id, footer))
     index_bytes = count * packs.index_entry_size()
     if index_offset < len(packs.MAGIC) or index_offset + index_bytes + footer != size:
         raise CorruptObject("pack", pack_id, "its footer does not match its size")
-    if backend.read_range(pack_id, 0, len(packs.MAGIC)) != packs.MAGIC:
+    if backend.read_range(storage_id, 0, len(packs.MAGIC)) != packs.MAGIC:
         raise CorruptObject("pack", pack_id, "bad header")
-    tail = backend.read_tail(pack_id, index_bytes + footer)
+    tail = backend.read_tail(storage_id, index_bytes + footer)
     _check_name(pack_id, tail)
     entries = packs.parse_index(pack_id, tail)
     position = len(packs.MAGIC)
@@ -302,7 +329,7 @@ def _read_index(backend: Backend, pack_id: str, size: int) -> list[packs.IndexEn
         position += entry.stored_length
     if position != index_offset:
         raise CorruptObject("pack", pack_id, "its chunks do not fill it")
-    return entries
+    return entries, tail
 
 
 # -- pulling ------------------------------------------------------------------------

@@ -28,13 +28,16 @@ from catalog.models import (
     UploadPart,
     Version,
 )
+from catalog.storage import packs as packformat
 from catalog.storage import tree as treeformat
 from catalog.storage.backends import Backend
 from catalog.storage.hashing import EMPTY_DIGEST
+from catalog.storage.packs import ChunkLocation
 from catalog.storage.store import FileRecord
 
 from ..collection import reusing
 from ..errors import NotFound, UserError
+from ..possession import readable_chunks, readable_files
 from ..store import batched, get_backend
 from ..versions import (
     _check_explicit_semver,
@@ -174,7 +177,9 @@ def upload_open(*, user: permissions.User, dataset_name: str, branch: str | None
 
 
 def upload_get(*, user: permissions.User, upload_id: str, lock: bool = False) -> Upload:
-    """The open upload `upload_id` of `user`; another user's upload does not exist."""
+    """The open upload `upload_id` of `user`; another user's upload does not exist.
+
+    An upload being verified, committed or refused takes no more packs or files."""
     query = Upload.objects.filter(id=upload_id)
     if lock:
         query = query.select_for_update()
@@ -185,6 +190,10 @@ def upload_get(*, user: permissions.User, upload_id: str, lock: bool = False) ->
         raise UserError(
             f"upload {upload.id} was already committed as version {upload.committed_id}; start a new push."
         )
+    if upload.state == Upload.State.VERIFYING:
+        raise UserError(f"upload {upload.id} is being verified; ask for its state, then start a new push.")
+    if upload.state == Upload.State.FAILED:
+        raise UserError(f"upload {upload.id} was refused ({upload.error}); start a new push.")
     if upload.expires <= timezone.now():
         raise UserError(f"upload {upload.id} expired; start the push again.")
     return upload
@@ -218,10 +227,14 @@ def _pack_ids_of(chunk_ids: Sequence[str]) -> set[str]:
 def upload_missing(
     *, user: permissions.User, upload_id: str, chunk_ids: Sequence[str], file_digests: Sequence[str]
 ) -> tuple[list[str], list[str]]:
-    """Which of `chunk_ids` and `file_digests` the store lacks, in the order asked.
+    """Which of `chunk_ids` and `file_digests` the client must send, in the order asked.
 
-    The packs holding everything the store has are leased to the upload, so the
-    packs the client was told about stay until it commits or the upload expires.
+    Present means stored *and* held by a dataset the user may read
+    (``catalog.services.possession``): content that exists only where the user
+    cannot read is answered "missing" exactly as content that does not exist, so
+    the answer reveals nothing, and the client proves possession by sending it.
+    The packs holding what is present are leased to the upload, so they stay
+    until it commits or expires.
     """
     for chunk_id in chunk_ids:
         check_object_id(chunk_id)
@@ -232,14 +245,18 @@ def upload_missing(
     # between being found and being leased; when nothing is found (a push of new
     # data) there is nothing to lease and no write at all.
     with transaction.atomic():
-        present_chunks: dict[str, str] = {}
+        indexed: dict[str, str] = {}
         for batch in batched(list(dict.fromkeys(chunk_ids)), _LOOKUP_BATCH):
-            present_chunks.update(Chunk.objects.filter(id__in=batch).values_list("id", "pack_id"))
+            indexed.update(Chunk.objects.filter(id__in=batch).values_list("id", "pack_id"))
+        readable = readable_chunks(user, list(indexed))
+        present_chunks = {chunk_id: pack_id for chunk_id, pack_id in indexed.items() if chunk_id in readable}
         wanted_files = [d for d in dict.fromkeys(file_digests) if d != EMPTY_DIGEST]
+        readable_digests = readable_files(user, wanted_files)
         present_files: set[str] = set()
         file_pack_ids: set[str] = set()
         manifest_chunks: list[str] = []
-        for batch in batched(wanted_files, _LOOKUP_BATCH):
+        candidates = [d for d in wanted_files if d in readable_digests]
+        for batch in batched(candidates, _LOOKUP_BATCH):
             for digest, raw in FileManifest.objects.filter(digest__in=batch).values_list(
                 "digest", "chunk_ids"
             ):
@@ -247,7 +264,7 @@ def upload_missing(
                 raw = bytes(raw)
                 manifest_chunks.extend(raw[i : i + 32].hex() for i in range(0, len(raw), 32))
         # A file with no manifest is present when its single chunk is.
-        for batch in batched([d for d in wanted_files if d not in present_files], _LOOKUP_BATCH):
+        for batch in batched([d for d in candidates if d not in present_files], _LOOKUP_BATCH):
             for chunk_id, pack_id in Chunk.objects.filter(id__in=batch).values_list("id", "pack_id"):
                 present_files.add(chunk_id)
                 file_pack_ids.add(pack_id)
@@ -419,33 +436,72 @@ def _tree_inputs(entries: Sequence[StagedEntry]):
     return files, links, dirs
 
 
-def _file_records(
-    files: dict[str, StagedEntry], staged_manifests: dict[str, tuple[int, list[str]]]
-) -> dict[str, FileRecord]:
-    """Check that every file's content is stored, and return the manifests to make.
+@dataclass(slots=True)
+class SentChunk:
+    """A chunk inside a pack this upload sent: where it is, before it is indexed."""
 
-    A digest the catalog knows (a manifest, or a stored single chunk) needs nothing
-    more; otherwise the entry's chunk list must name stored chunks whose sizes add up
-    to the file's. Raises "chunk … missing" for the first chunk never uploaded.
+    location: ChunkLocation
+    raw_length: int
+
+
+def sent_chunks(upload: Upload) -> dict[str, SentChunk]:
+    """The chunks of every pack the upload's client sent and registered, from the
+    indexes read at registration (the payloads are checked by the verification)."""
+    sent: dict[str, SentChunk] = {}
+    for storage_id, index in upload.pending_packs.exclude(index=None).values_list("storage_id", "index"):
+        for entry in packformat.parse_index(storage_id, bytes(index)):
+            location = ChunkLocation(
+                entry.chunk_id, storage_id, entry.offset, entry.stored_length, entry.raw_length, entry.codec
+            )
+            sent.setdefault(entry.chunk_id, SentChunk(location, entry.raw_length))
+    return sent
+
+
+@dataclass(slots=True)
+class FilePlan:
+    """What a commit's files need: manifests to write, and the files whose bytes
+    must be hashed against their digests before any of it may be written."""
+
+    records: dict[str, FileRecord]
+    claims: dict[str, FileRecord]  # new multi-chunk files, not yet verified
+
+
+def _file_records(
+    user: permissions.User,
+    files: dict[str, StagedEntry],
+    staged_manifests: dict[str, tuple[int, list[str]]],
+    sent: dict[str, SentChunk],
+) -> FilePlan:
+    """Check that the pusher possesses every file's content, and plan the manifests.
+
+    A digest held by a dataset the user may read needs nothing more. Any other
+    digest — new, or stored but only in datasets the user cannot read — must come
+    with a chunk list whose every chunk this upload sent or the user may read, and
+    whose sizes add up to the file's; a file of several chunks is then hashed by a
+    worker before the commit (a "claim"). Content the user may not read is answered
+    exactly like content that does not exist: "chunk … missing".
     """
     by_digest: dict[str, StagedEntry] = {}
     for entry in files.values():
         known = by_digest.setdefault(entry.digest, entry)
         if known.size != entry.size:
             raise UserError(f"{known.path} and {entry.path} have the same digest but different sizes.")
-    manifests: dict[str, int] = {}
     wanted = [digest for digest in by_digest if digest != EMPTY_DIGEST]
+    stored_sizes: dict[str, int] = {}
     for batch in batched(wanted, _LOOKUP_BATCH):
-        manifests.update(FileManifest.objects.filter(digest__in=batch).values_list("digest", "size"))
+        stored_sizes.update(FileManifest.objects.filter(digest__in=batch).values_list("digest", "size"))
+        rest = [digest for digest in batch if digest not in stored_sizes]
+        stored_sizes.update(Chunk.objects.filter(id__in=rest).values_list("id", "raw_length"))
+    readable = readable_files(user, [digest for digest in wanted if digest in stored_sizes])
     needed: dict[str, list[str]] = {}
     for digest, entry in by_digest.items():
         if digest == EMPTY_DIGEST:
             if entry.size != 0 or entry.chunks:
                 raise UserError(f"{entry.path} has the digest of an empty file but a size or chunks.")
-        elif digest in manifests:
-            if manifests[digest] != entry.size:
+        elif digest in readable:
+            if stored_sizes[digest] != entry.size:
                 raise UserError(
-                    f"{entry.path} is {entry.size} bytes, but its digest names a file of {manifests[digest]}."
+                    f"{entry.path} is {entry.size} bytes, but its digest names a file of {stored_sizes[digest]}."
                 )
         elif digest in staged_manifests:
             size, chunk_ids = staged_manifests[digest]
@@ -458,11 +514,14 @@ def _file_records(
             if entry.chunks and entry.chunks[0] != digest:
                 raise UserError(f"{entry.path}: a file of one chunk has that chunk's id as its digest.")
             needed[digest] = [digest]
-    lengths: dict[str, int] = {}
-    all_chunks = list(dict.fromkeys(c for chunk_ids in needed.values() for c in chunk_ids))
-    for batch in batched(all_chunks, _LOOKUP_BATCH):
-        lengths.update(Chunk.objects.filter(id__in=batch).values_list("id", "raw_length"))
-    records: dict[str, FileRecord] = {}
+    lengths: dict[str, int] = {chunk_id: chunk.raw_length for chunk_id, chunk in sent.items()}
+    others = list(dict.fromkeys(c for chunk_ids in needed.values() for c in chunk_ids if c not in lengths))
+    indexed: dict[str, int] = {}
+    for batch in batched(others, _LOOKUP_BATCH):
+        indexed.update(Chunk.objects.filter(id__in=batch).values_list("id", "raw_length"))
+    for chunk_id in readable_chunks(user, list(indexed)):
+        lengths[chunk_id] = indexed[chunk_id]
+    plan = FilePlan(records={}, claims={})
     for digest, chunk_ids in needed.items():
         entry = by_digest[digest]
         for chunk_id in chunk_ids:
@@ -473,8 +532,205 @@ def _file_records(
                 )
         if sum(lengths[c] for c in chunk_ids) != entry.size:
             raise UserError(f"{entry.path} is {entry.size} bytes, but its chunks add up to a different size.")
-        records[digest] = FileRecord(digest=digest, size=entry.size, chunk_ids=chunk_ids)
-    return records
+        record = FileRecord(digest=digest, size=entry.size, chunk_ids=chunk_ids)
+        plan.records[digest] = record
+        if len(chunk_ids) > 1:
+            plan.claims[digest] = record
+    return plan
+
+
+@dataclass(slots=True)
+class CommitAsk:
+    """What the client asked of a commit, kept on the upload while it is verified."""
+
+    parent: object = UNSET
+    message: str = ""
+    stage: str | None = None
+    semver: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        parent = "unset" if self.parent is UNSET else self.parent
+        return {"parent": parent, "message": self.message, "stage": self.stage, "semver": self.semver}
+
+    @classmethod
+    def from_json(cls, data: dict) -> CommitAsk:
+        parent = UNSET if data.get("parent") == "unset" else data.get("parent")
+        return cls(parent, data.get("message", ""), data.get("stage"), data.get("semver"))
+
+
+@dataclass(slots=True)
+class Verifying:
+    """A commit accepted but waiting for a worker to verify the bytes it names."""
+
+    upload_id: str
+    dataset: str
+    branch: str
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A commit checked and planned, not yet written."""
+
+    user: permissions.User
+    dataset: Dataset | None
+    dataset_name: str
+    branch_name: str
+    start_head: Version | None
+    upload: Upload | None
+    ask: CommitAsk
+    explicit_semver: tuple[int, int, int] | None
+    files: dict[str, StagedEntry]
+    links: dict[str, str]
+    dirs: set[str]
+    plan: FilePlan
+    sent: dict[str, SentChunk]
+
+    @property
+    def needs_verification(self) -> bool:
+        return bool(self.plan.claims) or bool(self.sent)
+
+
+def _staged_list(upload: Upload) -> tuple[list[StagedEntry], dict[str, tuple[int, list[str]]]]:
+    staged: list[StagedEntry] = []
+    manifests: dict[str, tuple[int, list[str]]] = {}
+    for part in upload.parts.all():
+        part_entries, part_manifests = _decode_part(part.data)
+        staged.extend(part_entries)
+        for manifest in part_manifests:
+            size, chunk_ids = manifests.setdefault(manifest.digest, (manifest.size, []))
+            if size != manifest.size:
+                raise UserError(f"the chunk list of file {manifest.digest} was staged with two sizes.")
+            chunk_ids.extend(manifest.chunks)
+    return staged, manifests
+
+
+def start_head_for(
+    dataset: Dataset | None, dataset_name: str, branch_name: str, parent: object
+) -> Version | None:
+    """The version a commit builds on: the head the client saw (`parent`; refused
+    if the branch has moved since), no head (None: the branch must have none yet),
+    or, with `parent` left out, whatever the head is now."""
+    current = _branch_head(dataset, branch_name)
+    if parent is UNSET:
+        return current
+    if parent is None:
+        if current is not None:
+            raise _moved(dataset_name, branch_name)
+        return None
+    start_head = Version.objects.filter(id=parent, dataset=dataset).first() if dataset else None
+    if start_head is None:
+        raise UserError(f"{str(parent)[:80]} is not a version of {dataset_name}.")
+    if current is None or current.id != start_head.id:
+        raise _moved(dataset_name, branch_name)
+    return start_head
+
+
+def commit_prepare(
+    *,
+    user: permissions.User,
+    dataset_name: str,
+    upload: Upload | None,
+    entries: Sequence[StagedEntry],
+    branch: str | None,
+    ask: CommitAsk,
+) -> Prepared:
+    """Every check of a remote commit, and its plan; writes nothing.
+
+    Run by the web process for a commit that sent no bytes (so a bad list is
+    refused at once), and by the worker before it reads the bytes the plan
+    names; the worker then re-checks only access and the branch head, under the
+    commit's locks.
+    """
+    dataset = _writable_dataset(user, dataset_name)
+    staged_manifests: dict[str, tuple[int, list[str]]] = {}
+    sent: dict[str, SentChunk] = {}
+    if upload is not None:
+        if upload.dataset_name != dataset_name:
+            raise UserError(f"upload {upload.id} is for {upload.dataset_name}, not {dataset_name}.")
+        if branch is not None and branch != upload.branch:
+            raise UserError(f"upload {upload.id} is for branch {upload.branch}, not {branch}.")
+        branch = upload.branch
+        staged, staged_manifests = _staged_list(upload)
+        entries = staged + list(entries)
+        sent = sent_chunks(upload)
+    branch_name = branch or (dataset.default_branch if dataset else "main")
+    start_head = start_head_for(dataset, dataset_name, branch_name, ask.parent)
+    explicit_semver = parse_semver(ask.semver) if ask.semver else None
+    if explicit_semver is not None and dataset is not None:
+        _check_explicit_semver(dataset, start_head, explicit_semver)
+    files, links, dirs = _tree_inputs(entries)
+    plan = _file_records(user, files, staged_manifests, sent)
+    return Prepared(
+        user, dataset, dataset_name, branch_name, start_head, upload, ask, explicit_semver,
+        files, links, dirs, plan, sent,
+    )  # fmt: skip
+
+
+def commit_finish(prepared: Prepared) -> CommitResult:
+    """Build the trees and commit through ``version_commit``; mark the upload done.
+
+    Runs inside the caller's transaction and garbage collection's shared lock."""
+    user, dataset, upload = prepared.user, prepared.dataset, prepared.upload
+    files, records = prepared.files, prepared.plan.records
+    try:
+        root_id, trees, file_count, logical = build_trees_from(
+            files=[(path, KIND_CODES[e.kind], e.size, e.digest) for path, e in files.items()],
+            links=prepared.links,
+            dirs=prepared.dirs,
+        )
+    except treeformat.InvalidTree as error:
+        raise UserError(f"the file list cannot be stored: {error}.") from None
+    new_bytes = stored_bytes = 0
+    if upload is not None:
+        totals = Chunk.objects.filter(
+            pack_id__in=upload.leases.filter(uploaded=True).values("pack_id")
+        ).aggregate(raw=Sum("raw_length"), stored=Sum("stored_length"))
+        new_bytes, stored_bytes = totals["raw"] or 0, totals["stored"] or 0
+    start_head = prepared.start_head
+    if start_head is not None and root_id == start_head.tree_id:
+        version, created = start_head, False
+        new_bytes = stored_bytes = 0
+    else:
+        bump, bump_reasons = _remote_bump(start_head, root_id, trees, files, records)
+        version = version_commit(
+            user=user,
+            dataset=dataset,
+            dataset_name=prepared.dataset_name,
+            branch_name=prepared.branch_name,
+            start_head=start_head,
+            root_id=root_id,
+            trees=trees,
+            records=records,
+            report_packs=[],
+            author=user.get_username() if user is not None else "strata",
+            message=prepared.ask.message,
+            stage=prepared.ask.stage,
+            explicit_semver=prepared.explicit_semver,
+            file_count=file_count,
+            logical=logical,
+            new_bytes=new_bytes,
+            stored_bytes=stored_bytes,
+            bump=bump,
+            bump_reasons=bump_reasons,
+        )
+        created = True
+    if upload is not None:
+        # The version now reaches every pack it needs: the leases and staged list
+        # have done their work.
+        Upload.objects.filter(pk=upload.pk).update(committed=version, state=Upload.State.COMMITTED)
+        upload.parts.all().delete()
+        upload.leases.all().delete()
+        upload.pending_packs.all().delete()
+    return CommitResult(
+        prepared.dataset_name,
+        prepared.branch_name,
+        version,
+        created,
+        file_count,
+        logical,
+        new_bytes,
+        stored_bytes,
+    )
 
 
 def upload_commit(
@@ -488,7 +744,7 @@ def upload_commit(
     message: str = "",
     stage: str | None = None,
     semver: str | None = None,
-) -> CommitResult:
+) -> CommitResult | Verifying:
     """Commit a remote client's file list — the upload's staged parts plus `entries` —
     as a new version, or report the branch head unchanged if the tree is the same.
 
@@ -496,116 +752,67 @@ def upload_commit(
     still there (None: only if the branch has no head yet); left out, the current
     head. Every check happens before anything is written: a missing chunk, an unsafe
     path or a moved branch leaves no version, tree or manifest behind.
+
+    When the commit names bytes nobody has verified yet — packs this upload sent,
+    or new files of several chunks — nothing is written but the upload's state:
+    it becomes "verifying", a worker hashes those bytes
+    (``catalog.services.remote.verification.upload_verify``) and commits, and the
+    answer is `Verifying`; the client polls the upload for the outcome.
     """
     check_dataset_name(dataset_name)
     if stage is not None and stage not in Stage.values:
         raise UserError(f"{stage!r} is not a stage: use one of {', '.join(Stage.values)}.")
-    explicit_semver = parse_semver(semver) if semver else None
+    if semver:
+        parse_semver(semver)
     if branch is not None:
         check_ref_name(branch)
     for entry in entries:
         _check_entry(entry)
     if user is None or not user.is_authenticated:
         raise UserError("a remote commit needs a signed-in user.")
+    ask = CommitAsk(parent, message, stage, semver)
     # One transaction from the first check to the branch move: a refusal at any
     # point leaves no tree, manifest or version, and the upload stays open. It runs
     # under garbage collection's lock (shared): the upload's leases keep its packs
     # until they are deleted below, and a collection that starts after the commit
     # sees the version (catalog.services.collection).
     with reusing(), transaction.atomic():
-        dataset = _writable_dataset(user, dataset_name)
-        upload = None
-        staged_manifests: dict[str, tuple[int, list[str]]] = {}
-        if upload_id is not None:
-            upload = upload_get(user=user, upload_id=upload_id, lock=True)
-            if upload.dataset_name != dataset_name:
-                raise UserError(f"upload {upload.id} is for {upload.dataset_name}, not {dataset_name}.")
-            if branch is not None and branch != upload.branch:
-                raise UserError(f"upload {upload.id} is for branch {upload.branch}, not {branch}.")
-            branch = upload.branch
-            staged: list[StagedEntry] = []
-            for part in upload.parts.all():
-                part_entries, part_manifests = _decode_part(part.data)
-                staged.extend(part_entries)
-                for manifest in part_manifests:
-                    size, chunk_ids = staged_manifests.setdefault(manifest.digest, (manifest.size, []))
-                    if size != manifest.size:
-                        raise UserError(
-                            f"the chunk list of file {manifest.digest} was staged with two sizes."
-                        )
-                    chunk_ids.extend(manifest.chunks)
-            entries = staged + list(entries)
-        branch_name = branch or (dataset.default_branch if dataset else "main")
-        current = _branch_head(dataset, branch_name)
-        if parent is UNSET:
-            start_head = current
-        elif parent is None:
-            start_head = None
-            if current is not None:
-                raise _moved(dataset_name, branch_name)
-        else:
-            start_head = Version.objects.filter(id=parent, dataset=dataset).first() if dataset else None
-            if start_head is None:
-                raise UserError(f"{str(parent)[:80]} is not a version of {dataset_name}.")
-            if current is None or current.id != start_head.id:
-                raise _moved(dataset_name, branch_name)
-        if explicit_semver is not None and dataset is not None:
-            _check_explicit_semver(dataset, start_head, explicit_semver)
-
-        files, links, dirs = _tree_inputs(entries)
-        records = _file_records(files, staged_manifests)
-        try:
-            root_id, trees, file_count, logical = build_trees_from(
-                files=[(path, KIND_CODES[e.kind], e.size, e.digest) for path, e in files.items()],
-                links=links,
-                dirs=dirs,
-            )
-        except treeformat.InvalidTree as error:
-            raise UserError(f"the file list cannot be stored: {error}.") from None
-
-        new_bytes = stored_bytes = 0
-        if upload is not None:
-            totals = Chunk.objects.filter(
-                pack_id__in=upload.leases.filter(uploaded=True).values("pack_id")
-            ).aggregate(raw=Sum("raw_length"), stored=Sum("stored_length"))
-            new_bytes, stored_bytes = totals["raw"] or 0, totals["stored"] or 0
-
-        if start_head is not None and root_id == start_head.tree_id:
-            version, created = start_head, False
-            new_bytes = stored_bytes = 0
-        else:
-            bump, bump_reasons = _remote_bump(start_head, root_id, trees, files, records)
-            version = version_commit(
-                user=user,
-                dataset=dataset,
-                dataset_name=dataset_name,
-                branch_name=branch_name,
-                start_head=start_head,
-                root_id=root_id,
-                trees=trees,
-                records=records,
-                report_packs=[],
-                author=user.get_username(),
-                message=message,
-                stage=stage,
-                explicit_semver=explicit_semver,
-                file_count=file_count,
-                logical=logical,
-                new_bytes=new_bytes,
-                stored_bytes=stored_bytes,
-                bump=bump,
-                bump_reasons=bump_reasons,
-            )
-            created = True
-        if upload is not None:
-            # The version now reaches every pack it needs: the leases and staged list
-            # have done their work.
-            Upload.objects.filter(pk=upload.pk).update(committed=version)
-            upload.parts.all().delete()
-            upload.leases.all().delete()
-        return CommitResult(
-            dataset_name, branch_name, version, created, file_count, logical, new_bytes, stored_bytes
+        upload = upload_get(user=user, upload_id=upload_id, lock=True) if upload_id is not None else None
+        if upload is not None and not entries and upload.pending_packs.exclude(index=None).exists():
+            # Bytes were sent: a worker must verify them, and it checks the whole
+            # list as it does. Here only what the client can fix at once (the
+            # dataset, the branch and its head, the version number) is checked,
+            # so the web process does not read the list twice.
+            dataset = _writable_dataset(user, dataset_name)
+            branch_name = upload.branch
+            start_head = start_head_for(dataset, dataset_name, branch_name, ask.parent)
+            if semver and dataset is not None:
+                _check_explicit_semver(dataset, start_head, parse_semver(semver))
+            return _hand_to_worker(upload, ask, dataset_name)
+        prepared = commit_prepare(
+            user=user, dataset_name=dataset_name, upload=upload, entries=entries, branch=branch, ask=ask
         )
+        if prepared.needs_verification:
+            if upload is None:
+                raise UserError(
+                    "this commit names new content: open an upload, send its packs and stage the file list."
+                )
+            if entries:
+                raise UserError(
+                    "a commit of an upload takes its files from the staged list: stage them first."
+                )
+            return _hand_to_worker(upload, ask, dataset_name)
+        return commit_finish(prepared)
+
+
+def _hand_to_worker(upload: Upload, ask: CommitAsk, dataset_name: str) -> Verifying:
+    Upload.objects.filter(pk=upload.pk).update(
+        state=Upload.State.VERIFYING, commit_request=ask.as_json(), verify_started=None
+    )
+    from .verification import enqueue_verification  # the task module imports this one
+
+    enqueue_verification(upload.pk)
+    return Verifying(upload.pk, dataset_name, upload.branch)
 
 
 def _remote_bump(start_head, root_id, trees, files, records) -> tuple[str, list[str]]:
