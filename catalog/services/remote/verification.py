@@ -31,6 +31,7 @@ from catalog.storage.verification import FileClaim, FileMismatch, verify_claims
 from ..collection import reusing
 from ..errors import ConflictError, IntegrityFailure, NotFound, StrataError, UserError
 from ..store import DatabaseChunkIndex, chunks_register, get_backend
+from ..versions import _check_still_indexed
 from .uploads import (
     CommitAsk,
     CommitResult,
@@ -248,6 +249,15 @@ def upload_verify(*, upload_id: str) -> str:
             prepared.start_head = start_head_for(
                 prepared.dataset, upload.dataset_name, prepared.branch_name, ask.parent
             )
+            # Chunks it names but did not send were indexed when the list was
+            # checked; garbage collection could have run since (it cannot now).
+            reused = {
+                c
+                for record in prepared.plan.records.values()
+                for c in record.chunk_ids
+                if c not in prepared.sent
+            }
+            _check_still_indexed(sorted(reused), upload.dataset_name)
             result = commit_finish(prepared)
             Upload.objects.filter(pk=upload.pk).update(result=result_fields(result))
     except (UserError, ConflictError) as error:
