@@ -122,7 +122,11 @@ class Setup:
         database = self.dir / "db.sqlite3"
         shutil.copy(template_db, database)
         store = (
-            f"s3://{bucket}/{run_dir.name}-{name}" if name.endswith("s3") else f"file://{self.dir / 'store'}"
+            # A prefix of this run's own: packs another run left in the bucket
+            # would turn uploads into no-ops (or, now, into proofs of possession).
+            f"s3://{bucket}/{self.dir.relative_to(Path(tempfile.gettempdir())).as_posix().replace('/', '-')}"
+            if name.endswith("s3")
+            else f"file://{self.dir / 'store'}"
         )
         self.env = {
             **base_env,

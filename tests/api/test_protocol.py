@@ -3,12 +3,6 @@ accepts, what it refuses, and that a refusal leaves nothing half-done."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import urllib.error
-import urllib.parse
-import urllib.request
-
 import pytest
 
 from catalog.models import (
@@ -26,6 +20,8 @@ from catalog.services.store import get_backend
 from catalog.storage.chunker import chunk_bytes
 from catalog.storage.hashing import digest_hex, new_hasher
 from catalog.storage.packs import PackWriter
+from tests.api.forgery import md5_of
+from tests.api.forgery import put as send
 from tests.conftest import write_random
 
 
@@ -72,30 +68,6 @@ class Pushed:
         with open(pack.path, "rb") as handle:
             data = handle.read()
         return pack, data
-
-
-def md5_of(data: bytes) -> str:
-    return base64.b64encode(hashlib.md5(data).digest()).decode()
-
-
-def send(api, transfer: dict, data: bytes) -> int:
-    """PUT pack bytes where the server said: S3 directly, or its own endpoint."""
-    url = transfer["url"]
-    if url.startswith("http://testserver"):
-        parsed = urllib.parse.urlsplit(url)
-        response = api.client.put(
-            f"{parsed.path}?{parsed.query}",
-            data=data,
-            content_type="application/octet-stream",
-            headers=transfer["headers"],
-        )
-        return response.status_code
-    request = urllib.request.Request(url, data=data, method="PUT", headers=transfer["headers"])
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 def upload_pack(api, upload_id: str, pushed: Pushed, chunk_ids: list[str]) -> str:
