@@ -148,6 +148,27 @@ def test_unwritable_or_non_empty_destination(cli, pushed, tmp_path):
     _assert_refused(cli("pull", "good", str(tmp_path / "no" / "parent")), "parent folder does not exist")
 
 
+def _forged_version(root, *, logical_bytes: int) -> None:
+    """Version 6.6.6 of "good" on tree `root`, written straight into the catalog
+    as something other than Strata (a tampered database) would."""
+    good = Dataset.objects.get(name="good")
+    head = Branch.objects.get(dataset=good, name="main").head
+    fields = {"dataset": "good", "tree": root.id, "parents": [head.id], "semver": "6.6.6"}
+    Version.objects.create(
+        id=version_id_for(fields),
+        dataset=good,
+        parent=head,
+        tree=root,
+        author="mallory",
+        semver="6.6.6",
+        semver_major=6,
+        semver_minor=6,
+        semver_patch=6,
+        file_count=1,
+        logical_bytes=logical_bytes,
+    )
+
+
 @pytest.mark.parametrize(
     "evil",
     [
@@ -166,22 +187,7 @@ def test_a_stored_tree_with_escaping_paths_is_refused_at_pull(cli, pushed, tmp_p
     data = json.dumps(sorted(payload), separators=(",", ":")).encode()
     row = tree_row(data, 2)
     row.save()
-    good = Dataset.objects.get(name="good")
-    head = Branch.objects.get(dataset=good, name="main").head
-    fields = {"dataset": "good", "tree": row.id, "parents": [head.id], "semver": "6.6.6"}
-    Version.objects.create(
-        id=version_id_for(fields),
-        dataset=good,
-        parent=head,
-        tree=row,
-        author="mallory",
-        semver="6.6.6",
-        semver_major=6,
-        semver_minor=6,
-        semver_patch=6,
-        file_count=1,
-        logical_bytes=5,
-    )
+    _forged_version(row, logical_bytes=5)
     dest = tmp_path / "deep" / "dest"
     dest.parent.mkdir()
     before = sorted(os.listdir(tmp_path))
@@ -204,22 +210,7 @@ def test_a_stored_link_chain_that_leads_out_of_the_folder_is_refused_at_pull(cli
     ]
     root = tree_row(json.dumps(sorted(payload), separators=(",", ":")).encode(), 3)
     root.save()
-    good = Dataset.objects.get(name="good")
-    head = Branch.objects.get(dataset=good, name="main").head
-    fields = {"dataset": "good", "tree": root.id, "parents": [head.id], "semver": "6.6.6"}
-    Version.objects.create(
-        id=version_id_for(fields),
-        dataset=good,
-        parent=head,
-        tree=root,
-        author="mallory",
-        semver="6.6.6",
-        semver_major=6,
-        semver_minor=6,
-        semver_patch=6,
-        file_count=1,
-        logical_bytes=0,
-    )
+    _forged_version(root, logical_bytes=0)
     dest = tmp_path / "dest"
     _assert_refused(
         cli("pull", "good@6.6.6", str(dest)),
