@@ -124,7 +124,10 @@ def upload_pack_target(
     if pending is None or pending.size != size:
         taken = (
             Pack.objects.filter(id=pack_id).exists()
-            or PendingPack.objects.filter(pack_id=pack_id).exclude(upload=upload).exists()
+            # Another upload in flight sending the same pack: its bytes are not ours.
+            or PendingPack.objects.filter(pack_id=pack_id, upload__expires__gt=timezone.now())
+            .exclude(upload=upload)
+            .exists()
             or backend.pack_size(pack_id) is not None
         )
         storage_id = proof_id(upload.id, pack_id) if taken else pack_id

@@ -50,7 +50,6 @@ from ..versions import (
 
 # An upload lives this long after its last call; its leases hold until then.
 UPLOAD_LIFETIME = timedelta(hours=24)
-MAX_PATH_LENGTH = 4096
 # Ids looked up per query: a commit of 20,000 files is a handful of queries, well
 # under SQLite's limit of 32,766 parameters.
 _LOOKUP_BATCH = 5000

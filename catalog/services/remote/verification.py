@@ -129,7 +129,7 @@ def _audit_forgery(upload: Upload, *, object_type: str, object_id: str, detail: 
     )
 
 
-def _quarantine(upload: Upload, error: CorruptObject, prepared: Prepared) -> UserError:
+def _quarantine(upload: Upload, error: CorruptObject, prepared: Prepared) -> StrataError:
     """Move the pack holding a forged chunk aside and say so in the audit log."""
     chunk = prepared.sent.get(error.name)
     if chunk is None:

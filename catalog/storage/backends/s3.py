@@ -80,15 +80,20 @@ class S3Backend:
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 md5.update(block)
-        try:
+        content_md5 = base64.b64encode(md5.digest()).decode()
+
+        def put(**condition: str) -> None:
             with open(path, "rb") as handle:
                 self.client.put_object(
                     Bucket=self.bucket,
                     Key=self._key(pack_id),
                     Body=handle,
-                    ContentMD5=base64.b64encode(md5.digest()).decode(),
-                    IfNoneMatch="*",
+                    ContentMD5=content_md5,
+                    **condition,
                 )
+
+        try:
+            put(IfNoneMatch="*")
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code not in ("PreconditionFailed", "412"):
@@ -98,13 +103,7 @@ class S3Backend:
             # (bytes a client left there, forged or never verified), replace it, or
             # every chunk indexed here would point at them.
             if not self._holds(pack_id, md5.hexdigest()):
-                with open(path, "rb") as handle:
-                    self.client.put_object(
-                        Bucket=self.bucket,
-                        Key=self._key(pack_id),
-                        Body=handle,
-                        ContentMD5=base64.b64encode(md5.digest()).decode(),
-                    )
+                put()
         finally:
             os.unlink(path)
 
