@@ -13,6 +13,7 @@ from catalog.models import (
     Pack,
     PendingPack,
     Tree,
+    Upload,
     UploadLease,
     Version,
 )
@@ -462,3 +463,32 @@ def test_the_diff_endpoint_reports_rows_and_labels(api, store_url):
     assert bad.status_code == 400 and "nope" in bad.json()["error"]
     unknown = viewer.get("/datasets/labelled/diff?a=1.0.0&b=7.0.0")
     assert unknown.status_code == 404 and "error" in unknown.json()
+
+
+def test_verifying_a_push_twice_or_after_a_dead_worker_commits_it_once(steward, store_url, tmp_path):
+    """Invariant 6 for the verification task: a second delivery finds the upload
+    committed and does nothing; an upload left verifying by a worker that died is
+    queued again by the resume task, and then commits once."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from catalog.services.remote.verification import resume_stalled, upload_verify
+
+    write_random(tmp_path / "f.bin", 200_000, seed=9)
+    pushed = Pushed({"f.bin": (tmp_path / "f.bin").read_bytes()})
+    upload_id = steward.post("/datasets/twice/uploads", {}).json()["id"]
+    upload_pack(steward, upload_id, pushed, list(pushed.chunks))
+    steward.post(f"/uploads/{upload_id}/files", {"entries": pushed.entries()})
+    accepted = steward.post("/datasets/twice/versions", {"upload": upload_id}, follow_verification=False)
+    assert accepted.status_code == 202 and accepted.json()["state"] == "verifying"
+    assert steward.get(f"/uploads/{upload_id}").json()["state"] == "verifying"
+    # Queued on commit and never run (the worker died before it started).
+    Upload.objects.filter(id=upload_id).update(verify_started=timezone.now() - timedelta(minutes=11))
+    assert resume_stalled() == [upload_id]
+    assert upload_verify(upload_id=upload_id) == "committed"
+    assert upload_verify(upload_id=upload_id) == "committed"
+    assert Version.objects.filter(dataset__name="twice").count() == 1
+    assert resume_stalled() == []
+    state = steward.get(f"/uploads/{upload_id}").json()
+    assert state["state"] == "committed" and state["commit"]["version"]["semver"] == "1.0.0"
