@@ -3,6 +3,10 @@
 With no environment at all Strata runs embedded: SQLite, a local object folder and
 Celery's filesystem broker, all under ``var/``. Production points the same code at
 PostgreSQL (``DATABASE_URL``), S3 (``STORAGE_URL``) and Redis (``CELERY_BROKER_URL``).
+
+Every value is read through the typed readers of ``config/env.py``: unset or empty
+takes the default, and a value that cannot be read stops start-up with one sentence
+saying which variable, what it was and what would do.
 """
 
 from __future__ import annotations
@@ -13,39 +17,27 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.env import env_bool, env_choice, env_decimal, env_float, env_int, env_list, env_str
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("STRATA_VAR_DIR", BASE_DIR / "var")).resolve()
+VAR_DIR = Path(env_str("STRATA_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
-
-
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
-
 
 # DEBUG is on by default so a fresh clone runs as a local, single-user install.
 # Production sets DEBUG=0 and must then give SECRET_KEY.
 DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
+SECRET_KEY = env_str("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY is not set: set it in the environment when DEBUG is off.")
     SECRET_KEY = "strata-insecure-development-key-do-not-use-in-production"
 
-ALLOWED_HOSTS = [
-    host.strip()
-    for host in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
-    if host.strip()
-]
-CSRF_TRUSTED_ORIGINS = [
-    origin.strip() for origin in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if origin.strip()
-]
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # Served over HTTPS (TLS ended here or at a proxy): cookies only over HTTPS, and
 # HSTS if asked. Off by default: `make run` and the compose file serve plain HTTP.
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("STRATA_SECURE_COOKIES", False)
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
 # Behind a proxy that ends TLS and sets X-Forwarded-Proto (and strips a client's own).
 if env_bool("STRATA_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -105,8 +97,8 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'strata.sqlite3'}"),
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'strata.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -136,7 +128,7 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns about a missing one
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
@@ -146,47 +138,47 @@ LOGOUT_REDIRECT_URL = "login"
 
 # -- Object store -----------------------------------------------------------------
 
-STRATA_STORAGE_URL = os.environ.get("STORAGE_URL", f"file://{VAR_DIR / 'store'}")
+STRATA_STORAGE_URL = env_str("STORAGE_URL", f"file://{VAR_DIR / 'store'}")
 # Local scratch space: packs are spooled here before upload to S3, and the stat
 # cache that lets an unchanged push skip reading files lives here.
-STRATA_CACHE_DIR = Path(os.environ.get("STRATA_CACHE_DIR", VAR_DIR / "cache"))
-STRATA_PACK_SIZE = int(os.environ.get("STRATA_PACK_SIZE", str(32 * 1024 * 1024)))
+STRATA_CACHE_DIR = Path(env_str("STRATA_CACHE_DIR", str(VAR_DIR / "cache")))
+STRATA_PACK_SIZE = env_int("STRATA_PACK_SIZE", 32 * 1024 * 1024, minimum=1)
 # The local store keeps S3's tier states; a cold pack becomes readable this many
 # seconds after a restore is asked for (AWS quotes 3-5 hours for Glacier).
-STRATA_LOCAL_RESTORE_SECONDS = float(os.environ.get("STRATA_LOCAL_RESTORE_SECONDS", str(4 * 3600)))
+STRATA_LOCAL_RESTORE_SECONDS = env_float("STRATA_LOCAL_RESTORE_SECONDS", 4 * 3600, minimum=0)
 # A model version whose metric is worse than its predecessor's by more than this
 # (absolute) is flagged as a regression.
-STRATA_METRIC_TOLERANCE = float(os.environ.get("STRATA_METRIC_TOLERANCE", "0.01"))
+STRATA_METRIC_TOLERANCE = env_float("STRATA_METRIC_TOLERANCE", 0.01, minimum=0)
 # The largest upload the dashboard accepts in one request (files and archives
 # together, and what an archive unpacks to). Larger data goes through the CLI.
-STRATA_UPLOAD_MAX_BYTES = int(os.environ.get("STRATA_UPLOAD_MAX_BYTES", str(5 * 1024**3)))
+STRATA_UPLOAD_MAX_BYTES = env_int("STRATA_UPLOAD_MAX_BYTES", 5 * 1024**3, minimum=0)
 # The most files and folders one dashboard upload may unpack to: an archive of
 # millions of empty entries weighs little but would take the server's time.
-STRATA_UPLOAD_MAX_ENTRIES = int(os.environ.get("STRATA_UPLOAD_MAX_ENTRIES", "100000"))
+STRATA_UPLOAD_MAX_ENTRIES = env_int("STRATA_UPLOAD_MAX_ENTRIES", 100000, minimum=0)
 # A browser upload may hold many files; Django's default of 100 is too few.
-DATA_UPLOAD_MAX_NUMBER_FILES = int(os.environ.get("DATA_UPLOAD_MAX_NUMBER_FILES", "10000"))
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 10000, minimum=0)
 
 # -- Retention, tiers and cost ------------------------------------------------------
 
 # Prices in dollars per TB-month of each tier (S3 Standard, Standard-IA, Glacier).
-STRATA_PRICE_HOT = os.environ.get("STRATA_PRICE_HOT", "23")
-STRATA_PRICE_WARM = os.environ.get("STRATA_PRICE_WARM", "12.50")
-STRATA_PRICE_COLD = os.environ.get("STRATA_PRICE_COLD", "4")
+STRATA_PRICE_HOT = env_decimal("STRATA_PRICE_HOT", "23", minimum=0)
+STRATA_PRICE_WARM = env_decimal("STRATA_PRICE_WARM", "12.50", minimum=0)
+STRATA_PRICE_COLD = env_decimal("STRATA_PRICE_COLD", "4", minimum=0)
 # A pack nothing reaches is deleted only once it is older than this.
-STRATA_RETENTION_GRACE_HOURS = float(os.environ.get("STRATA_RETENTION_GRACE_HOURS", "24"))
+STRATA_RETENTION_GRACE_HOURS = env_float("STRATA_RETENTION_GRACE_HOURS", 24, minimum=0)
 # A pack whose live bytes are below this share of its size is repacked.
-STRATA_RETENTION_REPACK_BELOW = float(os.environ.get("STRATA_RETENTION_REPACK_BELOW", "0.5"))
+STRATA_RETENTION_REPACK_BELOW = env_float("STRATA_RETENTION_REPACK_BELOW", 0.5, minimum=0, maximum=1)
 # A run that would delete or repack more than this waits for an approver.
-STRATA_RETENTION_APPROVAL_BYTES = int(os.environ.get("STRATA_RETENTION_APPROVAL_BYTES", str(100 * 1024**3)))
+STRATA_RETENTION_APPROVAL_BYTES = env_int("STRATA_RETENTION_APPROVAL_BYTES", 100 * 1024**3, minimum=0)
 # How long a commit that reuses stored chunks waits for garbage collection to
 # finish deciding and deleting before it refuses (catalog.services.collection).
-STRATA_COLLECTION_WAIT_SECONDS = float(os.environ.get("STRATA_COLLECTION_WAIT_SECONDS", "120"))
+STRATA_COLLECTION_WAIT_SECONDS = env_float("STRATA_COLLECTION_WAIT_SECONDS", 120, minimum=0)
 # How often beat plans a tiering and garbage-collection run (daily by default).
-STRATA_RETENTION_SCHEDULE_SECONDS = float(os.environ.get("STRATA_RETENTION_SCHEDULE_SECONDS", "86400"))
+STRATA_RETENTION_SCHEDULE_SECONDS = env_float("STRATA_RETENTION_SCHEDULE_SECONDS", 86400, minimum=1)
 
 # -- Celery -----------------------------------------------------------------------
 
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -208,7 +200,7 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # One queue name per deployment (tests give each run its own, so runs sharing a
 # Redis never take each other's tasks).
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "strata")
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "strata")
 # The beat schedule: one entry per periodic job, each with a plain-English comment.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Re-hash a sample of stored chunks every night, so silent corruption on
@@ -247,26 +239,25 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 
 # E-mail goes to the console unless a real backend is configured; a webhook, if
 # set, gets a JSON POST on every rollback request, decision and outcome.
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "strata@localhost")
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "strata@localhost")
 # The SMTP backend's server, under Django's own names.
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
-EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
-EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = 30
-STRATA_WEBHOOK_URL = os.environ.get("STRATA_WEBHOOK_URL", "")
+STRATA_WEBHOOK_URL = env_str("STRATA_WEBHOOK_URL", "")
 
 # -- Logging ----------------------------------------------------------------------
 
 # json (the default): one JSON object per line with the request id, user, dataset,
 # version and task of each line (ops/logging.py); text: the plain lines of old.
-STRATA_LOG_FORMAT = os.environ.get("STRATA_LOG_FORMAT", "json").strip().lower() or "json"
-if STRATA_LOG_FORMAT not in ("json", "text"):
-    raise ImproperlyConfigured(f"STRATA_LOG_FORMAT is {STRATA_LOG_FORMAT!r}: use json or text.")
+STRATA_LOG_FORMAT = env_choice("STRATA_LOG_FORMAT", "json", ("json", "text"))
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 
 LOGGING = {
     "version": 1,
@@ -281,7 +272,7 @@ LOGGING = {
             "formatter": "json" if STRATA_LOG_FORMAT == "json" else "plain",
         }
     },
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # The AWS SDK narrates every credential lookup at INFO; keep stderr for what matters.
         **{name: {"level": "WARNING"} for name in ("boto3", "botocore", "s3transfer", "urllib3")},
@@ -298,7 +289,8 @@ LOGGING = {
 # When set, /metrics (and a worker's metrics port) answer only requests that send
 # "Authorization: Bearer <token>". Unset, they are open: Prometheus scrapes them
 # from the private network, like /healthz and /readyz.
-STRATA_METRICS_TOKEN = os.environ.get("STRATA_METRICS_TOKEN", "")
+STRATA_METRICS_TOKEN = env_str("STRATA_METRICS_TOKEN", "")
 # A Celery worker serves its own /metrics on this port when set (for workers on
 # other machines than the web); with the prefork pool it needs PROMETHEUS_MULTIPROC_DIR.
-STRATA_WORKER_METRICS_PORT = int(os.environ.get("STRATA_WORKER_METRICS_PORT") or 0) or None
+# 0 or unset: none.
+STRATA_WORKER_METRICS_PORT = env_int("STRATA_WORKER_METRICS_PORT", 0, minimum=0, maximum=65535) or None
