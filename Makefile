@@ -32,5 +32,12 @@ run: setup
 test: setup-dev
 	./scripts/test.sh $(ARGS)
 
+# The lint gates, one a line, so that make names the one that failed: lint rules,
+# formatting, types, the import contracts between packages, and models that have
+# no migration yet.
 lint: setup-dev
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python manage.py makemigrations --check --dry-run
