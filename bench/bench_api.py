@@ -292,7 +292,7 @@ def main() -> None:
     times: dict[str, dict[str, list[float]]] = {s: {o: [] for o in OPERATIONS} for s in chosen}
     try:
         os.environ.update({k: v for k, v in base_env.items() if k.startswith("AWS_")})
-        from catalog.storage.backends.s3 import S3Backend
+        from strata_store.backends.s3 import S3Backend
 
         S3Backend(bucket=bucket).ensure_bucket()
         # Each checkout's own schema: an earlier commit's code on a later schema

@@ -1,5 +1,5 @@
 """Planning a tiering and garbage-collection run over 1,000,000 chunks and 10,000
-versions (`catalog.retention.plan`, the pure planner every run and the cost page use).
+versions (`lifecycle.domain.retention.plan`, the pure planner every run and the cost page use).
 
     .venv/bin/python bench/bench_retention.py [--versions 10000] [--chunks-per-version 100] [--repeat 3]
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from catalog.retention import DEFAULT_POLICIES, PackFacts, VersionFacts, plan  # noqa: E402
+from lifecycle.domain.retention import DEFAULT_POLICIES, PackFacts, VersionFacts, plan  # noqa: E402
 
 BUCKET = 100
 VERSIONS_PER_PACK = 10

@@ -48,8 +48,8 @@ def main() -> None:
     from django.contrib.auth.models import Group, User
 
     from catalog.models import RollbackRequest, Version
-    from catalog.services.rollback import rollback_approve, rollback_request
     from catalog.services.versions import version_push
+    from governance.services.rollback import rollback_approve, rollback_request
 
     steward = User.objects.create_user("steward")
     steward.groups.add(Group.objects.get(name="steward"))

@@ -17,9 +17,9 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
-from . import permissions
-from .formatting import human_bytes
-from .models import (
+from catalog import permissions
+from catalog.domain.formatting import human_bytes
+from catalog.models import (
     ApiToken,
     AuditEvent,
     Branch,
@@ -37,12 +37,12 @@ from .models import (
     UploadPart,
     Version,
 )
-from .models import PackRestore as PackRestoreModel
-from .models import RetentionPolicy as RetentionPolicyModel
-from .models import RetentionRun as RetentionRunModel
-from .services.datasets import dataset_update
-from .services.errors import UserError
-from .services.tokens import token_revoke
+from catalog.models import PackRestore as PackRestoreModel
+from catalog.models import RetentionPolicy as RetentionPolicyModel
+from catalog.models import RetentionRun as RetentionRunModel
+from catalog.services.datasets import dataset_update
+from catalog.services.errors import UserError
+from catalog.services.tokens import token_revoke
 
 admin.site.site_header = "Strata back office"
 admin.site.site_title = "Strata admin"
@@ -458,7 +458,7 @@ class RollbackRequestAdmin(VisibleDatasetsOnly, ReadOnlyAdmin):
         return super().get_actions(request) if self._approver(request) else {}
 
     def _decide(self, request, queryset, verb: str) -> None:
-        from .services.rollback import rollback_approve, rollback_reject
+        from governance.services.rollback import rollback_approve, rollback_reject
 
         done = 0
         for rollback in queryset:
@@ -505,7 +505,7 @@ class RetentionPolicyAdmin(StrataAdmin):
     def save_model(self, request, obj, form, change) -> None:
         from django.utils import timezone
 
-        from .models import AuditEvent
+        from catalog.models import AuditEvent
 
         before = None
         if change and obj.pk:
@@ -550,8 +550,8 @@ class RetentionRunAdmin(ReadOnlyAdmin):
     def approve(self, request, queryset) -> None:
         from django.db import transaction
 
-        from .services.retention import retention_approve
-        from .tasks import retention_apply
+        from catalog.tasks import retention_apply
+        from lifecycle.services.retention import retention_approve
 
         for run in queryset:
             try:

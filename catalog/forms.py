@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django import forms
 
-from .models import Dataset, Stage
-from .selectors import CATALOG_SORTS, CatalogQuery
+from catalog.models import Dataset, Stage
+from catalog.selectors import CATALOG_SORTS, CatalogQuery
 
 
 def _names(text: str) -> list[str]:

@@ -75,7 +75,7 @@ class Dataset(models.Model):
 
 
 class Tree(models.Model):
-    """A folder listing in canonical form (see ``catalog.storage.tree``), stored
+    """A folder listing in canonical form (see ``strata_store.tree``), stored
     zstd-compressed. Shared by every version that contains the same folder."""
 
     id = models.CharField(primary_key=True, max_length=HASH_LENGTH)
@@ -194,7 +194,7 @@ class Version(models.Model):
     # bytes were let go by policy. An expired version's history stays; its data is gone.
     last_accessed = models.DateTimeField(null=True, blank=True)
     expired = models.DateTimeField(null=True, blank=True)
-    # The dataset card, carried forward from the parent until edited (catalog.services.cards).
+    # The dataset card, carried forward from the parent until edited (cards.services.cards).
     card = models.ForeignKey(
         "CardDocument", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -465,7 +465,7 @@ class RollbackRequest(models.Model):
 
 
 class CardDocument(models.Model):
-    """The written part of a dataset card (``catalog.cards.Card.as_dict``), named by
+    """The written part of a dataset card (``cards.domain.cards.Card.as_dict``), named by
     the BLAKE3 hash of its canonical JSON. Versions point at one; a version whose
     card is not edited shares its parent's document, so a card costs one row per
     edit, never one per version. Only ever inserted, never updated."""

@@ -16,8 +16,8 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
-from .models import Dataset
-from .services.errors import Forbidden, NotFound
+from catalog.models import Dataset
+from catalog.services.errors import Forbidden, NotFound
 
 VIEWER, STEWARD, APPROVER, ADMIN = "viewer", "steward", "approver", "admin"
 ROLES = (VIEWER, STEWARD, APPROVER, ADMIN)

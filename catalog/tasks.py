@@ -7,9 +7,8 @@ import logging
 
 from celery.signals import worker_ready
 
+from catalog.services.verify import store_verify
 from config.celery import app
-
-from .services.verify import store_verify
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ def rollback_execute(self, request_id: int) -> str:
     this twice, or after a worker died half-way, continues where it stopped. While
     cold packs are being restored it re-queues itself to look again later.
     """
-    from .services.rollback import rollback_advance
+    from governance.services.rollback import rollback_advance
 
     while True:
         step = rollback_advance(request_id=request_id)
@@ -73,7 +72,7 @@ def rollback_execute(self, request_id: int) -> str:
 @app.task(acks_late=True)
 def rollback_resume() -> int:
     """Queue every rollback left in progress (a worker that died, a lost message)."""
-    from .services.rollback import resume_stalled
+    from governance.services.rollback import resume_stalled
 
     return resume_stalled()
 
@@ -88,7 +87,7 @@ def _resume_after_restart(sender=None, **kwargs) -> None:
 def retention_apply(self, run_id: int) -> str:
     """Apply an approved retention run's plan. The run row records its phase, so a
     second delivery, or one after the worker died, continues where it stopped."""
-    from .services.retention import retention_advance
+    from lifecycle.services.retention import retention_advance
 
     run = retention_advance(run_id=run_id)
     logger.info("retention run %s: %s", run_id, run.state)
@@ -102,7 +101,7 @@ def retention_scheduled() -> int:
     runs a dead worker left behind."""
     from django.db import transaction
 
-    from .services.retention import resume_stalled, retention_plan
+    from lifecycle.services.retention import resume_stalled, retention_plan
 
     for stalled in resume_stalled():
         retention_apply.delay(stalled)
@@ -115,7 +114,7 @@ def retention_scheduled() -> int:
 @app.task(acks_late=True)
 def retention_resume() -> int:
     """Queue every retention run left approved or applying (a worker that died)."""
-    from .services.retention import resume_stalled
+    from lifecycle.services.retention import resume_stalled
 
     stalled = resume_stalled()
     for run_id in stalled:
@@ -132,7 +131,7 @@ def _resume_retention_after_restart(sender=None, **kwargs) -> None:
 @app.task(acks_late=True)
 def restores_poll() -> int:
     """Mark cold-pack restores that have finished (scheduled every few minutes)."""
-    from .services.retention import restores_poll as poll
+    from lifecycle.services.retention import restores_poll as poll
 
     return poll()
 
@@ -142,9 +141,8 @@ def upload_verify(self, upload_id: str) -> str:
     """Verify a remote push's bytes and commit it (see
     ``catalog.services.remote.verification``). A store that cannot be read just
     now is retried with backoff; every other outcome is recorded on the upload."""
-    from catalog.storage.errors import StoreError
-
-    from .services.remote.verification import upload_verify as verify
+    from catalog.services.remote.verification import upload_verify as verify
+    from strata_store.errors import StoreError
 
     try:
         return verify(upload_id=upload_id)
@@ -155,7 +153,7 @@ def upload_verify(self, upload_id: str) -> str:
 @app.task(acks_late=True)
 def uploads_resume() -> int:
     """Queue every upload left verifying (a worker that died, a lost message)."""
-    from .services.remote.verification import resume_stalled
+    from catalog.services.remote.verification import resume_stalled
 
     stalled = resume_stalled()
     for upload_id in stalled:

@@ -3,7 +3,10 @@
 
 from django.urls import path
 
-from . import views, views_cards, views_costs, views_rollback
+from cards import views as views_cards
+from catalog.views import pages as views
+from governance import views as views_rollback
+from lifecycle import views as views_costs
 
 app_name = "catalog"
 

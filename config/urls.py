@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from catalog.views_tokens import account_tokens
+from catalog.views.tokens import account_tokens
 from config.api import api
 from ops import views as ops_views
 
@@ -23,6 +23,6 @@ urlpatterns = [
 ]
 
 # Error pages in the site's style, with the reason when there is one to give.
-handler403 = "catalog.views.permission_denied"
-handler404 = "catalog.views.page_not_found"
-handler500 = "catalog.views.server_error"
+handler403 = "catalog.views.pages.permission_denied"
+handler404 = "catalog.views.pages.page_not_found"
+handler500 = "catalog.views.pages.server_error"

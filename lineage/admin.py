@@ -7,8 +7,7 @@ from django.contrib import admin
 
 from catalog import permissions
 from catalog.admin import ReadOnlyAdmin, VisibleDatasetsOnly
-
-from .models import Edge, IngestedEvent, ModelPin, ModelVersion, Node, Run, Source
+from lineage.models import Edge, IngestedEvent, ModelPin, ModelVersion, Node, Run, Source
 
 
 @admin.register(Node)

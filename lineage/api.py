@@ -23,12 +23,14 @@ from django.http import HttpRequest, JsonResponse
 from ninja import Field, Router, Schema
 
 from catalog.services.errors import UserError
-
-from . import graph as lgraph
-from . import model_selectors, selectors, services, training
-from .ingest.openlineage import MAX_DEPTH, openlineage_ingest
-from .locks import lock_build
-from .models import ModelVersion
+from lineage import selectors
+from lineage.domain import graph as lgraph
+from lineage.ingest.openlineage import MAX_DEPTH, openlineage_ingest
+from lineage.models import ModelVersion
+from lineage.services import runs as services
+from registry import selectors as model_selectors
+from registry.services import training
+from registry.services.locks import lock_build
 
 router = Router(tags=["lineage"])
 

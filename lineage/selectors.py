@@ -1,5 +1,5 @@
 """Reads of the lineage graph: a depth-bounded neighbourhood fetched by SQL,
-handed to ``lineage.graph`` for the graph work, and shaped for pages and the API.
+handed to ``lineage.domain.graph`` for the graph work, and shaped for pages and the API.
 
 The fetch never loads the whole graph. It walks out from the focus ring by
 ring, one indexed query per ring and direction, keeping at most ``cap`` nodes a
@@ -21,9 +21,8 @@ from catalog import permissions
 from catalog.models import Dataset, Version
 from catalog.selectors import resolve_spec
 from catalog.services.errors import NotFound, UserError
-
-from . import graph as lgraph
-from .models import Edge, ModelPin, ModelVersion, Node, Run, Source
+from lineage.domain import graph as lgraph
+from lineage.models import Edge, ModelPin, ModelVersion, Node, Run, Source
 
 LAYER_CAP = 12
 # Rows read per ring before switching to a count: a node with a million
@@ -245,7 +244,7 @@ class NodeDetails:
             "outputs": self.outputs,
         }
         if self.run is not None:
-            from .services import run_as_dict
+            from lineage.services.runs import run_as_dict
 
             data.update(run_as_dict(self.run))
             data["facets"] = {k: v for k, v in self.run.facets.items() if not k.startswith("_")}
@@ -260,7 +259,7 @@ class NodeDetails:
                 facets=self.source.facets,
             )
         if self.model is not None:
-            from .training import model_as_dict
+            from registry.services.training import model_as_dict
 
             data.update(model_as_dict(self.model, pins=self.model_pins, hidden=self.hidden_pins))
             data["id"] = self.node.pk
@@ -285,7 +284,7 @@ def node_details(*, user: permissions.User, node: Node) -> NodeDetails:
     elif node.kind == Node.Kind.MODEL:
         details.model = ModelVersion.objects.filter(node=node).select_related("predecessor").first()
         if details.model is not None:
-            from .model_selectors import model_visible_pins  # it builds on this module
+            from registry.selectors import model_visible_pins  # it builds on this module
 
             details.model_pins, details.hidden_pins = model_visible_pins(user, details.model)
     elif node.version_id:

@@ -21,13 +21,14 @@ from django.views.decorators.http import require_http_methods
 
 from catalog.models import Version
 from catalog.services.errors import Forbidden, NotFound, StrataError, UserError
-
-from . import graph as lgraph
-from . import model_selectors, selectors, services
-from .locks import lock_build, lock_dump
-from .metrics import better_direction
-from .models import StepKind
-from .render import render_svg
+from lineage import selectors
+from lineage.domain import graph as lgraph
+from lineage.domain.render import render_svg
+from lineage.models import StepKind
+from lineage.services import runs as services
+from registry import selectors as model_selectors
+from registry.domain.metrics import better_direction
+from registry.services.locks import lock_build, lock_dump
 
 
 def _query(request: HttpRequest, **changes: Any) -> str:

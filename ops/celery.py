@@ -18,7 +18,7 @@ from typing import Any
 
 from celery.signals import before_task_publish, setup_logging, task_postrun, task_prerun, worker_init
 
-from . import context, metrics
+from ops import context, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ _running: dict[str, tuple[Token[Any], float]] = {}
 
 @setup_logging.connect
 def _configure_logging(loglevel: int | str | None = None, **kwargs: Any) -> None:
-    from .logging import configure_worker_logging
+    from ops.logging import configure_worker_logging
 
     configure_worker_logging(loglevel)
 

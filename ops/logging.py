@@ -18,7 +18,7 @@ import logging.config
 from datetime import UTC, datetime
 from typing import Any
 
-from . import context
+from ops import context
 
 # Attributes every LogRecord has: anything else on a record came from `extra=`.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {

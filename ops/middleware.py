@@ -17,7 +17,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from . import context, metrics
+from ops import context, metrics
 
 # A stable name operators can route or filter the access log by.
 logger = logging.getLogger("strata.request")

@@ -15,8 +15,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from . import health
-from .metrics import bearer_matches, web_registry
+from ops import health
+from ops.metrics import bearer_matches, web_registry
 
 logger = logging.getLogger(__name__)
 

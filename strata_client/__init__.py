@@ -8,14 +8,14 @@
     version_id = client.resolve("reviews@main")
 
 It needs no Django: only the standard library and Strata's store code
-(``catalog.storage``: chunking, packs, hashing), which it shares with the server so
+(``strata_store``: chunking, packs, hashing), which it shares with the server so
 that both cut and name bytes identically.
 """
 
 from __future__ import annotations
 
-from .client import Client, PullResult, PushResult
-from .errors import (
+from strata_client.client import Client, PullResult, PushResult
+from strata_client.errors import (
     AuthError,
     ClientError,
     Conflict,

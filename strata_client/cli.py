@@ -15,9 +15,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .client import Client
-from .errors import ClientError, StrataClientError
-from .progress import TerminalProgress, human_bytes
+from strata_client.client import Client
+from strata_client.errors import ClientError, StrataClientError
+from strata_client.progress import TerminalProgress, human_bytes
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,7 +1,7 @@
 """The Python client: push a folder as a version, pull a version into a folder,
 resolve a ref — against a Strata server's REST API, with no Django.
 
-Pushing chunks and packs files here, with the store's own code (``catalog.storage``),
+Pushing chunks and packs files here, with the store's own code (``strata_store``),
 so only chunks the server lacks travel, straight to the object store through the
 URLs the server signs; the web server sees ids and file lists. Pulling fetches only
 the byte ranges of packs that the version's chunks occupy, verifies every chunk by
@@ -15,15 +15,14 @@ import os
 import uuid
 from typing import Any
 
-from catalog.storage.statcache import StatCache
-from catalog.storage.store import ProgressSink
-
-from . import http
-from .errors import ClientError
-from .errors import NotFound as NotFoundError
-from .pull import PullJob, PullResult
-from .push import PushResult, PushSession
-from .scan import Scan, scan, scan_fingerprint
+from strata_client import http
+from strata_client.errors import ClientError
+from strata_client.errors import NotFound as NotFoundError
+from strata_client.pull import PullJob, PullResult
+from strata_client.push import PushResult, PushSession
+from strata_client.scan import Scan, scan, scan_fingerprint
+from strata_store.statcache import StatCache
+from strata_store.store import ProgressSink
 
 
 def split_ref(spec: str) -> tuple[str, str | None]:

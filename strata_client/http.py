@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, BinaryIO
 
-from .errors import (
+from strata_client.errors import (
     AuthError,
     ClientError,
     Conflict,

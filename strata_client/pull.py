@@ -12,14 +12,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from catalog.storage.errors import StoreError
-from catalog.storage.hashing import new_hasher
-from catalog.storage.packs import ChunkLocation, decode_chunk
-from catalog.storage.paths import UnsafePath
-from catalog.storage.staging import DestinationError, check_tree, publish, staging_for
-
-from . import http
-from .errors import ClientError, IntegrityError
+from strata_client import http
+from strata_client.errors import ClientError, IntegrityError
+from strata_store.errors import StoreError
+from strata_store.hashing import new_hasher
+from strata_store.packs import ChunkLocation, decode_chunk
+from strata_store.paths import UnsafePath
+from strata_store.staging import DestinationError, check_tree, publish, staging_for
 
 # Spans fetched ahead of the one being written.
 _PREFETCH = 4

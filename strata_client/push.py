@@ -15,15 +15,14 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from catalog.storage import chunker, packs
-from catalog.storage.errors import StoreError
-from catalog.storage.hashing import digest_hex
-from catalog.storage.statcache import StatCache
-from catalog.storage.store import FileChangedError, FileRecord, Ingest
-
-from . import http
-from .errors import ClientError, TransferError
-from .scan import Scan
+from strata_client import http
+from strata_client.errors import ClientError, TransferError
+from strata_client.scan import Scan
+from strata_store import chunker, packs
+from strata_store.errors import StoreError
+from strata_store.hashing import digest_hex
+from strata_store.statcache import StatCache
+from strata_store.store import FileChangedError, FileRecord, Ingest
 
 # A file with more chunks than this sends its chunk list in separate pieces.
 _INLINE_CHUNKS = 1000

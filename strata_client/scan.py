@@ -1,5 +1,5 @@
 """Listing what a push of a folder (or one file) will store, by the server's rules
-(``catalog.storage.paths``, shared by every way into the store): every path safe,
+(``strata_store.paths``, shared by every way into the store): every path safe,
 links stored as links (relative, leading inside the folder even through other
 links), anything else refused with a sentence naming it. The server checks the list
 again when it commits; checking here saves a wasted upload.
@@ -11,9 +11,8 @@ import os
 import stat as statmod
 from dataclasses import dataclass, field
 
-from catalog.storage import paths
-
-from .errors import ClientError
+from strata_client.errors import ClientError
+from strata_store import paths
 
 
 @dataclass(slots=True)
@@ -88,7 +87,7 @@ def scan_fingerprint(scanned: Scan) -> str:
     target, each folder. Equal fingerprints mean an unchanged folder (the local
     push's rule too), so a push can skip the server when the branch still holds
     the tree it recorded for this fingerprint."""
-    from catalog.storage.hashing import digest_hex
+    from strata_store.hashing import digest_hex
 
     parts = [
         f"f\0{s.relpath}\0{s.stat.st_dev},{s.stat.st_ino},{s.stat.st_size},"

@@ -43,7 +43,7 @@ def s3_endpoint():
 
 @pytest.fixture(scope="session")
 def s3_bucket(s3_endpoint):
-    from catalog.storage.backends.s3 import S3Backend
+    from strata_store.backends.s3 import S3Backend
 
     bucket = os.environ.get("STRATA_TEST_S3_BUCKET", "strata-test")
     S3Backend(bucket=bucket).ensure_bucket()

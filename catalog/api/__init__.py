@@ -10,8 +10,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 from ninja import NinjaAPI
 
-from . import changes, datasets, transfer  # noqa: F401 (their endpoints join the router)
-from .common import router
+from catalog.api import changes, datasets, transfer  # noqa: F401 (their endpoints join the router)
+from catalog.api.common import router
 
 
 def register(api: NinjaAPI) -> None:

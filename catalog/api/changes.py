@@ -1,6 +1,6 @@
 """What changed between two versions: files, folders, tables and labels.
 
-The same analysis as `strata diff` and the compare page (``catalog.changes``).
+The same analysis as `strata diff` and the compare page (``catalog.selectors.changes``).
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Query
 
-from catalog.changes import change_report
+from catalog.api import reads
+from catalog.api.common import readable_dataset, router
+from catalog.api.schemas import ErrorOut
+from catalog.selectors.changes import change_report
 from catalog.services.errors import UserError
-
-from . import reads
-from .common import readable_dataset, router
-from .schemas import ErrorOut
 
 READ_ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut}
 # Tables larger than this are listed with an error instead of being read in a request.

@@ -12,14 +12,10 @@ from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Header, Query, Status
 
 from catalog import permissions
-from catalog.exports import file_stream, tar_stream
-from catalog.services.datasets import dataset_create, dataset_update
-from catalog.services.refs import branch_create, branch_delete, tag_create
-
-from . import reads
-from .common import dataset_out, readable_dataset, router, user_of, version_out
-from .idempotency import run_idempotent
-from .schemas import (
+from catalog.api import reads
+from catalog.api.common import dataset_out, readable_dataset, router, user_of, version_out
+from catalog.api.idempotency import run_idempotent
+from catalog.api.schemas import (
     BranchIn,
     BranchOut,
     DatasetCreateIn,
@@ -34,6 +30,9 @@ from .schemas import (
     VersionOut,
     VersionPage,
 )
+from catalog.selectors.exports import file_stream, tar_stream
+from catalog.services.datasets import dataset_create, dataset_update
+from catalog.services.refs import branch_create, branch_delete, tag_create
 
 TAGS = ["datasets"]
 

@@ -17,8 +17,8 @@ from catalog.services.errors import IntegrityFailure, NotFound, UserError
 from catalog.services.pull import check_restored
 from catalog.services.remote import KIND_NAMES, MAX_SPAN_BYTES, LocalUrl, Transfer, span_transfer
 from catalog.services.store import DatabaseChunkIndex, file_chunks, trees_load, walk_tree
-from catalog.storage import tree as treeformat
 from ops.metrics import store_transferred
+from strata_store import tree as treeformat
 
 # A manifest page lists at most this many chunks, so a page stays a few MB even
 # when one file has millions of chunks (its list then continues on the next page).

@@ -12,15 +12,11 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from ninja import Query
 
-from catalog.services import remote
-from catalog.services.remote.verification import result_fields
-from catalog.services.remote.verification import upload_state as upload_state_of
-
-from . import reads
-from .common import local_pack_url, readable_dataset, router, user_of, version_out
-from .datasets import ERRORS, IDEMPOTENCY, READ_ERRORS
-from .idempotency import run_idempotent
-from .schemas import (
+from catalog.api import reads
+from catalog.api.common import local_pack_url, readable_dataset, router, user_of, version_out
+from catalog.api.datasets import ERRORS, IDEMPOTENCY, READ_ERRORS
+from catalog.api.idempotency import run_idempotent
+from catalog.api.schemas import (
     CommitIn,
     CommitOut,
     ErrorOut,
@@ -39,6 +35,9 @@ from .schemas import (
     UploadStateOut,
     VerifyingOut,
 )
+from catalog.services import remote
+from catalog.services.remote.verification import result_fields
+from catalog.services.remote.verification import upload_state as upload_state_of
 
 TAGS = ["push and pull"]
 

@@ -11,7 +11,7 @@ def backfill(apps, schema_editor):
     hold, which chunks each multi-chunk file holds, and committed uploads' state."""
     import zstandard
 
-    from catalog.storage import tree as treeformat
+    from strata_store import tree as treeformat
 
     Tree = apps.get_model("catalog", "Tree")
     Version = apps.get_model("catalog", "Version")

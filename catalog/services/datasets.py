@@ -11,9 +11,8 @@ from django.utils import timezone
 
 from catalog import permissions
 from catalog.models import AuditEvent, Dataset, Keyword
-
-from .errors import UserError
-from .versions import check_dataset_name
+from catalog.services.errors import UserError
+from catalog.services.versions import check_dataset_name
 
 _KEYWORD_RE = re.compile(r"^[a-z0-9][a-z0-9+._-]{0,49}$")
 

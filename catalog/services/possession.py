@@ -27,11 +27,10 @@ from django.db import connection
 
 from catalog import permissions
 from catalog.models import DatasetFile, ManifestChunk
-from catalog.storage import tree as treeformat
-from catalog.storage.hashing import EMPTY_DIGEST
-from catalog.storage.store import FileRecord
-
-from .store import batched, trees_load
+from catalog.services.store import batched, trees_load
+from strata_store import tree as treeformat
+from strata_store.hashing import EMPTY_DIGEST
+from strata_store.store import FileRecord
 
 _BATCH = 2000
 

@@ -17,16 +17,15 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from catalog.models import Version
-from catalog.storage import tree as treeformat
-from catalog.storage.errors import CorruptObject, MissingObject, ObjectRestoring, StoreError
-from catalog.storage.hashing import EMPTY_DIGEST, new_hasher
-from catalog.storage.packs import Payload, write_all
-from catalog.storage.paths import UnsafePath
-from catalog.storage.staging import DestinationError, check_tree, publish, staging_for
-from catalog.storage.store import ProgressSink, locate_all
-
-from .errors import IntegrityFailure, RestoreInProgress, UnsafeTree, UserError
-from .store import DatabaseChunkIndex, file_chunks, get_backend, read_pulled, walk_tree
+from catalog.services.errors import IntegrityFailure, RestoreInProgress, UnsafeTree, UserError
+from catalog.services.store import DatabaseChunkIndex, file_chunks, get_backend, read_pulled, walk_tree
+from strata_store import tree as treeformat
+from strata_store.errors import CorruptObject, MissingObject, ObjectRestoring, StoreError
+from strata_store.hashing import EMPTY_DIGEST, new_hasher
+from strata_store.packs import Payload, write_all
+from strata_store.paths import UnsafePath
+from strata_store.staging import DestinationError, check_tree, publish, staging_for
+from strata_store.store import ProgressSink, locate_all
 
 
 @dataclass(slots=True)
@@ -196,7 +195,7 @@ def version_pull(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    from .retention import version_touch  # late: retention imports the store's services
+    from lifecycle.services.retention import version_touch  # late: retention imports the store's services
 
     version_touch(version=version)
     return PullResult(version, dest, len(files), written)
@@ -206,12 +205,12 @@ def check_restored(version: Version, pack_ids: set[str]) -> None:
     """Start restoring the version's cold packs that cannot be read yet, and say
     when they will be ready, before anything is written."""
     from catalog.models import Pack
-    from lineage.locks import about  # the one way restore times are put into words
+    from registry.services.locks import about  # the one way restore times are put into words
 
     cold = list(Pack.objects.filter(id__in=pack_ids, tier=Pack.Tier.COLD).values_list("id", "size"))
     if not cold:
         return
-    from .retention import pack_restore_track
+    from lifecycle.services.retention import pack_restore_track
 
     backend = get_backend()
     waiting, longest = 0, 0.0

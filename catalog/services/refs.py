@@ -7,10 +7,9 @@ from django.utils import timezone
 
 from catalog import permissions
 from catalog.models import AuditEvent, Branch, Dataset, Tag, Version
-
-from .datasets import actor_name
-from .errors import NotFound, UserError
-from .versions import check_ref_name
+from catalog.services.datasets import actor_name
+from catalog.services.errors import NotFound, UserError
+from catalog.services.versions import check_ref_name
 
 
 def branch_create(

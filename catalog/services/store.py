@@ -13,14 +13,13 @@ from django.conf import settings
 from django.db import connection
 
 from catalog.models import Chunk, FileManifest, Tree
-from catalog.storage import tree as treeformat
-from catalog.storage.backends import Backend, open_backend
-from catalog.storage.hashing import EMPTY_DIGEST
-from catalog.storage.packs import ChunkLocation, IndexEntry, Payload
-from catalog.storage.store import read_chunk_views, read_chunks
+from catalog.services.errors import IntegrityFailure, UnsafeTree
 from ops.metrics import store_transferred
-
-from .errors import IntegrityFailure, UnsafeTree
+from strata_store import tree as treeformat
+from strata_store.backends import Backend, open_backend
+from strata_store.hashing import EMPTY_DIGEST
+from strata_store.packs import ChunkLocation, IndexEntry, Payload
+from strata_store.store import read_chunk_views, read_chunks
 
 _BATCH = 500
 _backends: dict[str, Backend] = {}
@@ -72,7 +71,7 @@ def batched(items: Sequence[str], size: int = _BATCH) -> Iterator[Sequence[str]]
 
 
 class DatabaseChunkIndex:
-    """The chunk index of `catalog.storage.store`, kept in the Chunk table."""
+    """The chunk index of `strata_store.store`, kept in the Chunk table."""
 
     def missing(self, chunk_ids: Sequence[str]) -> set[str]:
         present: set[str] = set()

@@ -10,8 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.models import ApiToken, AuditEvent
-
-from .errors import Forbidden, NotFound, UserError
+from catalog.services.errors import Forbidden, NotFound, UserError
 
 _PREFIX = "strata_"
 # Writing last_used on every request would make every API call a write.

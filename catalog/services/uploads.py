@@ -4,7 +4,7 @@ The uploaded bytes never sit whole in memory: Django spools each file to disk as
 arrives (past 2.5 MB), `UploadLimitHandler` stops the request as soon as it passes
 the size limit, and files are copied or unpacked block by block into a private
 staging folder. Every archive entry is checked before anything is written for it —
-an absolute name, a `..`, a name the store refuses (``catalog.storage.paths``), a
+an absolute name, a `..`, a name the store refuses (``strata_store.paths``), a
 link, a device, or an entry clashing with another is refused with a sentence naming
 it — and every byte read is checked by the archive's own checksums, to the end of
 the stream. Only a staging folder that is complete and safe is handed to the same
@@ -32,12 +32,11 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
 from catalog import permissions
-from catalog.formatting import human_bytes
+from catalog.domain.formatting import human_bytes
 from catalog.models import Dataset
-from catalog.storage import paths
-
-from .errors import UserError
-from .versions import PushResult, check_dataset_name, version_push
+from catalog.services.errors import UserError
+from catalog.services.versions import PushResult, check_dataset_name, version_push
+from strata_store import paths
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _BLOCK = 1024 * 1024
@@ -167,7 +166,7 @@ def _member_path(raw: str, archive: str) -> str:
     """The safe relative path of an archive entry, or UserError naming it.
 
     Archives made on Windows may separate names with backslashes; after that the
-    entry obeys the rule every way into the store shares (``catalog.storage.paths``).
+    entry obeys the rule every way into the store shares (``strata_store.paths``).
     """
     name = raw.replace("\\", "/")
     if name.startswith("/") or _DRIVE_RE.match(name):

@@ -22,15 +22,14 @@ from datetime import date
 import zstandard
 
 from catalog.models import FileManifest, Pack, PackRestore, Tree, Version
-from catalog.storage import tree as treeformat
-from catalog.storage.backends import Backend
-from catalog.storage.errors import StoreError
-from catalog.storage.hashing import EMPTY_DIGEST, new_hasher
-from catalog.storage.packs import ChunkLocation
-from catalog.storage.spool import SpoolFile, spool_sweep
-from catalog.storage.store import read_chunks_checked, verify_locations
-
-from .store import DatabaseChunkIndex, batched, get_backend, spool_dirs
+from catalog.services.store import DatabaseChunkIndex, batched, get_backend, spool_dirs
+from strata_store import tree as treeformat
+from strata_store.backends import Backend
+from strata_store.errors import StoreError
+from strata_store.hashing import EMPTY_DIGEST, new_hasher
+from strata_store.packs import ChunkLocation
+from strata_store.spool import SpoolFile, spool_sweep
+from strata_store.store import read_chunks_checked, verify_locations
 
 
 @dataclass

@@ -39,17 +39,9 @@ from catalog.models import (
     Tree,
     Version,
 )
-from catalog.storage import paths
-from catalog.storage import tree as treeformat
-from catalog.storage.hashing import digest_hex
-from catalog.storage.statcache import NullStatCache, StatCache
-from catalog.storage.store import FileChangedError, FileRecord, Ingest, ProgressSink
-from ops.metrics import store_transferred
-
-from .collection import reusing
-from .errors import ConflictError, UserError
-from .possession import dataset_files_add, manifest_chunks_add
-from .store import (
+from catalog.services.errors import ConflictError, UserError
+from catalog.services.possession import dataset_files_add, manifest_chunks_add
+from catalog.services.store import (
     DatabaseChunkIndex,
     batched,
     chunks_register,
@@ -59,6 +51,13 @@ from .store import (
     tree_row,
     walk_tree,
 )
+from lifecycle.services.collection import reusing
+from ops.metrics import store_transferred
+from strata_store import paths
+from strata_store import tree as treeformat
+from strata_store.hashing import digest_hex
+from strata_store.statcache import NullStatCache, StatCache
+from strata_store.store import FileChangedError, FileRecord, Ingest, ProgressSink
 
 
 @dataclass(slots=True)
@@ -136,7 +135,7 @@ def scan_path(path: str) -> tuple[str, Scan]:
     """List what a push of `path` would store. Returns (root folder, scan).
 
     Every path is checked by the rule all ways into the store share
-    (``catalog.storage.paths``). Symbolic links are stored as links, never followed;
+    (``strata_store.paths``). Symbolic links are stored as links, never followed;
     one that leads outside the pushed folder, even through other links, is refused,
     so a pull can never be led to write outside DEST.
     """
@@ -440,8 +439,8 @@ def _push_scanned(
     else:
         # Imported here: reading tables needs pyarrow, which an unchanged push,
         # answered above, should not pay for at start-up.
-        from catalog.changes import commit_bump
-        from catalog.tabular import SCHEMA_SAMPLE_BYTES, needs_whole_file, read_schema
+        from catalog.domain.tabular import SCHEMA_SAMPLE_BYTES, needs_whole_file, read_schema
+        from catalog.selectors.changes import commit_bump
 
         abspaths = {scanned.relpath: scanned.abspath for scanned in scan.files}
 
@@ -618,7 +617,7 @@ def version_commit(
     without checking them (the branch head a push builds on, a split's source): it
     must not have expired meanwhile.
 
-    `bump` (major, minor, patch: see `catalog.changes.commit_bump`) chooses the next
+    `bump` (major, minor, patch: see `catalog.selectors.changes.commit_bump`) chooses the next
     semantic version; an explicit one that understates it is refused unless
     `semver_override` gives the reason, which the audit event records.
 
@@ -628,7 +627,7 @@ def version_commit(
     a record or tree names must be in the index: callers check that first.
 
     The new version carries its parent's dataset card forward unless `card_id`
-    names another (a card edit, ``catalog.services.cards``). `created` dates it in
+    names another (a card edit, ``cards.services.cards``). `created` dates it in
     the past (checked by the caller with ``check_commit_date``); the rows it
     writes are still stamped with the real time.
     """
@@ -669,7 +668,7 @@ def version_commit(
 
     # Second transaction: the version, and the branch moved by compare-and-swap.
     # Chunks this commit relies on but did not write must still be indexed, under
-    # the lock garbage collection takes to delete (catalog.services.collection).
+    # the lock garbage collection takes to delete (lifecycle.services.collection).
     relied = list(dict.fromkeys(relied_on))
     with reusing() if relied or relies_on_version else contextlib.nullcontext():
         if relied:

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from catalog import permissions
-from catalog.formatting import human_bytes
+from catalog.domain.formatting import human_bytes
 
 register = template.Library()
 

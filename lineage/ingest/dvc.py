@@ -46,12 +46,18 @@ from django.db import transaction
 from catalog import permissions
 from catalog.services.datasets import actor_name
 from catalog.services.errors import UserError
-
-from ..graph import find_cycle
-from ..locks import lock_check, lock_parse
-from ..models import MODEL_NAME_RE, ModelVersion, Node, RunStatus, StepKind
-from ..services import Endpoint, guess_step, node_for, run_import, source_endpoint, version_endpoint
-from ..training import Pin, check_metrics, model_key, pins_attach
+from lineage.domain.graph import find_cycle
+from lineage.models import MODEL_NAME_RE, ModelVersion, Node, RunStatus, StepKind
+from lineage.services.runs import (
+    Endpoint,
+    guess_step,
+    node_for,
+    run_import,
+    source_endpoint,
+    version_endpoint,
+)
+from registry.services.locks import lock_check, lock_parse
+from registry.services.training import Pin, check_metrics, model_key, pins_attach
 
 _SKIP_DIRS = {".dvc", ".git", "node_modules", "__pycache__", ".venv"}
 # What a train stage's out looks like when it is a model.

@@ -40,9 +40,15 @@ from catalog.models import AuditEvent
 from catalog.selectors import resolve_spec
 from catalog.services.datasets import actor_name
 from catalog.services.errors import StrataError, UserError
-
-from ..models import IngestedEvent, Node, Run, RunStatus, StepKind
-from ..services import Endpoint, check_step, edges_link, node_for, source_endpoint, version_endpoint
+from lineage.models import IngestedEvent, Node, Run, RunStatus, StepKind
+from lineage.services.runs import (
+    Endpoint,
+    check_step,
+    edges_link,
+    node_for,
+    source_endpoint,
+    version_endpoint,
+)
 
 EVENT_TYPES = ("START", "RUNNING", "COMPLETE", "FAIL", "ABORT", "OTHER")
 _STATUS = {

@@ -17,10 +17,9 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 
 from catalog.models import Version
-
-from .. import selectors
-from ..graph import Layout
-from ..render import render_svg
+from lineage import selectors
+from lineage.domain.graph import Layout
+from lineage.domain.render import render_svg
 
 register = template.Library()
 

@@ -11,9 +11,9 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from catalog.services.store import get_backend
-from catalog.storage import packs
-from catalog.storage.chunker import chunk_bytes
-from catalog.storage.hashing import digest_hex
+from strata_store import packs
+from strata_store.chunker import chunk_bytes
+from strata_store.hashing import digest_hex
 
 
 def md5_of(data: bytes) -> str:

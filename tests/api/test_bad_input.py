@@ -7,7 +7,7 @@ import json
 import pytest
 
 from catalog.models import ApiToken, Dataset, IdempotencyKey, Upload
-from catalog.storage.hashing import digest_hex
+from strata_store.hashing import digest_hex
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from catalog.models import (
     Version,
 )
 from catalog.services.store import get_backend
-from catalog.storage.chunker import chunk_bytes
-from catalog.storage.hashing import digest_hex, new_hasher
-from catalog.storage.packs import PackWriter
+from strata_store.chunker import chunk_bytes
+from strata_store.hashing import digest_hex, new_hasher
+from strata_store.packs import PackWriter
 from tests.api.forgery import md5_of
 from tests.api.forgery import put as send
 from tests.conftest import write_random

@@ -19,7 +19,7 @@ import pytest
 from django.utils import timezone
 
 from catalog.models import Pack, PackRestore, RetentionRun
-from catalog.services.retention import retention_advance, retention_plan
+from lifecycle.services.retention import retention_advance, retention_plan
 from strata_client import Client, Restoring
 from tests.catalog.test_retention_service import default_policies
 from tests.conftest import ROOT, tree_digests, write_random

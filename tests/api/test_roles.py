@@ -19,9 +19,9 @@ from catalog.services.refs import branch_create, tag_create
 from catalog.services.remote import upload_open, upload_pack_target
 from catalog.services.store import get_backend
 from catalog.services.versions import version_push
-from catalog.storage.hashing import EMPTY_DIGEST, digest_hex
-from catalog.storage.packs import PackWriter
-from lineage.training import training_record
+from registry.services.training import training_record
+from strata_store.hashing import EMPTY_DIGEST, digest_hex
+from strata_store.packs import PackWriter
 
 PERSONAS = [None, "alice", "bob", "carol", "dave", "erin"]
 WRITERS = {"alice", "erin"}  # alice is a steward and owns both datasets; erin is an admin
@@ -273,7 +273,7 @@ def test_an_expired_or_revoked_token_is_refused(api, personas, tokens, db):
 def test_the_version_list_runs_a_fixed_number_of_queries(
     api, personas, local_store, django_assert_num_queries
 ):
-    from catalog.storage.hashing import EMPTY_DIGEST as EMPTY
+    from strata_store.hashing import EMPTY_DIGEST as EMPTY
 
     alice = api("alice")
 

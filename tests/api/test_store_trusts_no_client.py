@@ -19,7 +19,7 @@ from catalog.models import AuditEvent, Chunk, Dataset, FileManifest, Pack, Uploa
 from catalog.services.store import get_backend
 from catalog.services.tokens import token_create
 from catalog.services.verify import store_verify
-from catalog.storage.hashing import digest_hex
+from strata_store.hashing import digest_hex
 from tests.api.conftest import Api
 from tests.api.forgery import Push, chunked, md5_of, pack_of, put
 

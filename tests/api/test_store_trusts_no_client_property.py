@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from catalog.models import Dataset, Version
 from catalog.services.store import walk_tree
 from catalog.services.tokens import token_create
-from catalog.storage.hashing import digest_hex
+from strata_store.hashing import digest_hex
 from tests.api.conftest import Api
 from tests.api.forgery import Push, chunked
 

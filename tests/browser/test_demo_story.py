@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.demo import MODEL, demo_build
 from catalog.models import Branch, RollbackRequest
+from ops.demo import MODEL, demo_build
 from tests.browser.conftest import screenshot
 from tests.conftest import worker_environment
 from tests.services import CeleryWorker

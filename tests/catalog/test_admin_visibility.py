@@ -11,7 +11,7 @@ from catalog.models import Dataset
 from catalog.services.datasets import dataset_update
 from catalog.services.refs import tag_create
 from catalog.services.remote import upload_open
-from catalog.services.rollback import rollback_request
+from governance.services.rollback import rollback_request
 from tests.catalog.test_views_data import reviews
 
 pytestmark = pytest.mark.django_db

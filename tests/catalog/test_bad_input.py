@@ -10,8 +10,8 @@ import pytest
 from catalog.models import AuditEvent, Branch, Dataset, Tree, Version
 from catalog.services.store import tree_row
 from catalog.services.versions import version_id_for
-from catalog.storage import tree as treeformat
-from catalog.storage.hashing import EMPTY_DIGEST
+from strata_store import tree as treeformat
+from strata_store.hashing import EMPTY_DIGEST
 
 
 def _state() -> tuple:

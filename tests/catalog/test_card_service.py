@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from catalog.cards import Card, parse_readme, render_readme
-from catalog.models import AuditEvent, CardDocument, Version
-from catalog.services.cards import (
+from cards.domain.cards import Card, parse_readme, render_readme
+from cards.services.cards import (
     card_export,
     card_facts,
     card_history,
@@ -20,8 +19,9 @@ from catalog.services.cards import (
     golden_check,
     version_mark_golden,
 )
+from cards.services.splits import split_make
+from catalog.models import AuditEvent, CardDocument, Version
 from catalog.services.errors import Forbidden, UserError
-from catalog.services.splits import split_make
 from catalog.services.versions import version_push
 
 CARDS = Path(__file__).parent / "cards"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.cards import parse_readme
+from cards.domain.cards import parse_readme
 from catalog.models import AuditEvent, Version
 from catalog.services.versions import version_push
 

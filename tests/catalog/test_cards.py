@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.cards import Card, CardError, completeness, parse_readme, render_readme, size_category
+from cards.domain.cards import Card, CardError, completeness, parse_readme, render_readme, size_category
 
 CARDS = Path(__file__).parent / "cards"
 

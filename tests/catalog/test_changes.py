@@ -8,8 +8,8 @@ import random
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from catalog.changes import MAJOR, MINOR, change_report
 from catalog.selectors import resolve_spec
+from catalog.selectors.changes import MAJOR, MINOR, change_report
 from catalog.services.versions import version_push
 
 

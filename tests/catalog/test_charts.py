@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
 
-from catalog.charts import label_shift_svg
-from catalog.tabular import label_shift
+from catalog.domain.tabular import label_shift
+from catalog.views.charts import label_shift_svg
 
 
 def test_the_chart_is_valid_svg_with_every_label_and_share():

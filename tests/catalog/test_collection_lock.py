@@ -1,5 +1,5 @@
 """A push that reuses stored chunks and garbage collection never lose data between
-them (catalog.services.collection).
+them (lifecycle.services.collection).
 
 A push finds a chunk already stored and does not store it again. If a retention
 run decides that chunk is dead and deletes it before the push's version exists, the
@@ -12,12 +12,12 @@ import pytest
 
 from catalog.models import Dataset, RetentionRun, Version
 from catalog.services import versions
-from catalog.services.collection import collecting
 from catalog.services.errors import ConflictError
 from catalog.services.pull import version_pull
-from catalog.services.retention import retention_advance, retention_plan
 from catalog.services.verify import store_verify
 from catalog.services.versions import version_push
+from lifecycle.services.collection import collecting
+from lifecycle.services.retention import retention_advance, retention_plan
 from tests.catalog.test_retention_service import Calendar, day, local_store  # noqa: F401 (a fixture)
 from tests.conftest import tree_digests, write_random
 

@@ -26,9 +26,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from catalog.models import Pack, Version
-from catalog.services.costs import cost_report, timeline_svg
 from catalog.services.store import get_backend
 from catalog.services.versions import version_push
+from lifecycle.services.costs import cost_report, timeline_svg
 from tests.catalog.test_retention_service import default_policies, pack_of
 from tests.conftest import write_random
 

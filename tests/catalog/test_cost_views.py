@@ -71,8 +71,8 @@ def test_a_run_names_expiring_versions_of_restricted_datasets_only_to_their_read
     from catalog.models import Dataset
     from catalog.services.datasets import dataset_update
     from catalog.services.refs import branch_create
-    from catalog.services.retention import retention_plan
     from catalog.services.versions import version_push
+    from lifecycle.services.retention import retention_plan
     from tests.catalog.test_retention_service import default_policies
 
     settings.STRATA_STORAGE_URL = f"file://{tmp_path / 'store'}"

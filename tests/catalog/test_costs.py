@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from catalog.costs import Prices, billable, cents, early_deletion_charge, monthly_cost
+from lifecycle.domain.costs import Prices, billable, cents, early_deletion_charge, monthly_cost
 
 TB = 2**40
 GB = 2**30

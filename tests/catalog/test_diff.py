@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.diff import ADDED, MODIFIED, REMOVED, diff_trees, diff_versions
-from catalog.storage import tree as treeformat
+from catalog.selectors.diff import ADDED, MODIFIED, REMOVED, diff_trees, diff_versions
+from strata_store import tree as treeformat
 from tests.catalog.test_views_data import push
 
 F, X, L, D = treeformat.FILE, treeformat.EXECUTABLE, treeformat.LINK, treeformat.TREE

@@ -7,8 +7,8 @@ import tarfile
 
 import pytest
 
-from catalog.exports import file_stream, tar_stream
 from catalog.selectors import resolve_spec
+from catalog.selectors.exports import file_stream, tar_stream
 from catalog.services.errors import NotFound
 from catalog.services.versions import version_push
 from tests.conftest import write_random

@@ -10,7 +10,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from catalog.retention import DEFAULT_POLICIES, PackFacts, Policy, VersionFacts, decide_version, plan
+from lifecycle.domain.retention import DEFAULT_POLICIES, PackFacts, Policy, VersionFacts, decide_version, plan
 
 NOW = datetime(2027, 6, 1, tzinfo=UTC)
 

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from catalog.models import Branch, Pack, RetentionPolicy, RetentionRun, Tag, Version
 from catalog.services.refs import branch_create
-from catalog.services.retention import retention_advance, retention_plan
 from catalog.services.store import get_backend
 from catalog.services.verify import store_verify
 from catalog.services.versions import version_push
+from lifecycle.services.retention import retention_advance, retention_plan
 from tests.conftest import write_random
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -13,10 +13,10 @@ import pytest
 
 from catalog.models import Chunk, Pack, RetentionRun, Version
 from catalog.services.pull import version_pull
-from catalog.services.retention import retention_advance, retention_plan
 from catalog.services.store import get_backend
 from catalog.services.verify import store_verify
 from catalog.services.versions import version_push
+from lifecycle.services.retention import retention_advance, retention_plan
 from tests.catalog.test_retention_service import day, default_policies, pack_of
 from tests.conftest import tree_digests, write_random
 

@@ -17,10 +17,10 @@ from catalog.models import AuditEvent, Branch, Pack, RetentionPolicy, RetentionR
 from catalog.services.errors import RestoreInProgress, UserError
 from catalog.services.pull import version_pull
 from catalog.services.refs import branch_create
-from catalog.services.retention import retention_advance, retention_approve, retention_plan
 from catalog.services.store import get_backend
 from catalog.services.verify import store_verify
 from catalog.services.versions import version_push
+from lifecycle.services.retention import retention_advance, retention_approve, retention_plan
 from tests.conftest import tree_digests, write_random
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -201,7 +201,7 @@ def test_a_cold_version_says_it_is_restoring_then_pulls_byte_identical(local_sto
     assert not (tmp_path / "out").exists()
 
     from catalog.models import PackRestore
-    from catalog.services.retention import restores_poll
+    from lifecycle.services.retention import restores_poll
 
     assert PackRestore.objects.filter(state="restoring").count() == 1
     assert restores_poll() == 0

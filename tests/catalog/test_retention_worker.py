@@ -13,10 +13,10 @@ import time
 import pytest
 
 from catalog.models import Pack, RetentionRun, Version
-from catalog.services.retention import retention_plan
 from catalog.services.store import get_backend
 from catalog.services.verify import store_verify
 from catalog.tasks import retention_apply
+from lifecycle.services.retention import retention_plan
 from tests.catalog.test_retention_service import Calendar, day, default_policies, pack_of, tier
 from tests.conftest import ROOT, worker_environment
 from tests.services import CeleryWorker as Worker

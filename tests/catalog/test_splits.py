@@ -7,7 +7,7 @@ import random
 import pyarrow as pa
 import pytest
 
-from catalog.splits import SplitError, assign, parse_ratios, split_table
+from cards.domain.splits import SplitError, assign, parse_ratios, split_table
 
 RATIOS = {"train": 0.8, "val": 0.1, "test": 0.1}
 

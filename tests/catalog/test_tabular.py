@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from catalog.tabular import TableError, diff_rows, label_counts, label_shift, read_table
+from catalog.domain.tabular import TableError, diff_rows, label_counts, label_shift, read_table
 
 LABELS = ["cat", "dog", "bird"]
 
@@ -82,7 +82,7 @@ def test_a_label_flip_on_two_percent_of_rows_shows_as_a_shift():
 
 
 def test_chi_square_p_value_matches_known_values():
-    from catalog.tabular import _chi2_survival
+    from catalog.domain.tabular import _chi2_survival
 
     assert _chi2_survival(3.841, 1) == pytest.approx(0.05, abs=1e-3)
     assert _chi2_survival(5.991, 2) == pytest.approx(0.05, abs=1e-3)

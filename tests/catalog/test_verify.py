@@ -10,8 +10,8 @@ import pytest
 from django.utils import timezone
 
 from catalog.models import RetentionPolicy, RetentionRun, Version
-from catalog.services.retention import retention_advance, retention_plan
 from catalog.tasks import verify_store
+from lifecycle.services.retention import retention_advance, retention_plan
 from tests.conftest import write_random
 
 
@@ -75,8 +75,8 @@ def test_verifying_one_expired_version_says_it_expired_in_one_sentence(cli, tmp_
 
 def _spy_on_restores(monkeypatch) -> list[str]:
     """Record every restore asked of either backend (the request still goes through)."""
-    from catalog.storage.backends.local import LocalBackend
-    from catalog.storage.backends.s3 import S3Backend
+    from strata_store.backends.local import LocalBackend
+    from strata_store.backends.s3 import S3Backend
 
     asked: list[str] = []
     for backend_class in (LocalBackend, S3Backend):
@@ -119,8 +119,8 @@ def test_verify_lists_cold_packs_without_reading_or_restoring_them(strata, tmp_p
 @pytest.mark.parametrize("store_url", ["local"], indirect=True)
 def test_verify_reads_a_cold_pack_once_its_restore_finished(strata, tmp_path, monkeypatch):
     from catalog.models import Pack, PackRestore
-    from catalog.services.retention import pack_restore_track, restores_poll
     from catalog.services.store import get_backend
+    from lifecycle.services.retention import pack_restore_track, restores_poll
 
     _policies()
     data = tmp_path / "data"

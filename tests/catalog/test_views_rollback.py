@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from catalog.models import RollbackRequest
-from catalog.services.rollback import rollback_reject, rollback_request
 from catalog.services.versions import version_push
+from governance.services.rollback import rollback_reject, rollback_request
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from catalog.exports import file_stream
 from catalog.models import Dataset, Pack, Version
+from catalog.selectors.exports import file_stream
 from catalog.services.uploads import UploadLimitHandler
 from tests.catalog.test_views_data import push
 

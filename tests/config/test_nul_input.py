@@ -8,8 +8,8 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from catalog.exports import file_stream
 from catalog.models import Dataset, Version
+from catalog.selectors.exports import file_stream
 from catalog.services.store import walk_tree
 from catalog.services.tokens import token_create
 from config.middleware import MESSAGE

@@ -35,8 +35,8 @@ def test_refuses_to_start_with_debug_off_and_no_secret_key():
 
 
 def test_storage_url_chooses_the_backend(tmp_path):
-    from catalog.storage.backends import open_backend
-    from catalog.storage.errors import ConfigurationError
+    from strata_store.backends import open_backend
+    from strata_store.errors import ConfigurationError
 
     assert open_backend(f"file://{tmp_path}/objects").root == f"{tmp_path}/objects"
     assert open_backend(str(tmp_path / "plain")).root == str(tmp_path / "plain")

@@ -16,11 +16,11 @@ from http.cookiejar import CookieJar
 import pytest
 from django.core.management import call_command
 
-from catalog.changes import change_report
-from catalog.demo import MODEL, DemoError, demo_build
 from catalog.models import Branch, Dataset, Pack, RollbackRequest, Version
-from catalog.services.costs import cost_report
+from catalog.selectors.changes import change_report
+from lifecycle.services.costs import cost_report
 from lineage.models import ModelVersion, Run
+from ops.demo import MODEL, DemoError, demo_build
 from tests.catalog.test_retention_service import default_policies
 from tests.conftest import ROOT
 from tests.services import free_port

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lineage import services
+from lineage.services import runs as services
 
 OUTPUT = Path(__file__).resolve().parents[1] / "output"
 CHROMIUM_ARGS = [
@@ -152,7 +152,7 @@ def _reviews(positive: int, negative: int) -> str:
 def models(personas, make_version):
     """Raw reviews crawled, cleaned, split; fraud@3.0 trained on the first split,
     fraud@3.1 on a second one whose labels shifted, with a worse AUC."""
-    from lineage.training import training_record
+    from registry.services.training import training_record
 
     alice = personas["alice"]
     make_version("reviews-raw", stage="raw")

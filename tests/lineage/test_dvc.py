@@ -305,7 +305,7 @@ def trained_project(tmp_path, make_version):
     """A DVC project whose fetch stage materialises a strata.lock (with `strata
     reproduce`) and whose fit stage — named 'build', but its command trains —
     writes models/classifier.onnx and metrics.json."""
-    from lineage.locks import lock_build, lock_write
+    from registry.services.locks import lock_build, lock_write
 
     reviews = make_version("reviews", stage="split")
     folder = tmp_path / "churn"

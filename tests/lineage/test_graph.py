@@ -5,8 +5,8 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 
-from lineage import graph as lgraph
-from lineage.render import render_svg
+from lineage.domain import graph as lgraph
+from lineage.domain.render import render_svg
 
 
 def pipeline() -> nx.DiGraph:

@@ -18,9 +18,9 @@ from django.utils import timezone
 from catalog.models import Chunk, Version
 from catalog.selectors import resolve_spec
 from catalog.services.store import get_backend
-from catalog.storage.backends import COLD
-from lineage.locks import LockRefused, NeedsRestore, lock_build, lock_parse
-from lineage.training import training_record
+from registry.services.locks import LockRefused, NeedsRestore, lock_build, lock_parse
+from registry.services.training import training_record
+from strata_store.backends import COLD
 from tests.conftest import tree_digests, write_random
 
 _counter = itertools.count()
@@ -170,7 +170,7 @@ def test_the_lock_check_gives_every_reason_at_once(personas, push, tmp_path, loc
     lock = lock_build(user=None, specs=["reviews@main", "reviews-eval@main"])
     lock.entries[0].version = "0" * 64
     lock.entries[1].tree = train.tree_id
-    from lineage.locks import lock_check
+    from registry.services.locks import lock_check
 
     with pytest.raises(LockRefused) as refused:
         lock_check(user=None, lock=lock)

@@ -12,11 +12,11 @@ from catalog.models import AuditEvent, Version
 from catalog.selectors import resolve_spec
 from catalog.services.errors import Forbidden, UserError
 from catalog.services.tokens import token_create
-from lineage import metrics
-from lineage.model_selectors import model_compare, model_page
 from lineage.models import Edge, ModelPin, ModelVersion, Node, Run
 from lineage.selectors import section_for
-from lineage.training import training_record
+from registry.domain import metrics
+from registry.selectors import model_compare, model_page
+from registry.services.training import training_record
 
 _counter = itertools.count()
 
@@ -439,7 +439,7 @@ def test_the_admin_shows_model_versions_with_their_pins(client, personas, traine
 
 
 def test_a_rollback_flags_the_model_versions_that_used_the_undone_data(client, personas, trained):
-    from lineage.training import flag_models_trained_on
+    from registry.services.training import flag_models_trained_on
 
     second = trained["second"]
     Version.objects.filter(pk=second.pk).update(rolled_back=True, rolled_back_reason="labels were shuffled")

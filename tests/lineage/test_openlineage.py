@@ -304,7 +304,7 @@ def test_airflow_spark_and_dbt_events_give_the_expected_graph(send, make_version
     assert failed.status == "failed" and "does not exist" in failed.facets["run"]["errorMessage"]["message"]
 
     def key_of(namespace, name, version=""):
-        from lineage.services import source_key
+        from lineage.services.runs import source_key
 
         return source_key(namespace, name, version)
 

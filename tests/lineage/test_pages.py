@@ -9,8 +9,9 @@ from django.test import RequestFactory
 from catalog.models import Dataset
 from catalog.services.datasets import dataset_update
 from catalog.services.tokens import token_create
-from lineage import selectors, services
+from lineage import selectors
 from lineage.models import Edge, Node, Run
+from lineage.services import runs as services
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 from catalog.models import AuditEvent
 from catalog.services.errors import Forbidden, NotFound, UserError
 from catalog.services.tokens import token_create
-from lineage import services
 from lineage.models import Edge, Node, Run
+from lineage.services import runs as services
 
 
 def _bearer(user):

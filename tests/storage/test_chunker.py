@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import random
 
-from catalog.storage.chunker import MAX_SIZE, MIN_SIZE, chunk_bytes, iter_chunks
+from strata_store.chunker import MAX_SIZE, MIN_SIZE, chunk_bytes, iter_chunks
 
 
 def _data(size: int, seed: int = 1) -> bytes:
@@ -59,7 +59,7 @@ class _Trickle(io.RawIOBase):
 def test_short_reads_and_views_give_the_chunks_of_the_whole_buffer():
     from fastcdc.fastcdc_cy import chunk_generator
 
-    from catalog.storage.chunker import AVG_SIZE, iter_chunk_batches
+    from strata_store.chunker import AVG_SIZE, iter_chunk_batches
 
     data = _data(2_500_000, seed=4)
     reference = [

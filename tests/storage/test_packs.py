@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from catalog.storage.backends import open_backend
-from catalog.storage.errors import CorruptObject, MissingObject
-from catalog.storage.hashing import digest_hex
-from catalog.storage.packs import (
+from strata_store.backends import open_backend
+from strata_store.errors import CorruptObject, MissingObject
+from strata_store.hashing import digest_hex
+from strata_store.packs import (
     CODEC_RAW,
     CODEC_ZSTD,
     ChunkLocation,
@@ -19,7 +19,7 @@ from catalog.storage.packs import (
     parse_index,
     read_footer,
 )
-from catalog.storage.store import read_chunks
+from strata_store.store import read_chunks
 
 
 def _write_pack(backend, chunks):

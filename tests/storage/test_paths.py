@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from catalog.storage import paths, tree
+from strata_store import paths, tree
 
 LONG_NAME = "n" * 300
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from catalog.storage.staging import DestinationError, publish, staging_for
+from strata_store.staging import DestinationError, publish, staging_for
 
 
 def test_a_new_destination_is_the_staging_folder_renamed(tmp_path):

@@ -8,11 +8,11 @@ import uuid
 
 import pytest
 
-from catalog.storage.backends import open_backend
-from catalog.storage.backends.s3 import S3Backend
-from catalog.storage.errors import ObjectRestoring
-from catalog.storage.hashing import digest_hex
-from catalog.storage.packs import PackWriter
+from strata_store.backends import open_backend
+from strata_store.backends.s3 import S3Backend
+from strata_store.errors import ObjectRestoring
+from strata_store.hashing import digest_hex
+from strata_store.packs import PackWriter
 
 
 def _pack(backend, data: bytes) -> str:

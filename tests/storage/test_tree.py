@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.storage import tree
+from strata_store import tree
 
 
 def test_tree_id_does_not_depend_on_entry_order():

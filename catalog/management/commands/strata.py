@@ -18,7 +18,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from catalog import selectors
-from catalog.formatting import human_bytes
+from catalog.domain.formatting import human_bytes
 from catalog.services.errors import StrataError, UserError
 from catalog.services.pull import version_pull
 from catalog.services.refs import branch_create, tag_create
@@ -331,7 +331,7 @@ class Command(BaseCommand):
     # -- subcommands ----------------------------------------------------------------
 
     def do_push(self, options: dict[str, Any]) -> None:
-        from lineage.services import push_step_prepare, push_step_record
+        from lineage.services.runs import push_step_prepare, push_step_record
 
         # Checked before the push, so a bad --input leaves no version without its run.
         step = push_step_prepare(
@@ -479,7 +479,7 @@ class Command(BaseCommand):
         )
 
     def do_split(self, options: dict[str, Any]) -> None:
-        from catalog.services.splits import split_make
+        from cards.services.splits import split_make
 
         dataset, source = selectors.resolve_spec(options["spec"])
         result = split_make(
@@ -517,7 +517,7 @@ class Command(BaseCommand):
         self.emit(result.as_dict(), "\n".join(lines))
 
     def do_card(self, options: dict[str, Any]) -> None:
-        from catalog.services.cards import card_export, card_import
+        from cards.services.cards import card_export, card_import
 
         if options["card_action"] == "export":
             _, version = selectors.resolve_spec(options["spec"])
@@ -546,7 +546,7 @@ class Command(BaseCommand):
         )
 
     def do_golden(self, options: dict[str, Any]) -> None:
-        from catalog.services.cards import version_mark_golden
+        from cards.services.cards import version_mark_golden
 
         _, version = selectors.resolve_spec(options["spec"])
         version = version_mark_golden(
@@ -572,7 +572,7 @@ class Command(BaseCommand):
         )
 
     def do_diff(self, options: dict[str, Any]) -> None:
-        from catalog.changes import change_report
+        from catalog.selectors.changes import change_report
 
         _, old = selectors.resolve_spec(options["old"])
         _, new = selectors.resolve_spec(options["new"])
@@ -638,7 +638,7 @@ class Command(BaseCommand):
         self.emit(report.as_dict(), "\n".join(lines))
 
     def do_cost(self, options: dict[str, Any]) -> None:
-        from catalog.services.costs import cost_report
+        from lifecycle.services.costs import cost_report
 
         report = cost_report()
         data = report.as_dict()
@@ -679,7 +679,7 @@ class Command(BaseCommand):
 
     def do_retention(self, options: dict[str, Any]) -> None:
         from catalog.models import RetentionRun
-        from catalog.services.retention import retention_advance, retention_approve, retention_plan
+        from lifecycle.services.retention import retention_advance, retention_approve, retention_plan
 
         action = options["retention_action"]
         if action == "list":
@@ -797,8 +797,8 @@ class Command(BaseCommand):
         self.emit(report.as_dict(), "\n".join(lines))
 
     def do_record_training(self, options: dict[str, Any]) -> None:
-        from lineage.services import parse_params
-        from lineage.training import split_model_spec, training_record
+        from lineage.services.runs import parse_params
+        from registry.services.training import split_model_spec, training_record
 
         name, version = split_model_spec(options["model"])
         datasets: dict[str, str] = {}
@@ -844,7 +844,7 @@ class Command(BaseCommand):
         self.emit(result.as_dict(), "\n".join(lines))
 
     def do_lock(self, options: dict[str, Any]) -> None:
-        from lineage.locks import lock_build, lock_dump, lock_write
+        from registry.services.locks import lock_build, lock_dump, lock_write
 
         lock = lock_build(user=None, specs=options["specs"], model=options["model"])
         output = options["output"]
@@ -860,7 +860,7 @@ class Command(BaseCommand):
         self.emit({"path": output, **lock.as_dict()}, "\n".join(lines))
 
     def do_reproduce(self, options: dict[str, Any]) -> None:
-        from lineage.locks import DEFAULT_LOCK_NAME, lock_build, lock_read, lock_reproduce
+        from registry.services.locks import DEFAULT_LOCK_NAME, lock_build, lock_read, lock_reproduce
 
         paths = options["paths"]
         if options["model"]:

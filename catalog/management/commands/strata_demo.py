@@ -11,7 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.demo import DemoError, demo_build
+from ops.demo import DemoError, demo_build
 
 
 class Command(BaseCommand):

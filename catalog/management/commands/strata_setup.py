@@ -4,7 +4,7 @@ Creates an administrator account the first time (printing its password once and
 keeping it in var/ so the next start can show it again) and makes sure the object
 store and broker folders exist. With ``--demo`` (what ``make run`` passes unless
 STRATA_DEMO=0) a catalog with no dataset gets the demo catalog and one user per
-role (``catalog.demo``); every start prints how to sign in.
+role (``ops.demo``); every start prints how to sign in.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from catalog.demo import DEMO_USERS, catalog_is_empty, demo_build, demo_passwords_read, demo_users_create
 from catalog.services.store import get_backend
+from ops.demo import DEMO_USERS, catalog_is_empty, demo_build, demo_passwords_read, demo_users_create
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 """Pushing and pulling for remote clients: the server's half of the transfer protocol.
 
 A remote client (``strata_client``) chunks and packs files itself, with the same
-``catalog.storage`` code a local push uses, so the server only ever handles metadata:
+``strata_store`` code a local push uses, so the server only ever handles metadata:
 
 1. ``upload_open`` starts an ``Upload`` for a dataset and branch.
 2. ``upload_missing``: the client sends the ids of its chunks (and the digests of
@@ -42,7 +42,7 @@ on every read (damage is reported, never served) and by ``strata verify``.
 
 from __future__ import annotations
 
-from .packs import (
+from catalog.services.remote.packs import (
     MAX_SPAN_BYTES,
     TRANSFER_URL_SECONDS,
     LocalUrl,
@@ -53,7 +53,7 @@ from .packs import (
     upload_pack_register,
     upload_pack_target,
 )
-from .uploads import (
+from catalog.services.remote.uploads import (
     KIND_CODES,
     KIND_NAMES,
     UNSET,

@@ -21,15 +21,14 @@ from django.utils import timezone
 
 from catalog import permissions
 from catalog.models import Pack, PendingPack, Upload
-from catalog.storage import chunker, packs
-from catalog.storage.backends import Backend, pack_key
-from catalog.storage.errors import CorruptObject, MissingObject, StoreError
-from catalog.storage.hashing import digest_hex
+from catalog.services.errors import IntegrityFailure, NotFound, UserError
+from catalog.services.remote.uploads import _touch, check_object_id, store_kind, upload_get
+from catalog.services.store import get_backend
 from ops.metrics import store_transferred
-
-from ..errors import IntegrityFailure, NotFound, UserError
-from ..store import get_backend
-from .uploads import _touch, check_object_id, store_kind, upload_get
+from strata_store import chunker, packs
+from strata_store.backends import Backend, pack_key
+from strata_store.errors import CorruptObject, MissingObject, StoreError
+from strata_store.hashing import digest_hex
 
 # Signed transfer URLs (S3 or this server's) are good for this long.
 TRANSFER_URL_SECONDS = 3600

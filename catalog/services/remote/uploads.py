@@ -28,18 +28,10 @@ from catalog.models import (
     UploadPart,
     Version,
 )
-from catalog.storage import packs as packformat
-from catalog.storage import tree as treeformat
-from catalog.storage.backends import Backend
-from catalog.storage.hashing import EMPTY_DIGEST
-from catalog.storage.packs import ChunkLocation
-from catalog.storage.store import FileRecord
-
-from ..collection import reusing
-from ..errors import NotFound, UserError
-from ..possession import readable_chunks, readable_files
-from ..store import batched, get_backend
-from ..versions import (
+from catalog.services.errors import NotFound, UserError
+from catalog.services.possession import readable_chunks, readable_files
+from catalog.services.store import batched, get_backend
+from catalog.services.versions import (
     _check_explicit_semver,
     build_trees_from,
     check_dataset_name,
@@ -47,6 +39,13 @@ from ..versions import (
     parse_semver,
     version_commit,
 )
+from lifecycle.services.collection import reusing
+from strata_store import packs as packformat
+from strata_store import tree as treeformat
+from strata_store.backends import Backend
+from strata_store.hashing import EMPTY_DIGEST
+from strata_store.packs import ChunkLocation
+from strata_store.store import FileRecord
 
 # An upload lives this long after its last call; its leases hold until then.
 UPLOAD_LIFETIME = timedelta(hours=24)
@@ -76,8 +75,8 @@ def check_object_id(value: str, what: str = "chunk id") -> None:
 
 def check_entry_path(path: str) -> None:
     """A path inside a version, by the rule every way into the store shares
-    (``catalog.storage.paths``): relative, '/'-separated, safe names only."""
-    from catalog.storage import paths
+    (``strata_store.paths``): relative, '/'-separated, safe names only."""
+    from strata_store import paths
 
     try:
         paths.check_path(path)
@@ -89,7 +88,7 @@ def check_link_target(path: str, target: str) -> None:
     """A link must point inside the pushed folder, relatively (as a local push stores
     it). Where it really leads, through the other links, is judged at the commit,
     with the whole list (``paths.check_links`` in `_tree_inputs`)."""
-    from catalog.storage import paths
+    from strata_store import paths
 
     try:
         paths.check_link_target(path, target)
@@ -143,7 +142,7 @@ class OpenedUpload:
 
 
 def store_kind(backend: Backend) -> str:
-    from catalog.storage.backends.s3 import S3Backend
+    from strata_store.backends.s3 import S3Backend
 
     return "s3" if isinstance(backend, S3Backend) else "local"
 
@@ -426,7 +425,7 @@ def _tree_inputs(entries: Sequence[StagedEntry]):
     for path in dirs:
         if path in files or path in links:
             raise UserError(f"{path} is both a file and a folder.")
-    from catalog.storage import paths
+    from strata_store import paths
 
     try:
         paths.check_links(links)  # where each link leads through the others, as a pull would
@@ -774,7 +773,7 @@ def upload_commit(
     # point leaves no tree, manifest or version, and the upload stays open. It runs
     # under garbage collection's lock (shared): the upload's leases keep its packs
     # until they are deleted below, and a collection that starts after the commit
-    # sees the version (catalog.services.collection).
+    # sees the version (lifecycle.services.collection).
     with reusing(), transaction.atomic():
         upload = upload_get(user=user, upload_id=upload_id, lock=True) if upload_id is not None else None
         if upload is not None and not entries and upload.pending_packs.exclude(index=None).exists():
@@ -808,24 +807,23 @@ def _hand_to_worker(upload: Upload, ask: CommitAsk, dataset_name: str) -> Verify
     Upload.objects.filter(pk=upload.pk).update(
         state=Upload.State.VERIFYING, commit_request=ask.as_json(), verify_started=None
     )
-    from .verification import enqueue_verification  # the task module imports this one
+    from catalog.services.remote.verification import enqueue_verification  # the task module imports this one
 
     enqueue_verification(upload.pk)
     return Verifying(upload.pk, dataset_name, upload.branch)
 
 
 def _remote_bump(start_head, root_id, trees, files, records) -> tuple[str, list[str]]:
-    """Classify a remote commit as a local push is (`catalog.changes.commit_bump`).
+    """Classify a remote commit as a local push is (`catalog.selectors.changes.commit_bump`).
 
     The new tables' schemas are read from the store (their packs are registered by
     now), as little of them as it takes: a Parquet file's ends, a text table's first
     rows — not the tables themselves through the web process.
     """
-    from catalog.changes import commit_bump, stored_schema
-    from catalog.storage.errors import StoreError
-    from catalog.tabular import TableError
-
-    from ..store import file_chunks
+    from catalog.domain.tabular import TableError
+    from catalog.selectors.changes import commit_bump, stored_schema
+    from catalog.services.store import file_chunks
+    from strata_store.errors import StoreError
 
     def new_schema(path: str) -> dict[str, str]:
         entry = files[path]
@@ -840,7 +838,7 @@ def _remote_bump(start_head, root_id, trees, files, records) -> tuple[str, list[
 
 
 def _moved(dataset_name: str, branch: str):
-    from ..errors import ConflictError
+    from catalog.services.errors import ConflictError
 
     return ConflictError(
         f"branch {branch} of {dataset_name} moved since your push began; "

@@ -4,7 +4,7 @@ A client's commit that names bytes nobody has checked — packs its upload sent,
 new files of several chunks — leaves the upload "verifying" and queues
 ``catalog.tasks.upload_verify``. The worker, not the web process, reads those
 bytes back from the store: every chunk payload is hashed against its id and every
-new file against its digest (``catalog.storage.verification``), each byte read
+new file against its digest (``strata_store.verification``), each byte read
 once. Only then are the packs indexed (visible to deduplication and reads) and the
 version committed, with the same checks and compare-and-swap as any commit.
 
@@ -24,15 +24,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import AuditEvent, Dataset, Pack, PendingPack, Upload
-from catalog.storage.errors import CorruptObject, StoreError
-from catalog.storage.packs import ChunkLocation
-from catalog.storage.verification import FileClaim, FileMismatch, verify_claims
-
-from ..collection import reusing
-from ..errors import ConflictError, IntegrityFailure, NotFound, StrataError, UserError
-from ..store import DatabaseChunkIndex, chunks_register, get_backend
-from ..versions import _check_still_indexed
-from .uploads import (
+from catalog.services.errors import ConflictError, IntegrityFailure, NotFound, StrataError, UserError
+from catalog.services.remote.uploads import (
     CommitAsk,
     CommitResult,
     Prepared,
@@ -42,6 +35,12 @@ from .uploads import (
     commit_prepare,
     start_head_for,
 )
+from catalog.services.store import DatabaseChunkIndex, chunks_register, get_backend
+from catalog.services.versions import _check_still_indexed
+from lifecycle.services.collection import reusing
+from strata_store.errors import CorruptObject, StoreError
+from strata_store.packs import ChunkLocation
+from strata_store.verification import FileClaim, FileMismatch, verify_claims
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +159,7 @@ def _register_sent(upload: Upload) -> list[str]:
     proved possession. A proof object of a name nobody indexed (unverified bytes
     a client left there) is moved to that name, replacing them, and indexed.
     """
-    from catalog.storage import packs as packformat
+    from strata_store import packs as packformat
 
     now = timezone.now()
     backend = get_backend()

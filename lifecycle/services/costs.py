@@ -1,0 +1,352 @@
+"""The cost report: what the store holds and costs per dataset, branch and tier,
+what dedup and compression save, what the current policies will make of it in 30
+and 90 days, and each version's retention status.
+
+All arithmetic is `lifecycle.domain.costs` (Decimal, to the cent); which packs each version
+reaches and what the policies decide come from the retention planner, so the cost
+page and the retention runs never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
+
+from catalog import permissions
+from catalog.models import Branch, Version
+from lifecycle.domain import retention as planner
+from lifecycle.domain.costs import HOT, WARM, MonthlyCost, cents, monthly_cost
+from lifecycle.services.retention import (
+    DatabaseGraph,
+    policies_current,
+    prices_from_settings,
+    retention_facts,
+)
+
+TIERS = (HOT, WARM, planner.COLD)
+PROJECTION_DAYS = (30, 90)
+
+
+@dataclass
+class Usage:
+    """Bytes and dollars of one slice of the store (a dataset, a branch, a tier)."""
+
+    name: str
+    logical_bytes: int = 0
+    stored_bytes: int = 0
+    bytes_by_tier: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TIERS, 0))
+    monthly: Decimal = Decimal(0)
+
+    @property
+    def saved_bytes(self) -> int:
+        return max(self.logical_bytes - self.stored_bytes, 0)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "logical_bytes": self.logical_bytes,
+            "stored_bytes": self.stored_bytes,
+            "saved_bytes": self.saved_bytes,
+            "bytes_by_tier": self.bytes_by_tier,
+            "monthly_dollars": str(cents(self.monthly)),
+        }
+
+
+@dataclass
+class VersionStatus:
+    version_id: str
+    label: str
+    tier: str  # the coldest tier its data sits in: what reading it needs
+    planned_tier: str | None
+    protected_because: list[str]
+    kept_because: list[str]
+    expires_on: datetime | None
+    restorable_in: str  # "" when readable now
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "version": self.version_id,
+            "label": self.label,
+            "tier": self.tier,
+            "planned_tier": self.planned_tier,
+            "protected_because": self.protected_because,
+            "kept_because": self.kept_because,
+            "expires_on": self.expires_on.date().isoformat() if self.expires_on else None,
+            "restorable_in": self.restorable_in,
+        }
+
+
+@dataclass
+class CostReport:
+    now: datetime
+    prices: dict[str, Decimal]
+    tiers: MonthlyCost
+    minimum_size_dollars: Decimal
+    minimum_duration_dollars: Decimal  # what the moves and deletions due now would bill
+    datasets: list[Usage]
+    branches: list[Usage]
+    projections: dict[int, Decimal]  # days ahead -> $/month then, unrounded
+    timeline: list[tuple[datetime, Decimal]]
+    versions: list[VersionStatus]
+    logical_bytes: int
+    stored_bytes: int
+
+    @property
+    def total(self) -> Decimal:
+        return self.tiers.total
+
+    @property
+    def exact_total(self) -> Decimal:
+        return self.tiers.exact_total
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "as_of": self.now.isoformat(),
+            "prices_per_tb_month": {tier: str(price) for tier, price in self.prices.items()},
+            "logical_bytes": self.logical_bytes,
+            "stored_bytes": self.stored_bytes,
+            "saved_bytes": max(self.logical_bytes - self.stored_bytes, 0),
+            "tiers": {
+                tier: {
+                    "stored_bytes": self.tiers.stored_bytes[tier],
+                    "billed_bytes": self.tiers.billed_bytes[tier],
+                    "monthly_dollars": str(cents(self.tiers.dollars[tier])),
+                }
+                for tier in TIERS
+            },
+            "monthly_dollars": str(self.total),
+            "minimum_size_dollars": str(cents(self.minimum_size_dollars)),
+            "minimum_duration_dollars": str(cents(self.minimum_duration_dollars)),
+            "projections": {f"{days}_days": str(cents(amount)) for days, amount in self.projections.items()},
+            "timeline": [
+                {"date": when.date().isoformat(), "monthly_dollars": str(cents(amount))}
+                for when, amount in self.timeline
+            ],
+            "datasets": [usage.as_dict() for usage in self.datasets],
+            "branches": [usage.as_dict() for usage in self.branches],
+            "versions": [status.as_dict() for status in self.versions],
+        }
+
+
+def _version_packs(graph: DatabaseGraph, root: str, memo: dict[str, frozenset[str]]) -> frozenset[str]:
+    """The packs a tree reaches, memoised per tree (shared subtrees walked once)."""
+    cached = memo.get(root)
+    if cached is not None:
+        return cached
+    packs: set[str] = set()
+    subtrees, files = graph.tree(root)
+    for subtree in subtrees:
+        packs |= _version_packs(graph, subtree, memo)
+    for digest in files:
+        for chunk_id in graph.chunks(digest):
+            packs.add(graph.chunk(chunk_id)[0])
+    result = frozenset(packs)
+    memo[root] = result
+    return result
+
+
+def _cost_of(packs: Iterable[tuple[int, str]]) -> MonthlyCost:
+    return monthly_cost(packs, prices_from_settings())
+
+
+def _restore_words() -> str:
+    from registry.services.locks import about  # the one way restore times are put into words
+
+    return about(settings.STRATA_LOCAL_RESTORE_SECONDS)
+
+
+def cost_report(*, user: permissions.User = None, now: datetime | None = None) -> CostReport:
+    """Everything the cost page and `strata cost` show, as of `now`."""
+    now = now or timezone.now()
+    prices = prices_from_settings()
+    facts = retention_facts(now=now)
+    policies = policies_current()
+    graph = DatabaseGraph()
+    plan = planner.plan(
+        versions=facts.versions,
+        packs=facts.packs,
+        graph=graph,
+        policies=policies,
+        branch_last_commit=facts.branch_last_commit,
+        now=now,
+        grace=timedelta(hours=settings.STRATA_RETENTION_GRACE_HOURS),
+        repack_below=settings.STRATA_RETENTION_REPACK_BELOW,
+        prices=prices,
+    )
+    pack_rows = {pack.id: pack for pack in facts.packs}
+    tiers = _cost_of((pack.size, pack.tier) for pack in facts.packs)
+
+    visible = (
+        set(permissions.visible_datasets(user).values_list("name", flat=True)) if user is not None else None
+    )
+    memo: dict[str, frozenset[str]] = {}
+    version_rows = {
+        row[0]: row
+        for row in Version.objects.filter(expired__isnull=True).values_list(
+            "id", "tree_id", "logical_bytes", "dataset__name", "semver"
+        )
+    }
+    packs_of = {version_id: _version_packs(graph, row[1], memo) for version_id, row in version_rows.items()}
+
+    def usage(name: str, version_ids: Iterable[str], logical: int) -> Usage:
+        reached: set[str] = set()
+        for version_id in version_ids:
+            reached |= packs_of.get(version_id, frozenset())
+        result = Usage(name=name, logical_bytes=logical)
+        for pack_id in reached:
+            pack = pack_rows[pack_id]
+            result.stored_bytes += pack.size
+            result.bytes_by_tier[pack.tier] += pack.size
+        result.monthly = sum(
+            _cost_of((pack_rows[p].size, pack_rows[p].tier) for p in reached).dollars.values(), Decimal(0)
+        )
+        return result
+
+    datasets: dict[str, list[str]] = {}
+    for version_id, row in version_rows.items():
+        datasets.setdefault(row[3], []).append(version_id)
+    dataset_usage = [
+        usage(name, ids, sum(version_rows[v][2] for v in ids))
+        for name, ids in sorted(datasets.items())
+        if visible is None or name in visible
+    ]
+    history = {facts_version.id: facts_version.branches for facts_version in facts.versions}
+    branch_usage = []
+    for dataset_name, branch_name, head_logical in Branch.objects.values_list(
+        "dataset__name", "name", "head__logical_bytes"
+    ).order_by("dataset__name", "name"):
+        if visible is not None and dataset_name not in visible:
+            continue
+        qualified = f"{dataset_name}:{branch_name}"
+        ids = [version_id for version_id, branches in history.items() if qualified in branches]
+        branch_usage.append(usage(f"{dataset_name}@{branch_name}", ids, head_logical or 0))
+
+    projections: dict[int, Decimal] = {}
+    for days in PROJECTION_DAYS:
+        later = planner.plan(
+            versions=facts.versions,
+            packs=facts.packs,
+            graph=graph,
+            policies=policies,
+            branch_last_commit=facts.branch_last_commit,
+            now=now + timedelta(days=days),
+            grace=timedelta(0),
+            prices=prices,
+        )
+        projections[days] = _cost_of(
+            (pack.size, later.pack_tiers[pack.id]) for pack in facts.packs if pack.id in later.pack_tiers
+        ).exact_total
+
+    # The past from the packs' creation dates, at the tiers they are in now; the
+    # future from the projections.
+    timeline: list[tuple[datetime, Decimal]] = []
+    for months_back in (6, 5, 4, 3, 2, 1):
+        when = now - timedelta(days=30 * months_back)
+        timeline.append((when, _cost_of((p.size, p.tier) for p in facts.packs if p.created <= when).total))
+    timeline.append((now, tiers.total))
+    timeline.extend((now + timedelta(days=days), amount) for days, amount in projections.items())
+
+    cold_readable: dict[str, bool] = {}
+    backend = None
+    statuses: list[VersionStatus] = []
+    for facts_version in facts.versions:
+        row = version_rows.get(facts_version.id)
+        if row is None or (visible is not None and row[3] not in visible):
+            continue
+        packs = packs_of[facts_version.id]
+        version_tiers = {pack_rows[p].tier for p in packs}
+        tier = next((t for t in reversed(TIERS) if t in version_tiers), HOT)
+        restorable_in = ""
+        if tier == planner.COLD:
+            if backend is None:
+                from catalog.services.store import get_backend
+
+                backend = get_backend()
+            waits = []
+            for pack_id in packs:
+                if pack_rows[pack_id].tier != planner.COLD:
+                    continue
+                if pack_id not in cold_readable:
+                    cold_readable[pack_id] = backend.restore_state(pack_id).readable
+                if not cold_readable[pack_id]:
+                    waits.append(pack_id)
+            restorable_in = _restore_words() if waits else ""
+        decision = plan.versions[facts_version.id]
+        statuses.append(
+            VersionStatus(
+                version_id=facts_version.id,
+                label=f"{row[3]}@{row[4]}",
+                tier=tier,
+                planned_tier=decision.tier,
+                protected_because=list(facts_version.protections),
+                kept_because=[r for r in decision.reasons if r not in facts_version.protections],
+                expires_on=decision.expires_on,
+                restorable_in=restorable_in,
+            )
+        )
+    statuses.sort(key=lambda status: status.label)
+    return CostReport(
+        now=now,
+        prices={HOT: prices.hot, WARM: prices.warm, planner.COLD: prices.cold},
+        tiers=tiers,
+        minimum_size_dollars=tiers.minimum_size_dollars,
+        minimum_duration_dollars=plan.early_charges,
+        datasets=dataset_usage,
+        branches=branch_usage,
+        projections=projections,
+        timeline=timeline,
+        versions=statuses,
+        logical_bytes=sum(usage.logical_bytes for usage in dataset_usage),
+        stored_bytes=sum(pack.size for pack in facts.packs),
+    )
+
+
+def timeline_svg(report: CostReport, *, width: int = 640, height: int = 200) -> str:
+    """The monthly bill over time as a small server-side SVG line chart; the
+    projected part dashed."""
+    points = report.timeline
+    if not points:
+        return ""
+    left, right, top, bottom = 56, 16, 16, 32
+    highest = max((amount for _, amount in points), default=Decimal(0)) or Decimal(1)
+    start, end = points[0][0], points[-1][0]
+    span = (end - start).total_seconds() or 1.0
+
+    def xy(when: datetime, amount: Decimal) -> tuple[float, float]:
+        x = left + (width - left - right) * (when - start).total_seconds() / span
+        y = top + (height - top - bottom) * (1 - float(amount / highest))
+        return round(x, 1), round(y, 1)
+
+    past = [xy(when, amount) for when, amount in points if when <= report.now]
+    future = [xy(when, amount) for when, amount in points if when >= report.now]
+    parts = [
+        f'<svg class="cost-timeline" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="Monthly storage cost over time" xmlns="http://www.w3.org/2000/svg">',
+        f'<line class="axis" x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}"/>',
+        f'<text class="label" x="{left - 6}" y="{top + 4}" text-anchor="end">${cents(highest)}</text>',
+        f'<text class="label" x="{left - 6}" y="{height - bottom}" text-anchor="end">$0</text>',
+        '<polyline class="past" points="' + " ".join(f"{x},{y}" for x, y in past) + '"/>',
+        '<polyline class="projected" points="' + " ".join(f"{x},{y}" for x, y in future) + '"/>',
+    ]
+    for when, amount in points:
+        x, y = xy(when, amount)
+        parts.append(
+            f'<circle cx="{x}" cy="{y}" r="3"><title>{when:%Y-%m-%d}: ${cents(amount)}/month</title></circle>'
+        )
+    for when, label, anchor in (
+        (start, f"{start:%b %Y}", "start"),
+        (report.now, "today", "middle"),
+        (end, f"{end:%b %Y}", "end"),
+    ):
+        x, _ = xy(when, Decimal(0))
+        parts.append(f'<text class="label" x="{x}" y="{height - 10}" text-anchor="{anchor}">{label}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+__all__ = ["CostReport", "cost_report", "timeline_svg"]
