@@ -29,7 +29,6 @@ from catalog.models import (
     IdempotencyKey,
     Keyword,
     Pack,
-    RollbackRequest,
     Tag,
     Tree,
     Upload,
@@ -37,12 +36,13 @@ from catalog.models import (
     UploadPart,
     Version,
 )
-from catalog.models import PackRestore as PackRestoreModel
-from catalog.models import RetentionPolicy as RetentionPolicyModel
-from catalog.models import RetentionRun as RetentionRunModel
 from catalog.services.datasets import dataset_update
 from catalog.services.errors import UserError
 from catalog.services.tokens import token_revoke
+from governance.models import RollbackRequest
+from lifecycle.models import PackRestore as PackRestoreModel
+from lifecycle.models import RetentionPolicy as RetentionPolicyModel
+from lifecycle.models import RetentionRun as RetentionRunModel
 
 admin.site.site_header = "Strata back office"
 admin.site.site_title = "Strata admin"

@@ -53,6 +53,10 @@ INSTALLED_APPS = [
     "django_htmx",
     "catalog",
     "lineage",
+    "cards",
+    "lifecycle",
+    "registry",
+    "governance",
     "ops",
 ]
 

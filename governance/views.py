@@ -14,16 +14,17 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from catalog import permissions, selectors
-from catalog.models import Branch, RollbackRequest
+from catalog.models import Branch
 from catalog.selectors import diff
 from catalog.services.errors import Forbidden, NotFound, UserError
 from catalog.views.pages import _dataset_for
+from governance.models import RollbackRequest
 from governance.services.rollback import rollback_approve, rollback_reject, rollback_request
 
 
 def _trained_on(version_ids: list[str]):
     """Model versions trained or evaluated on these dataset versions."""
-    from lineage.models import ModelPin
+    from registry.models import ModelPin
 
     return list(
         ModelPin.objects.filter(version_id__in=version_ids)

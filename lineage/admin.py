@@ -7,7 +7,8 @@ from django.contrib import admin
 
 from catalog import permissions
 from catalog.admin import ReadOnlyAdmin, VisibleDatasetsOnly
-from lineage.models import Edge, IngestedEvent, ModelPin, ModelVersion, Node, Run, Source
+from lineage.models import Edge, IngestedEvent, Node, Run, Source
+from registry.models import ModelPin, ModelVersion
 
 
 @admin.register(Node)

@@ -26,9 +26,9 @@ from catalog.services.errors import UserError
 from lineage import selectors
 from lineage.domain import graph as lgraph
 from lineage.ingest.openlineage import MAX_DEPTH, openlineage_ingest
-from lineage.models import ModelVersion
 from lineage.services import runs as services
 from registry import selectors as model_selectors
+from registry.models import ModelVersion
 from registry.services import training
 from registry.services.locks import lock_build
 

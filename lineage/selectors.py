@@ -22,7 +22,8 @@ from catalog.models import Dataset, Version
 from catalog.selectors import resolve_spec
 from catalog.services.errors import NotFound, UserError
 from lineage.domain import graph as lgraph
-from lineage.models import Edge, ModelPin, ModelVersion, Node, Run, Source
+from lineage.models import Edge, Node, Run, Source
+from registry.models import ModelPin, ModelVersion
 
 LAYER_CAP = 12
 # Rows read per ring before switching to a count: a node with a million

@@ -43,7 +43,8 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from catalog import permissions
-from catalog.models import Branch, Dataset, RetentionRun, Version
+from catalog.models import Branch, Dataset, Version
+from lifecycle.models import RetentionRun
 
 DEMO_USERS = (
     ("steward", permissions.STEWARD, "pushes data, records runs and models, asks for rollbacks"),

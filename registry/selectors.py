@@ -25,9 +25,10 @@ from catalog.selectors.exports import file_stream
 from catalog.services.errors import NotFound, StrataError, UserError
 from catalog.services.store import trees_load
 from lineage.domain import graph as lgraph
-from lineage.models import Edge, ModelPin, ModelVersion, Run
+from lineage.models import Edge, Run
 from lineage.selectors import LAYER_CAP, _neighbourhood
 from registry.domain import metrics as lmetrics
+from registry.models import ModelPin, ModelVersion
 from registry.services.training import split_model_spec, tolerance
 from strata_store.errors import StoreError
 

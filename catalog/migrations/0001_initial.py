@@ -9,7 +9,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -18,140 +17,276 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Dataset',
+            name="Dataset",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True, validators=[django.core.validators.RegexValidator(re.compile('^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$'))])),
-                ('description', models.TextField(blank=True)),
-                ('default_branch', models.CharField(default='main', max_length=200)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=100,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                re.compile("^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+                            )
+                        ],
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
+                ("default_branch", models.CharField(default="main", max_length=200)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='FileManifest',
+            name="FileManifest",
             fields=[
-                ('digest', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('size', models.BigIntegerField()),
-                ('chunk_ids', models.BinaryField()),
+                ("digest", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("size", models.BigIntegerField()),
+                ("chunk_ids", models.BinaryField()),
             ],
         ),
         migrations.CreateModel(
-            name='Pack',
+            name="Pack",
             fields=[
-                ('id', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('size', models.BigIntegerField()),
-                ('chunk_count', models.IntegerField()),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('tier', models.CharField(choices=[('hot', 'hot'), ('warm', 'warm'), ('cold', 'cold')], default='hot', max_length=8)),
+                ("id", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("size", models.BigIntegerField()),
+                ("chunk_count", models.IntegerField()),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "tier",
+                    models.CharField(
+                        choices=[("hot", "hot"), ("warm", "warm"), ("cold", "cold")],
+                        default="hot",
+                        max_length=8,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Tree',
+            name="Tree",
             fields=[
-                ('id', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('data', models.BinaryField()),
-                ('entry_count', models.IntegerField()),
+                ("id", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("data", models.BinaryField()),
+                ("entry_count", models.IntegerField()),
             ],
         ),
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('actor', models.CharField(max_length=150)),
-                ('action', models.CharField(max_length=64)),
-                ('object_type', models.CharField(max_length=32)),
-                ('object_id', models.CharField(max_length=200)),
-                ('before', models.JSONField(blank=True, null=True)),
-                ('after', models.JSONField(blank=True, null=True)),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('dataset', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='events', to='catalog.dataset')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("actor", models.CharField(max_length=150)),
+                ("action", models.CharField(max_length=64)),
+                ("object_type", models.CharField(max_length=32)),
+                ("object_id", models.CharField(max_length=200)),
+                ("before", models.JSONField(blank=True, null=True)),
+                ("after", models.JSONField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="events",
+                        to="catalog.dataset",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created'],
+                "ordering": ["-created"],
             },
         ),
         migrations.CreateModel(
-            name='Chunk',
+            name="Chunk",
             fields=[
-                ('id', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('offset', models.BigIntegerField()),
-                ('stored_length', models.IntegerField()),
-                ('raw_length', models.IntegerField()),
-                ('codec', models.SmallIntegerField()),
-                ('pack', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='chunks', to='catalog.pack')),
+                ("id", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("offset", models.BigIntegerField()),
+                ("stored_length", models.IntegerField()),
+                ("raw_length", models.IntegerField()),
+                ("codec", models.SmallIntegerField()),
+                (
+                    "pack",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="chunks", to="catalog.pack"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Version',
+            name="Version",
             fields=[
-                ('id', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('author', models.CharField(max_length=150)),
-                ('message', models.TextField(blank=True)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('semver', models.CharField(max_length=40)),
-                ('semver_major', models.PositiveIntegerField()),
-                ('semver_minor', models.PositiveIntegerField()),
-                ('semver_patch', models.PositiveIntegerField()),
-                ('stage', models.CharField(choices=[('raw', 'raw'), ('cleaned', 'cleaned'), ('labelled', 'labelled'), ('split', 'split'), ('other', 'other')], default='raw', max_length=16)),
-                ('file_count', models.PositiveIntegerField()),
-                ('logical_bytes', models.BigIntegerField()),
-                ('new_bytes', models.BigIntegerField(default=0)),
-                ('stored_bytes', models.BigIntegerField(default=0)),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='versions', to='catalog.dataset')),
-                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='children', to='catalog.version')),
-                ('tree', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.tree')),
+                ("id", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("author", models.CharField(max_length=150)),
+                ("message", models.TextField(blank=True)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("semver", models.CharField(max_length=40)),
+                ("semver_major", models.PositiveIntegerField()),
+                ("semver_minor", models.PositiveIntegerField()),
+                ("semver_patch", models.PositiveIntegerField()),
+                (
+                    "stage",
+                    models.CharField(
+                        choices=[
+                            ("raw", "raw"),
+                            ("cleaned", "cleaned"),
+                            ("labelled", "labelled"),
+                            ("split", "split"),
+                            ("other", "other"),
+                        ],
+                        default="raw",
+                        max_length=16,
+                    ),
+                ),
+                ("file_count", models.PositiveIntegerField()),
+                ("logical_bytes", models.BigIntegerField()),
+                ("new_bytes", models.BigIntegerField(default=0)),
+                ("stored_bytes", models.BigIntegerField(default=0)),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="versions",
+                        to="catalog.dataset",
+                    ),
+                ),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="children",
+                        to="catalog.version",
+                    ),
+                ),
+                (
+                    "tree",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="catalog.tree"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created'],
+                "ordering": ["-created"],
             },
         ),
         migrations.CreateModel(
-            name='Tag',
+            name="Tag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, validators=[django.core.validators.RegexValidator(re.compile('^(?!.*\\.\\.)(?!.*//)[A-Za-z0-9][A-Za-z0-9._/-]{0,199}(?<![/.])$'))])),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.CharField(max_length=150)),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tags', to='catalog.dataset')),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='tags', to='catalog.version')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=200,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                re.compile("^(?!.*\\.\\.)(?!.*//)[A-Za-z0-9][A-Za-z0-9._/-]{0,199}(?<![/.])$")
+                            )
+                        ],
+                    ),
+                ),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("created_by", models.CharField(max_length=150)),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="tags", to="catalog.dataset"
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="tags", to="catalog.version"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Branch',
+            name="Branch",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, validators=[django.core.validators.RegexValidator(re.compile('^(?!.*\\.\\.)(?!.*//)[A-Za-z0-9][A-Za-z0-9._/-]{0,199}(?<![/.])$'))])),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated', models.DateTimeField(default=django.utils.timezone.now)),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='branches', to='catalog.dataset')),
-                ('head', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.version')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=200,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                re.compile("^(?!.*\\.\\.)(?!.*//)[A-Za-z0-9][A-Za-z0-9._/-]{0,199}(?<![/.])$")
+                            )
+                        ],
+                    ),
+                ),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="branches",
+                        to="catalog.dataset",
+                    ),
+                ),
+                (
+                    "head",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="catalog.version"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.AddIndex(
-            model_name='version',
-            index=models.Index(fields=['dataset', '-created'], name='version_dataset_created'),
+            model_name="version",
+            index=models.Index(fields=["dataset", "-created"], name="version_dataset_created"),
         ),
         migrations.AddConstraint(
-            model_name='version',
-            constraint=models.UniqueConstraint(fields=('dataset', 'semver'), name='version_semver_unique'),
+            model_name="version",
+            constraint=models.UniqueConstraint(fields=("dataset", "semver"), name="version_semver_unique"),
         ),
         migrations.AddConstraint(
-            model_name='tag',
-            constraint=models.UniqueConstraint(fields=('dataset', 'name'), name='tag_name_unique'),
+            model_name="tag",
+            constraint=models.UniqueConstraint(fields=("dataset", "name"), name="tag_name_unique"),
         ),
         migrations.AddConstraint(
-            model_name='branch',
-            constraint=models.UniqueConstraint(fields=('dataset', 'name'), name='branch_name_unique'),
+            model_name="branch",
+            constraint=models.UniqueConstraint(fields=("dataset", "name"), name="branch_name_unique"),
         ),
     ]

@@ -7,74 +7,99 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
-        ('catalog', '0001_initial'),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("catalog", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Keyword',
+            name="Keyword",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=50, unique=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=50, unique=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.AddField(
-            model_name='dataset',
-            name='groups',
-            field=models.ManyToManyField(blank=True, related_name='datasets', to='auth.group'),
+            model_name="dataset",
+            name="groups",
+            field=models.ManyToManyField(blank=True, related_name="datasets", to="auth.group"),
         ),
         migrations.AddField(
-            model_name='dataset',
-            name='owners',
-            field=models.ManyToManyField(blank=True, related_name='owned_datasets', to=settings.AUTH_USER_MODEL),
+            model_name="dataset",
+            name="owners",
+            field=models.ManyToManyField(
+                blank=True, related_name="owned_datasets", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='dataset',
-            name='visibility',
-            field=models.CharField(choices=[('public', 'public to all signed-in users'), ('restricted', 'restricted to owners and groups')], default='public', max_length=16),
+            model_name="dataset",
+            name="visibility",
+            field=models.CharField(
+                choices=[
+                    ("public", "public to all signed-in users"),
+                    ("restricted", "restricted to owners and groups"),
+                ],
+                default="public",
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='version',
-            name='golden',
+            model_name="version",
+            name="golden",
             field=models.BooleanField(db_index=True, default=False),
         ),
         migrations.AddField(
-            model_name='version',
-            name='rolled_back',
+            model_name="version",
+            name="rolled_back",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='version',
-            name='rolled_back_reason',
+            model_name="version",
+            name="rolled_back_reason",
             field=models.TextField(blank=True),
         ),
         migrations.CreateModel(
-            name='ApiToken',
+            name="ApiToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('prefix', models.CharField(db_index=True, max_length=16)),
-                ('secret_hash', models.CharField(max_length=64, unique=True)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('expires', models.DateTimeField(blank=True, null=True)),
-                ('last_used', models.DateTimeField(blank=True, null=True)),
-                ('revoked', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_tokens', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("prefix", models.CharField(db_index=True, max_length=16)),
+                ("secret_hash", models.CharField(max_length=64, unique=True)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("expires", models.DateTimeField(blank=True, null=True)),
+                ("last_used", models.DateTimeField(blank=True, null=True)),
+                ("revoked", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="api_tokens",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created'],
+                "ordering": ["-created"],
             },
         ),
         migrations.AddField(
-            model_name='dataset',
-            name='keywords',
-            field=models.ManyToManyField(blank=True, related_name='datasets', to='catalog.keyword'),
+            model_name="dataset",
+            name="keywords",
+            field=models.ManyToManyField(blank=True, related_name="datasets", to="catalog.keyword"),
         ),
     ]

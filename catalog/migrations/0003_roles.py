@@ -12,6 +12,9 @@ def create_roles(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("catalog", "0002_permissions_and_tokens"), ("auth", "0012_alter_user_first_name_max_length")]
+    dependencies = [
+        ("catalog", "0002_permissions_and_tokens"),
+        ("auth", "0012_alter_user_first_name_max_length"),
+    ]
 
     operations = [migrations.RunPython(create_roles, migrations.RunPython.noop)]

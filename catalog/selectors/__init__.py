@@ -20,9 +20,10 @@ from django.db.models import (
 )
 
 from catalog import permissions
-from catalog.models import SEMVER_RE, Branch, Dataset, Keyword, RetentionRun, Tag, Version
+from catalog.models import SEMVER_RE, Branch, Dataset, Keyword, Tag, Version
 from catalog.services.errors import NotFound, UserError
 from catalog.services.store import trees_load
+from lifecycle.models import RetentionRun
 from strata_store import tree as treeformat
 
 _MIN_PREFIX = 4

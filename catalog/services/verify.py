@@ -21,8 +21,9 @@ from datetime import date
 
 import zstandard
 
-from catalog.models import FileManifest, Pack, PackRestore, Tree, Version
+from catalog.models import FileManifest, Pack, Tree, Version
 from catalog.services.store import DatabaseChunkIndex, batched, get_backend, spool_dirs
+from lifecycle.models import PackRestore
 from strata_store import tree as treeformat
 from strata_store.backends import Backend
 from strata_store.errors import StoreError

@@ -23,12 +23,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog import failpoints, permissions
-from catalog.models import AuditEvent, Branch, Dataset, Pack, RollbackRequest, Version
+from catalog.models import AuditEvent, Branch, Dataset, Pack, Version
 from catalog.selectors import version_log
 from catalog.services.datasets import actor_name
 from catalog.services.errors import Forbidden, NotFound, UserError
 from catalog.services.store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
 from catalog.services.verify import store_verify
+from governance.models import RollbackRequest
 
 logger = logging.getLogger(__name__)
 State = RollbackRequest.State

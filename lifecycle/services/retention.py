@@ -31,23 +31,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog import failpoints, permissions
-from catalog.models import (
-    AuditEvent,
-    Branch,
-    Chunk,
-    FileManifest,
-    Pack,
-    RetentionPolicy,
-    RetentionRun,
-    RollbackRequest,
-    Tag,
-    UploadLease,
-    Version,
-)
+from catalog.models import AuditEvent, Branch, Chunk, FileManifest, Pack, Tag, UploadLease, Version
 from catalog.services.errors import Forbidden, UserError
 from catalog.services.store import batched, chunks_register, file_chunks, get_backend, trees_load
+from governance.models import RollbackRequest
 from lifecycle.domain import retention as planner
 from lifecycle.domain.costs import Prices
+from lifecycle.models import RetentionPolicy, RetentionRun
 from lifecycle.services.collection import collecting
 from strata_store.errors import CorruptObject
 from strata_store.packs import (
@@ -172,7 +162,8 @@ def retention_facts(*, now: datetime) -> Facts:
     for version_id, name in Tag.objects.values_list("version_id", "name"):
         if version_id in protections:
             protections[version_id].append(f"tagged {name}")
-    from lineage.models import Edge, ModelPin, Node
+    from lineage.models import Edge, Node
+    from registry.models import ModelPin
 
     for version_id, model_name, model_version in ModelPin.objects.values_list(
         "version_id", "model__name", "model__version"
@@ -716,7 +707,7 @@ def resume_stalled() -> list[int]:
 
 def pack_restore_track(*, pack_id: str, state, requested_for: str = "") -> None:
     """Record a restore asked for, once per pack while it is under way."""
-    from catalog.models import PackRestore
+    from lifecycle.models import PackRestore
 
     if state.readable:
         return
@@ -735,7 +726,7 @@ def pack_restore_track(*, pack_id: str, state, requested_for: str = "") -> None:
 
 def restores_poll(*, now: datetime | None = None) -> int:
     """Look at every restore under way; mark the ones the store now serves."""
-    from catalog.models import PackRestore
+    from lifecycle.models import PackRestore
 
     now = now or timezone.now()
     backend = get_backend()

@@ -47,7 +47,7 @@ from catalog import permissions
 from catalog.services.datasets import actor_name
 from catalog.services.errors import UserError
 from lineage.domain.graph import find_cycle
-from lineage.models import MODEL_NAME_RE, ModelVersion, Node, RunStatus, StepKind
+from lineage.models import Node, RunStatus, StepKind
 from lineage.services.runs import (
     Endpoint,
     guess_step,
@@ -56,6 +56,7 @@ from lineage.services.runs import (
     source_endpoint,
     version_endpoint,
 )
+from registry.models import MODEL_NAME_RE, ModelVersion
 from registry.services.locks import lock_check, lock_parse
 from registry.services.training import Pin, check_metrics, model_key, pins_attach
 

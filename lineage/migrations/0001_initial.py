@@ -6,92 +6,196 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('catalog', '0004_remote_uploads'),
+        ("catalog", "0004_remote_uploads"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Node',
+            name="Node",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('source', 'source'), ('version', 'dataset version'), ('run', 'run')], max_length=16)),
-                ('key', models.CharField(max_length=255, unique=True)),
-                ('label', models.CharField(max_length=300)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('dataset', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.dataset')),
-                ('version', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='lineage_node', to='catalog.version')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("source", "source"), ("version", "dataset version"), ("run", "run")],
+                        max_length=16,
+                    ),
+                ),
+                ("key", models.CharField(max_length=255, unique=True)),
+                ("label", models.CharField(max_length=300)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="catalog.dataset",
+                    ),
+                ),
+                (
+                    "version",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="lineage_node",
+                        to="catalog.version",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Source',
+            name="Source",
             fields=[
-                ('node', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='source', serialize=False, to='lineage.node')),
-                ('uri', models.CharField(max_length=1000)),
-                ('namespace', models.CharField(blank=True, max_length=500)),
-                ('name', models.CharField(blank=True, max_length=1000)),
-                ('version_tag', models.CharField(blank=True, max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('owner', models.CharField(blank=True, max_length=150)),
-                ('facets', models.JSONField(blank=True, default=dict)),
+                (
+                    "node",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="source",
+                        serialize=False,
+                        to="lineage.node",
+                    ),
+                ),
+                ("uri", models.CharField(max_length=1000)),
+                ("namespace", models.CharField(blank=True, max_length=500)),
+                ("name", models.CharField(blank=True, max_length=1000)),
+                ("version_tag", models.CharField(blank=True, max_length=200)),
+                ("description", models.TextField(blank=True)),
+                ("owner", models.CharField(blank=True, max_length=150)),
+                ("facets", models.JSONField(blank=True, default=dict)),
             ],
         ),
         migrations.CreateModel(
-            name='Edge',
+            name="Edge",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('dst', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='in_edges', to='lineage.node')),
-                ('src', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='out_edges', to='lineage.node')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "dst",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="in_edges",
+                        to="lineage.node",
+                    ),
+                ),
+                (
+                    "src",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="out_edges",
+                        to="lineage.node",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Run',
+            name="Run",
             fields=[
-                ('node', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='run', serialize=False, to='lineage.node')),
-                ('step', models.CharField(choices=[('collection', 'collection'), ('cleaning', 'cleaning / filter'), ('dedup', 'deduplication'), ('annotation', 'annotation'), ('synthetic', 'synthetic generation'), ('split', 'split'), ('training', 'training'), ('evaluation', 'evaluation'), ('other', 'other')], default='other', max_length=16)),
-                ('name', models.CharField(max_length=300)),
-                ('namespace', models.CharField(blank=True, max_length=500)),
-                ('params', models.JSONField(blank=True, default=dict)),
-                ('code_repo', models.CharField(blank=True, max_length=500)),
-                ('code_commit', models.CharField(blank=True, max_length=100)),
-                ('command', models.TextField(blank=True)),
-                ('actor', models.CharField(blank=True, max_length=150)),
-                ('started', models.DateTimeField(blank=True, null=True)),
-                ('ended', models.DateTimeField(blank=True, null=True)),
-                ('status', models.CharField(choices=[('running', 'running'), ('completed', 'completed'), ('failed', 'failed'), ('aborted', 'aborted'), ('unknown', 'unknown')], default='completed', max_length=16)),
-                ('origin', models.CharField(default='api', max_length=16)),
-                ('external_id', models.CharField(blank=True, max_length=200)),
-                ('producer', models.CharField(blank=True, max_length=500)),
-                ('facets', models.JSONField(blank=True, default=dict)),
+                (
+                    "node",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="run",
+                        serialize=False,
+                        to="lineage.node",
+                    ),
+                ),
+                (
+                    "step",
+                    models.CharField(
+                        choices=[
+                            ("collection", "collection"),
+                            ("cleaning", "cleaning / filter"),
+                            ("dedup", "deduplication"),
+                            ("annotation", "annotation"),
+                            ("synthetic", "synthetic generation"),
+                            ("split", "split"),
+                            ("training", "training"),
+                            ("evaluation", "evaluation"),
+                            ("other", "other"),
+                        ],
+                        default="other",
+                        max_length=16,
+                    ),
+                ),
+                ("name", models.CharField(max_length=300)),
+                ("namespace", models.CharField(blank=True, max_length=500)),
+                ("params", models.JSONField(blank=True, default=dict)),
+                ("code_repo", models.CharField(blank=True, max_length=500)),
+                ("code_commit", models.CharField(blank=True, max_length=100)),
+                ("command", models.TextField(blank=True)),
+                ("actor", models.CharField(blank=True, max_length=150)),
+                ("started", models.DateTimeField(blank=True, null=True)),
+                ("ended", models.DateTimeField(blank=True, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("running", "running"),
+                            ("completed", "completed"),
+                            ("failed", "failed"),
+                            ("aborted", "aborted"),
+                            ("unknown", "unknown"),
+                        ],
+                        default="completed",
+                        max_length=16,
+                    ),
+                ),
+                ("origin", models.CharField(default="api", max_length=16)),
+                ("external_id", models.CharField(blank=True, max_length=200)),
+                ("producer", models.CharField(blank=True, max_length=500)),
+                ("facets", models.JSONField(blank=True, default=dict)),
             ],
             options={
-                'indexes': [models.Index(fields=['namespace', 'name'], name='lineage_run_job')],
+                "indexes": [models.Index(fields=["namespace", "name"], name="lineage_run_job")],
             },
         ),
         migrations.CreateModel(
-            name='IngestedEvent',
+            name="IngestedEvent",
             fields=[
-                ('digest', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('event_type', models.CharField(blank=True, max_length=16)),
-                ('event_time', models.DateTimeField(blank=True, null=True)),
-                ('received', models.DateTimeField(default=django.utils.timezone.now)),
-                ('run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='events', to='lineage.run')),
+                ("digest", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("event_type", models.CharField(blank=True, max_length=16)),
+                ("event_time", models.DateTimeField(blank=True, null=True)),
+                ("received", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="lineage.run",
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='node',
-            index=models.Index(fields=['kind', '-created'], name='lineage_node_kind_created'),
+            model_name="node",
+            index=models.Index(fields=["kind", "-created"], name="lineage_node_kind_created"),
         ),
         migrations.AddIndex(
-            model_name='edge',
-            index=models.Index(fields=['dst', 'src'], name='lineage_edge_dst_src'),
+            model_name="edge",
+            index=models.Index(fields=["dst", "src"], name="lineage_edge_dst_src"),
         ),
         migrations.AddConstraint(
-            model_name='edge',
-            constraint=models.UniqueConstraint(fields=('src', 'dst'), name='lineage_edge_unique'),
+            model_name="edge",
+            constraint=models.UniqueConstraint(fields=("src", "dst"), name="lineage_edge_unique"),
         ),
     ]

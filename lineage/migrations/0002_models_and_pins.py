@@ -8,66 +8,153 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0004_remote_uploads'),
-        ('lineage', '0001_initial'),
+        ("catalog", "0004_remote_uploads"),
+        ("lineage", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='node',
-            name='kind',
-            field=models.CharField(choices=[('source', 'source'), ('version', 'dataset version'), ('run', 'run'), ('model', 'model version')], max_length=16),
+            model_name="node",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("source", "source"),
+                    ("version", "dataset version"),
+                    ("run", "run"),
+                    ("model", "model version"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.CreateModel(
-            name='ModelVersion',
+            name="ModelVersion",
             fields=[
-                ('node', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='model_version', serialize=False, to='lineage.node')),
-                ('name', models.CharField(max_length=100, validators=[django.core.validators.RegexValidator(re.compile('^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$'))])),
-                ('version', models.CharField(max_length=64, validators=[django.core.validators.RegexValidator(re.compile('^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$'))])),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('metrics', models.JSONField(blank=True, default=dict)),
-                ('params', models.JSONField(blank=True, default=dict)),
-                ('code_repo', models.CharField(blank=True, max_length=500)),
-                ('code_commit', models.CharField(blank=True, max_length=100)),
-                ('artifact_uri', models.CharField(blank=True, max_length=1000)),
-                ('description', models.TextField(blank=True)),
-                ('actor', models.CharField(blank=True, max_length=150)),
-                ('origin', models.CharField(default='api', max_length=16)),
-                ('tolerance', models.FloatField(blank=True, null=True)),
-                ('regressions', models.JSONField(blank=True, default=list)),
-                ('predecessor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='lineage.modelversion')),
+                (
+                    "node",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="model_version",
+                        serialize=False,
+                        to="lineage.node",
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=100,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                re.compile("^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "version",
+                    models.CharField(
+                        max_length=64,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                re.compile("^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+                            )
+                        ],
+                    ),
+                ),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("metrics", models.JSONField(blank=True, default=dict)),
+                ("params", models.JSONField(blank=True, default=dict)),
+                ("code_repo", models.CharField(blank=True, max_length=500)),
+                ("code_commit", models.CharField(blank=True, max_length=100)),
+                ("artifact_uri", models.CharField(blank=True, max_length=1000)),
+                ("description", models.TextField(blank=True)),
+                ("actor", models.CharField(blank=True, max_length=150)),
+                ("origin", models.CharField(default="api", max_length=16)),
+                ("tolerance", models.FloatField(blank=True, null=True)),
+                ("regressions", models.JSONField(blank=True, default=list)),
+                (
+                    "predecessor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="lineage.modelversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name', '-created'],
+                "ordering": ["name", "-created"],
             },
         ),
         migrations.CreateModel(
-            name='ModelPin',
+            name="ModelPin",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(max_length=50, validators=[django.core.validators.RegexValidator(re.compile('^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$'))])),
-                ('requested', models.CharField(blank=True, max_length=400)),
-                ('evaluation', models.BooleanField(default=False)),
-                ('run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='pins', to='lineage.run')),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='model_pins', to='catalog.version')),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='pins', to='lineage.modelversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        max_length=50,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                re.compile("^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$")
+                            )
+                        ],
+                    ),
+                ),
+                ("requested", models.CharField(blank=True, max_length=400)),
+                ("evaluation", models.BooleanField(default=False)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="pins",
+                        to="lineage.run",
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="model_pins",
+                        to="catalog.version",
+                    ),
+                ),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="pins",
+                        to="lineage.modelversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['evaluation', 'role'],
+                "ordering": ["evaluation", "role"],
             },
         ),
         migrations.AddIndex(
-            model_name='modelversion',
-            index=models.Index(fields=['name', '-created'], name='lineage_model_name_created'),
+            model_name="modelversion",
+            index=models.Index(fields=["name", "-created"], name="lineage_model_name_created"),
         ),
         migrations.AddConstraint(
-            model_name='modelversion',
-            constraint=models.UniqueConstraint(fields=('name', 'version'), name='lineage_model_version_unique'),
+            model_name="modelversion",
+            constraint=models.UniqueConstraint(
+                fields=("name", "version"), name="lineage_model_version_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='modelpin',
-            constraint=models.UniqueConstraint(fields=('model', 'role'), name='lineage_model_pin_role_unique'),
+            model_name="modelpin",
+            constraint=models.UniqueConstraint(
+                fields=("model", "role"), name="lineage_model_pin_role_unique"
+            ),
         ),
     ]

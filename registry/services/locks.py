@@ -51,7 +51,7 @@ from catalog.selectors import resolve_spec
 from catalog.services.errors import NotFound, UserError
 from catalog.services.pull import PullResult, version_pull
 from catalog.services.store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
-from lineage.models import ROLE_RE, ModelVersion
+from registry.models import ROLE_RE, ModelVersion
 from strata_store.backends import Backend, RestoreState
 from strata_store.staging import DestinationError, staging_for
 

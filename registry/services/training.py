@@ -39,17 +39,7 @@ from catalog.models import AuditEvent, Version
 from catalog.selectors import resolve_spec
 from catalog.services.datasets import actor_name
 from catalog.services.errors import NotFound, UserError
-from lineage.models import (
-    MODEL_NAME_RE,
-    MODEL_VERSION_RE,
-    ROLE_RE,
-    ModelPin,
-    ModelVersion,
-    Node,
-    Run,
-    RunStatus,
-    StepKind,
-)
+from lineage.models import Node, Run, RunStatus, StepKind
 from lineage.services.runs import (
     Endpoint,
     _check_params,
@@ -59,6 +49,7 @@ from lineage.services.runs import (
     version_endpoint,
 )
 from registry.domain import metrics as lmetrics
+from registry.models import MODEL_NAME_RE, MODEL_VERSION_RE, ROLE_RE, ModelPin, ModelVersion
 
 # Names the model pages' addresses use for themselves (/models/compare/).
 _RESERVED_NAMES = frozenset({"compare"})

@@ -18,7 +18,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from catalog.models import Pack, PackRestore, RetentionRun
+from catalog.models import Pack
+from lifecycle.models import PackRestore, RetentionRun
 from lifecycle.services.retention import retention_advance, retention_plan
 from strata_client import Client, Restoring
 from tests.catalog.test_retention_service import default_policies

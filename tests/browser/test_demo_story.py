@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.models import Branch, RollbackRequest
+from catalog.models import Branch
+from governance.models import RollbackRequest
 from ops.demo import MODEL, demo_build
 from tests.browser.conftest import screenshot
 from tests.conftest import worker_environment

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.models import Branch, RollbackRequest
+from catalog.models import Branch
 from catalog.services.versions import version_push
+from governance.models import RollbackRequest
 from tests.browser.conftest import screenshot, sign_in
 from tests.conftest import worker_environment
 from tests.services import CeleryWorker

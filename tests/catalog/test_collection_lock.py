@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.models import Dataset, RetentionRun, Version
+from catalog.models import Dataset, Version
 from catalog.services import versions
 from catalog.services.errors import ConflictError
 from catalog.services.pull import version_pull
 from catalog.services.verify import store_verify
 from catalog.services.versions import version_push
+from lifecycle.models import RetentionRun
 from lifecycle.services.collection import collecting
 from lifecycle.services.retention import retention_advance, retention_plan
 from tests.catalog.test_retention_service import Calendar, day, local_store  # noqa: F401 (a fixture)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from catalog.models import RetentionRun
+from lifecycle.models import RetentionRun
 from tests.catalog.test_cost_report import scenario  # noqa: F401 (fixture)
 
 
@@ -34,12 +34,13 @@ def test_an_admin_plans_a_run_and_an_approver_approves_a_large_one(client, perso
 
 
 def test_only_admins_edit_retention_policies_in_the_admin_and_each_change_is_audited(client, personas):
-    from catalog.models import AuditEvent, RetentionPolicy
+    from catalog.models import AuditEvent
+    from lifecycle.models import RetentionPolicy
     from tests.catalog.test_retention_service import default_policies
 
     default_policies()
     policy = RetentionPolicy.objects.get(pattern="exp/*")
-    url = f"/admin/catalog/retentionpolicy/{policy.pk}/change/"
+    url = f"/admin/lifecycle/retentionpolicy/{policy.pk}/change/"
     form = {"pattern": "exp/*", "position": 20, "expire_after_days": 14}
     client.force_login(personas["carol"])
     client.post(url, form)

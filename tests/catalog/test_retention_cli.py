@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from catalog.models import RetentionPolicy, RetentionRun, Version
+from catalog.models import Version
+from lifecycle.models import RetentionPolicy, RetentionRun
 from tests.conftest import write_random
 
 # Packs made by this test are seconds old: no grace period, or nothing is deleted.

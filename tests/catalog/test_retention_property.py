@@ -16,11 +16,12 @@ from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from catalog.models import Branch, Pack, RetentionPolicy, RetentionRun, Tag, Version
+from catalog.models import Branch, Pack, Tag, Version
 from catalog.services.refs import branch_create
 from catalog.services.store import get_backend
 from catalog.services.verify import store_verify
 from catalog.services.versions import version_push
+from lifecycle.models import RetentionPolicy, RetentionRun
 from lifecycle.services.retention import retention_advance, retention_plan
 from tests.conftest import write_random
 
@@ -141,7 +142,8 @@ def _example(example, steps, policies, run_after) -> None:
 
 def _pin(version: Version, index: int) -> None:
     """Pinned by a model version, and consumed by the training run that made it."""
-    from lineage.models import Edge, ModelPin, ModelVersion, Node
+    from lineage.models import Edge, Node
+    from registry.models import ModelPin, ModelVersion
 
     model_node = Node.objects.create(kind=Node.Kind.MODEL, key=f"model:m{index}", label=f"m{index} 1.0.0")
     model = ModelVersion.objects.create(node=model_node, name=f"m{index}", version="1.0.0")

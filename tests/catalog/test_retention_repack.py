@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.models import Chunk, Pack, RetentionRun, Version
+from catalog.models import Chunk, Pack, Version
 from catalog.services.pull import version_pull
 from catalog.services.store import get_backend
 from catalog.services.verify import store_verify
 from catalog.services.versions import version_push
+from lifecycle.models import RetentionRun
 from lifecycle.services.retention import retention_advance, retention_plan
 from tests.catalog.test_retention_service import day, default_policies, pack_of
 from tests.conftest import tree_digests, write_random
@@ -25,7 +26,8 @@ from tests.conftest import tree_digests, write_random
 def kept_tiny_file(db, store_url, tmp_path, settings):
     """A 5-byte file on main (kept forever), its version pinned by a model: a pack
     whose index and footer outweigh its one live chunk."""
-    from lineage.models import ModelPin, ModelVersion, Node
+    from lineage.models import Node
+    from registry.models import ModelPin, ModelVersion
 
     default_policies()
     settings.STRATA_RETENTION_APPROVAL_BYTES = 10**12

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from catalog.models import AuditEvent, Branch, Pack, RetentionPolicy, RetentionRun, Version
+from catalog.models import AuditEvent, Branch, Pack, Version
 from catalog.services.errors import RestoreInProgress, UserError
 from catalog.services.pull import version_pull
 from catalog.services.refs import branch_create
 from catalog.services.store import get_backend
 from catalog.services.verify import store_verify
 from catalog.services.versions import version_push
+from lifecycle.models import RetentionPolicy, RetentionRun
 from lifecycle.services.retention import retention_advance, retention_approve, retention_plan
 from tests.conftest import tree_digests, write_random
 
@@ -200,7 +201,7 @@ def test_a_cold_version_says_it_is_restoring_then_pulls_byte_identical(local_sto
     assert raised.value.exit_code == 3
     assert not (tmp_path / "out").exists()
 
-    from catalog.models import PackRestore
+    from lifecycle.models import PackRestore
     from lifecycle.services.retention import restores_poll
 
     assert PackRestore.objects.filter(state="restoring").count() == 1

@@ -12,10 +12,11 @@ import time
 
 import pytest
 
-from catalog.models import Pack, RetentionRun, Version
+from catalog.models import Pack, Version
 from catalog.services.store import get_backend
 from catalog.services.verify import store_verify
 from catalog.tasks import retention_apply
+from lifecycle.models import RetentionRun
 from lifecycle.services.retention import retention_plan
 from tests.catalog.test_retention_service import Calendar, day, default_policies, pack_of, tier
 from tests.conftest import ROOT, worker_environment

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from catalog.models import AuditEvent, Branch, Chunk, Pack, RollbackRequest, Version
+from catalog.models import AuditEvent, Branch, Chunk, Pack, Version
 from catalog.selectors import resolve_spec, version_log
 from catalog.services.errors import Forbidden, UserError
 from catalog.services.pull import version_pull
 from catalog.services.store import get_backend
 from catalog.services.versions import version_push
+from governance.models import RollbackRequest
 from governance.services.rollback import rollback_approve, rollback_reject, rollback_request
 from tests.conftest import tree_digests, worker_environment
 from tests.services import CeleryWorker as Worker

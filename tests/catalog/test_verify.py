@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from catalog.models import RetentionPolicy, RetentionRun, Version
+from catalog.models import Version
 from catalog.tasks import verify_store
+from lifecycle.models import RetentionPolicy, RetentionRun
 from lifecycle.services.retention import retention_advance, retention_plan
 from tests.conftest import write_random
 
@@ -91,7 +92,8 @@ def _spy_on_restores(monkeypatch) -> list[str]:
 
 
 def test_verify_lists_cold_packs_without_reading_or_restoring_them(strata, tmp_path, monkeypatch):
-    from catalog.models import Pack, PackRestore
+    from catalog.models import Pack
+    from lifecycle.models import PackRestore
 
     _policies()
     data = tmp_path / "data"
@@ -118,8 +120,9 @@ def test_verify_lists_cold_packs_without_reading_or_restoring_them(strata, tmp_p
 
 @pytest.mark.parametrize("store_url", ["local"], indirect=True)
 def test_verify_reads_a_cold_pack_once_its_restore_finished(strata, tmp_path, monkeypatch):
-    from catalog.models import Pack, PackRestore
+    from catalog.models import Pack
     from catalog.services.store import get_backend
+    from lifecycle.models import PackRestore
     from lifecycle.services.retention import pack_restore_track, restores_poll
 
     _policies()

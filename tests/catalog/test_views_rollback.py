@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.models import RollbackRequest
 from catalog.services.versions import version_push
+from governance.models import RollbackRequest
 from governance.services.rollback import rollback_reject, rollback_request
 
 
@@ -97,13 +97,13 @@ def test_the_status_partial_stops_polling_when_finished(client, personas, review
 def test_an_approver_decides_in_the_admin_too(client, personas, reviews, django_capture_on_commit_callbacks):
     request = _asked(personas)
     c = _client(client, personas, "carol")
-    listing = c.get("/admin/catalog/rollbackrequest/")
+    listing = c.get("/admin/governance/rollbackrequest/")
     assert listing.status_code == 200
     with django_capture_on_commit_callbacks(execute=False):
         c.post(
-            "/admin/catalog/rollbackrequest/",
+            "/admin/governance/rollbackrequest/",
             {"action": "approve", "_selected_action": [request.pk]},
         )
     assert RollbackRequest.objects.get(pk=request.pk).state == "approved"
-    viewer = _client(client, personas, "bob").get("/admin/catalog/rollbackrequest/")
+    viewer = _client(client, personas, "bob").get("/admin/governance/rollbackrequest/")
     assert viewer.status_code == 302  # to the admin's sign-in: viewers may not enter

@@ -16,11 +16,13 @@ from http.cookiejar import CookieJar
 import pytest
 from django.core.management import call_command
 
-from catalog.models import Branch, Dataset, Pack, RollbackRequest, Version
+from catalog.models import Branch, Dataset, Pack, Version
 from catalog.selectors.changes import change_report
+from governance.models import RollbackRequest
 from lifecycle.services.costs import cost_report
-from lineage.models import ModelVersion, Run
+from lineage.models import Run
 from ops.demo import MODEL, DemoError, demo_build
+from registry.models import ModelVersion
 from tests.catalog.test_retention_service import default_policies
 from tests.conftest import ROOT
 from tests.services import free_port

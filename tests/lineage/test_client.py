@@ -44,7 +44,7 @@ def test_record_run_from_the_client(live_server, personas, make_version):
 
 
 def test_record_training_from_the_client(live_server, personas, make_version):
-    from lineage.models import ModelVersion
+    from registry.models import ModelVersion
     from strata_client import Client
     from strata_client.errors import ClientError
     from strata_client.lineage import model_version, record_training

@@ -15,7 +15,8 @@ import pytest
 from django.core.management import call_command
 
 from catalog.services.errors import UserError
-from lineage.models import Edge, ModelVersion, Node, Run, Source
+from lineage.models import Edge, Node, Run, Source
+from registry.models import ModelVersion
 
 ROOT = Path(__file__).resolve().parents[2]
 RAW_MD5 = "e5ebd4c02cefbe7955977c67ada242b7"

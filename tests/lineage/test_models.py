@@ -12,9 +12,10 @@ from catalog.models import AuditEvent, Version
 from catalog.selectors import resolve_spec
 from catalog.services.errors import Forbidden, UserError
 from catalog.services.tokens import token_create
-from lineage.models import Edge, ModelPin, ModelVersion, Node, Run
+from lineage.models import Edge, Node, Run
 from lineage.selectors import section_for
 from registry.domain import metrics
+from registry.models import ModelPin, ModelVersion
 from registry.selectors import model_compare, model_page
 from registry.services.training import training_record
 
@@ -432,9 +433,9 @@ def test_a_model_name_the_pages_use_is_refused(personas, push):
 
 def test_the_admin_shows_model_versions_with_their_pins(client, personas, trained):
     client.force_login(personas["erin"])
-    listing = client.get("/admin/lineage/modelversion/")
+    listing = client.get("/admin/registry/modelversion/")
     assert listing.status_code == 200 and "fraud" in listing.content.decode()
-    detail = client.get(f"/admin/lineage/modelversion/{trained['new'].node_id}/change/")
+    detail = client.get(f"/admin/registry/modelversion/{trained['new'].node_id}/change/")
     assert detail.status_code == 200 and trained["second"].id in detail.content.decode()
 
 

@@ -12,7 +12,7 @@ import sys
 import pytest
 from django.urls import reverse
 
-from catalog.models import RetentionRun
+from lifecycle.models import RetentionRun
 from ops.logging import JsonFormatter
 from tests.catalog.test_views_data import push
 from tests.conftest import ROOT

@@ -678,7 +678,7 @@ class Command(BaseCommand):
         self.emit(data, "\n".join(lines))
 
     def do_retention(self, options: dict[str, Any]) -> None:
-        from catalog.models import RetentionRun
+        from lifecycle.models import RetentionRun
         from lifecycle.services.retention import retention_advance, retention_approve, retention_plan
 
         action = options["retention_action"]
