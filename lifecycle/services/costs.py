@@ -19,14 +19,17 @@ from django.utils import timezone
 
 from catalog import permissions
 from catalog.models import Branch, Version
+from catalog.services.store import get_backend
 from lifecycle.domain import retention as planner
-from lifecycle.domain.costs import HOT, WARM, MonthlyCost, cents, monthly_cost
+from lifecycle.domain.costs import HOT, WARM, MonthlyCost, Prices, cents, monthly_cost
 from lifecycle.services.retention import (
     DatabaseGraph,
+    Facts,
     policies_current,
     prices_from_settings,
     retention_facts,
 )
+from strata_store.backends import Backend
 
 TIERS = (HOT, WARM, planner.COLD)
 PROJECTION_DAYS = (30, 90)
@@ -160,14 +163,51 @@ def _restore_words() -> str:
     return about(settings.STRATA_LOCAL_RESTORE_SECONDS)
 
 
-def cost_report(*, user: permissions.User = None, now: datetime | None = None) -> CostReport:
-    """Everything the cost page and `strata cost` show, as of `now`."""
-    now = now or timezone.now()
-    prices = prices_from_settings()
-    facts = retention_facts(now=now)
-    policies = policies_current()
-    graph = DatabaseGraph()
-    plan = planner.plan(
+@dataclass
+class _Reach:
+    """Which packs each live version reaches, and what those packs are."""
+
+    packs: dict[str, planner.PackFacts]  # pack id -> its facts
+    packs_of: dict[str, frozenset[str]]  # version id -> the packs it reaches
+
+    def usage(self, name: str, version_ids: Iterable[str], logical: int) -> Usage:
+        """The bytes and dollars of the packs any of `version_ids` reaches, each
+        pack counted once."""
+        reached: set[str] = set()
+        for version_id in version_ids:
+            reached |= self.packs_of.get(version_id, frozenset())
+        result = Usage(name=name, logical_bytes=logical)
+        for pack_id in reached:
+            pack = self.packs[pack_id]
+            result.stored_bytes += pack.size
+            result.bytes_by_tier[pack.tier] += pack.size
+        result.monthly = sum(
+            _cost_of((self.packs[p].size, self.packs[p].tier) for p in reached).dollars.values(), Decimal(0)
+        )
+        return result
+
+
+class _ColdReads:
+    """Whether each cold pack is readable now, asking the store once per pack and
+    opening it only when a cold pack is asked about."""
+
+    def __init__(self) -> None:
+        self._backend: Backend | None = None
+        self._readable: dict[str, bool] = {}
+
+    def readable(self, pack_id: str) -> bool:
+        if pack_id not in self._readable:
+            if self._backend is None:
+                self._backend = get_backend()
+            self._readable[pack_id] = self._backend.restore_state(pack_id).readable
+        return self._readable[pack_id]
+
+
+def _plan_now(
+    facts: Facts, graph: DatabaseGraph, policies: list[planner.Policy], prices: Prices, now: datetime
+) -> planner.Plan:
+    """What the policies decide now, with the grace and repack threshold a run uses."""
+    return planner.plan(
         versions=facts.versions,
         packs=facts.packs,
         graph=graph,
@@ -178,43 +218,43 @@ def cost_report(*, user: permissions.User = None, now: datetime | None = None) -
         repack_below=settings.STRATA_RETENTION_REPACK_BELOW,
         prices=prices,
     )
-    pack_rows = {pack.id: pack for pack in facts.packs}
-    tiers = _cost_of((pack.size, pack.tier) for pack in facts.packs)
 
-    visible = (
-        set(permissions.visible_datasets(user).values_list("name", flat=True)) if user is not None else None
-    )
-    memo: dict[str, frozenset[str]] = {}
-    version_rows = {
+
+def _visible_names(user: permissions.User) -> set[str] | None:
+    """The datasets `user` may read; None, for no user, means all of them."""
+    if user is None:
+        return None
+    return set(permissions.visible_datasets(user).values_list("name", flat=True))
+
+
+def _live_versions() -> dict[str, tuple[str, str, int, str, str]]:
+    """Each live version's id, root tree, logical bytes, dataset name and semver,
+    by id."""
+    return {
         row[0]: row
         for row in Version.objects.filter(expired__isnull=True).values_list(
             "id", "tree_id", "logical_bytes", "dataset__name", "semver"
         )
     }
-    packs_of = {version_id: _version_packs(graph, row[1], memo) for version_id, row in version_rows.items()}
 
-    def usage(name: str, version_ids: Iterable[str], logical: int) -> Usage:
-        reached: set[str] = set()
-        for version_id in version_ids:
-            reached |= packs_of.get(version_id, frozenset())
-        result = Usage(name=name, logical_bytes=logical)
-        for pack_id in reached:
-            pack = pack_rows[pack_id]
-            result.stored_bytes += pack.size
-            result.bytes_by_tier[pack.tier] += pack.size
-        result.monthly = sum(
-            _cost_of((pack_rows[p].size, pack_rows[p].tier) for p in reached).dollars.values(), Decimal(0)
-        )
-        return result
 
+def _dataset_usage(
+    reach: _Reach, version_rows: dict[str, tuple[str, str, int, str, str]], visible: set[str] | None
+) -> list[Usage]:
+    """Each visible dataset's usage, by name."""
     datasets: dict[str, list[str]] = {}
     for version_id, row in version_rows.items():
         datasets.setdefault(row[3], []).append(version_id)
-    dataset_usage = [
-        usage(name, ids, sum(version_rows[v][2] for v in ids))
+    return [
+        reach.usage(name, ids, sum(version_rows[v][2] for v in ids))
         for name, ids in sorted(datasets.items())
         if visible is None or name in visible
     ]
+
+
+def _branch_usage(reach: _Reach, facts: Facts, visible: set[str] | None) -> list[Usage]:
+    """Each visible branch's usage: every version its history holds; the logical
+    bytes of its head."""
     history = {facts_version.id: facts_version.branches for facts_version in facts.versions}
     branch_usage = []
     for dataset_name, branch_name, head_logical in Branch.objects.values_list(
@@ -224,8 +264,15 @@ def cost_report(*, user: permissions.User = None, now: datetime | None = None) -
             continue
         qualified = f"{dataset_name}:{branch_name}"
         ids = [version_id for version_id, branches in history.items() if qualified in branches]
-        branch_usage.append(usage(f"{dataset_name}@{branch_name}", ids, head_logical or 0))
+        branch_usage.append(reach.usage(f"{dataset_name}@{branch_name}", ids, head_logical or 0))
+    return branch_usage
 
+
+def _projections(
+    facts: Facts, graph: DatabaseGraph, policies: list[planner.Policy], prices: Prices, now: datetime
+) -> dict[int, Decimal]:
+    """The monthly bill in each of PROJECTION_DAYS, once the policies have moved
+    the packs as they will by then (no grace: the future is already past it)."""
     projections: dict[int, Decimal] = {}
     for days in PROJECTION_DAYS:
         later = planner.plan(
@@ -241,41 +288,52 @@ def cost_report(*, user: permissions.User = None, now: datetime | None = None) -
         projections[days] = _cost_of(
             (pack.size, later.pack_tiers[pack.id]) for pack in facts.packs if pack.id in later.pack_tiers
         ).exact_total
+    return projections
 
-    # The past from the packs' creation dates, at the tiers they are in now; the
-    # future from the projections.
+
+def _timeline(
+    facts: Facts, now: datetime, tiers: MonthlyCost, projections: dict[int, Decimal]
+) -> list[tuple[datetime, Decimal]]:
+    """The past from the packs' creation dates, at the tiers they are in now; the
+    future from the projections."""
     timeline: list[tuple[datetime, Decimal]] = []
     for months_back in (6, 5, 4, 3, 2, 1):
         when = now - timedelta(days=30 * months_back)
         timeline.append((when, _cost_of((p.size, p.tier) for p in facts.packs if p.created <= when).total))
     timeline.append((now, tiers.total))
     timeline.extend((now + timedelta(days=days), amount) for days, amount in projections.items())
+    return timeline
 
-    cold_readable: dict[str, bool] = {}
-    backend = None
+
+def _restorable_in(reach: _Reach, packs: frozenset[str], cold_reads: _ColdReads) -> str:
+    """How long until a version whose data is cold can be read; "" if it can now."""
+    waits = [
+        pack_id
+        for pack_id in packs
+        if reach.packs[pack_id].tier == planner.COLD and not cold_reads.readable(pack_id)
+    ]
+    return _restore_words() if waits else ""
+
+
+def _version_statuses(
+    reach: _Reach,
+    facts: Facts,
+    plan: planner.Plan,
+    version_rows: dict[str, tuple[str, str, int, str, str]],
+    visible: set[str] | None,
+) -> list[VersionStatus]:
+    """Each visible live version's tier now, what the plan makes of it and why,
+    sorted by label."""
+    cold_reads = _ColdReads()
     statuses: list[VersionStatus] = []
     for facts_version in facts.versions:
         row = version_rows.get(facts_version.id)
         if row is None or (visible is not None and row[3] not in visible):
             continue
-        packs = packs_of[facts_version.id]
-        version_tiers = {pack_rows[p].tier for p in packs}
+        packs = reach.packs_of[facts_version.id]
+        version_tiers = {reach.packs[p].tier for p in packs}
         tier = next((t for t in reversed(TIERS) if t in version_tiers), HOT)
-        restorable_in = ""
-        if tier == planner.COLD:
-            if backend is None:
-                from catalog.services.store import get_backend
-
-                backend = get_backend()
-            waits = []
-            for pack_id in packs:
-                if pack_rows[pack_id].tier != planner.COLD:
-                    continue
-                if pack_id not in cold_readable:
-                    cold_readable[pack_id] = backend.restore_state(pack_id).readable
-                if not cold_readable[pack_id]:
-                    waits.append(pack_id)
-            restorable_in = _restore_words() if waits else ""
+        restorable_in = _restorable_in(reach, packs, cold_reads) if tier == planner.COLD else ""
         decision = plan.versions[facts_version.id]
         statuses.append(
             VersionStatus(
@@ -290,6 +348,30 @@ def cost_report(*, user: permissions.User = None, now: datetime | None = None) -
             )
         )
     statuses.sort(key=lambda status: status.label)
+    return statuses
+
+
+def cost_report(*, user: permissions.User = None, now: datetime | None = None) -> CostReport:
+    """Everything the cost page and `strata cost` show, as of `now`."""
+    now = now or timezone.now()
+    prices = prices_from_settings()
+    facts = retention_facts(now=now)
+    policies = policies_current()
+    graph = DatabaseGraph()
+    plan = _plan_now(facts, graph, policies, prices, now)
+    tiers = _cost_of((pack.size, pack.tier) for pack in facts.packs)
+    visible = _visible_names(user)
+    memo: dict[str, frozenset[str]] = {}
+    version_rows = _live_versions()
+    reach = _Reach(
+        packs={pack.id: pack for pack in facts.packs},
+        packs_of={
+            version_id: _version_packs(graph, row[1], memo) for version_id, row in version_rows.items()
+        },
+    )
+    dataset_usage = _dataset_usage(reach, version_rows, visible)
+    branch_usage = _branch_usage(reach, facts, visible)
+    projections = _projections(facts, graph, policies, prices, now)
     return CostReport(
         now=now,
         prices={HOT: prices.hot, WARM: prices.warm, planner.COLD: prices.cold},
@@ -299,8 +381,8 @@ def cost_report(*, user: permissions.User = None, now: datetime | None = None) -
         datasets=dataset_usage,
         branches=branch_usage,
         projections=projections,
-        timeline=timeline,
-        versions=statuses,
+        timeline=_timeline(facts, now, tiers, projections),
+        versions=_version_statuses(reach, facts, plan, version_rows, visible),
         logical_bytes=sum(usage.logical_bytes for usage in dataset_usage),
         stored_bytes=sum(pack.size for pack in facts.packs),
     )
