@@ -9,7 +9,7 @@ from django.http import HttpRequest
 def section(request: HttpRequest) -> dict[str, str]:
     match = getattr(request, "resolver_match", None)
     name = (match.view_name if match else "") or ""
-    if name.startswith("lineage:model"):
+    if name.startswith("registry:"):
         found = "models"
     elif name.startswith("lineage:"):
         found = "lineage"

@@ -15,6 +15,7 @@ urlpatterns = [
     path("metrics", ops_views.metrics, name="metrics"),
     path("", include("catalog.urls")),
     path("", include("lineage.urls")),
+    path("", include("registry.urls")),
     path("api/v1/", api.urls),
     path("account/tokens/", account_tokens, name="account_tokens"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

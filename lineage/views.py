@@ -1,5 +1,5 @@
-"""Lineage pages: the graph around a node, its exports, the run form, comparisons,
-and the model pages (models, a model's versions, a model version, two compared).
+"""Lineage pages: the graph around a node, its exports, the run form, and the
+comparison of two versions' upstream (the model pages are the registry's).
 
 Thin, like every view: parse the query, call one selector or service, render.
 A bad request (depth out of range, unknown node) renders the page's own message
@@ -26,9 +26,6 @@ from lineage.domain import graph as lgraph
 from lineage.domain.render import render_svg
 from lineage.models import StepKind
 from lineage.services import runs as services
-from registry import selectors as model_selectors
-from registry.domain.metrics import better_direction
-from registry.services.locks import lock_build, lock_dump
 
 
 def _query(request: HttpRequest, **changes: Any) -> str:
@@ -226,79 +223,3 @@ def compare(request: HttpRequest) -> HttpResponse:
                 request, "lineage/compare.html", context, status=404 if isinstance(error, NotFound) else 400
             )
     return render(request, "lineage/compare.html", context)
-
-
-# -- models ------------------------------------------------------------------------------
-
-
-def _node_href(node_id: Any) -> str | None:
-    return reverse("lineage:node", args=[node_id]) if isinstance(node_id, int) else None
-
-
-@login_required
-def model_list(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()[:100]
-    summaries = model_selectors.model_list(user=request.user, query=query)
-    return render(request, "lineage/models.html", {"models": summaries, "q": query})
-
-
-@login_required
-def model_detail(request: HttpRequest, name: str) -> HttpResponse:
-    """A model's versions, newest first, with their metrics side by side."""
-    try:
-        versions = model_selectors.model_versions(user=request.user, name=name)
-    except StrataError as error:
-        return _problem(request, error)
-    metric_names = sorted({metric for model in versions for metric in model.metrics})
-    rows = model_selectors.model_version_rows(user=request.user, versions=versions, metric_names=metric_names)
-    context = {
-        "name": name,
-        "rows": rows,
-        "metrics": [(metric, better_direction(metric)) for metric in metric_names],
-        "versions": versions,
-    }
-    return render(request, "lineage/model_versions.html", context)
-
-
-@login_required
-def model_version(request: HttpRequest, name: str, version: str) -> HttpResponse:
-    """A model version: the exact data it trained on, its metrics, its lineage."""
-    try:
-        page = model_selectors.model_page(user=request.user, spec=f"{name}@{version}")
-    except StrataError as error:
-        return _problem(request, error)
-    context = {
-        "page": page,
-        "model": page.model,
-        "svg": render_svg(page.layout, _node_href, selected=page.model.node_id),
-        "params": json.dumps(page.model.params, indent=2, sort_keys=True) if page.model.params else "",
-    }
-    return render(request, "lineage/model.html", context)
-
-
-@login_required
-def model_version_lock(request: HttpRequest, name: str, version: str) -> HttpResponse:
-    """The model version's strata.lock, to download and `strata reproduce`."""
-    try:
-        lock = lock_build(user=request.user, model=f"{name}@{version}")
-    except StrataError as error:
-        return _problem(request, error)
-    response = HttpResponse(lock_dump(lock), content_type="application/yaml; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="strata.lock"'
-    return response
-
-
-@login_required
-def model_compare(request: HttpRequest) -> HttpResponse:
-    """Two model versions: ?a=fraud@3.0&b=fraud@3.1."""
-    spec_a, spec_b = request.GET.get("a", "").strip()[:200], request.GET.get("b", "").strip()[:200]
-    context: dict[str, Any] = {"a": spec_a, "b": spec_b}
-    if spec_a or spec_b:
-        try:
-            model_selectors.check_pair(spec_a, spec_b)
-            context["result"] = model_selectors.model_compare(user=request.user, spec_a=spec_a, spec_b=spec_b)
-        except StrataError as error:
-            context["error"] = str(error)
-            status = 404 if isinstance(error, NotFound) else 400
-            return render(request, "lineage/model_compare.html", context, status=status)
-    return render(request, "lineage/model_compare.html", context)

@@ -210,7 +210,7 @@ def catalog_compare_url(before: Version | None, after: Version | None) -> str | 
 
 
 def models_compare_url(before: ModelVersion, after: ModelVersion) -> str:
-    return reverse("lineage:model_compare") + "?" + urlencode({"a": before.spec, "b": after.spec})
+    return reverse("registry:model_compare") + "?" + urlencode({"a": before.spec, "b": after.spec})
 
 
 @dataclass(slots=True)
