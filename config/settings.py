@@ -51,11 +51,15 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    # Strata's apps: catalog is the base, the others build on it (pyproject.toml's
+    # import contract says which may import which). Their ready() hooks register in
+    # this order, so registry comes before lineage: where both say why a version
+    # is kept, the model pin is named first.
     "catalog",
+    "registry",
     "lineage",
     "cards",
     "lifecycle",
-    "registry",
     "governance",
     "ops",
 ]
@@ -216,19 +220,19 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Pick up rollbacks left in progress by a worker that died, every five minutes;
     # the rollback state machine makes a second run of a step harmless.
     "resume-rollbacks": {
-        "task": "catalog.tasks.rollback_resume",
+        "task": "governance.tasks.rollback_resume",
         "schedule": 5 * 60,
     },
     # Plan a tiering and garbage-collection run every day and apply it, unless it
     # would free more than STRATA_RETENTION_APPROVAL_BYTES: then an approver decides.
     "retention-daily": {
-        "task": "catalog.tasks.retention_scheduled",
+        "task": "lifecycle.tasks.retention_scheduled",
         "schedule": STRATA_RETENTION_SCHEDULE_SECONDS,
     },
     # Look at restores from cold storage under way every five minutes, so pages
     # and pulls know which packs have become readable.
     "poll-restores": {
-        "task": "catalog.tasks.restores_poll",
+        "task": "lifecycle.tasks.restores_poll",
         "schedule": 5 * 60,
     },
     # Queue again the remote pushes left verifying by a worker that died or a lost

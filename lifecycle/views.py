@@ -16,9 +16,9 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from catalog import permissions
-from catalog.selectors import retention_expiring
 from catalog.services.errors import Forbidden, UserError
 from lifecycle.models import RetentionPolicy, RetentionRun
+from lifecycle.selectors import retention_expiring
 from lifecycle.services.costs import cost_report, timeline_svg
 from lifecycle.services.retention import retention_approve, retention_cancel, retention_plan
 

@@ -1,3 +1,7 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
 from django.apps import AppConfig
 
 
@@ -5,3 +9,19 @@ class RegistryConfig(AppConfig):
     """Model versions, the dataset versions they trained on, lock files and reproduction."""
 
     name = "registry"
+
+    def ready(self) -> None:
+        from catalog import hooks  # apps register once the registry of apps is ready
+
+        hooks.protections.register(model_pins)
+
+
+def model_pins() -> Iterator:
+    """A dataset version a model version trained or was evaluated on is kept (invariant 5)."""
+    from catalog.hooks import Protection
+    from registry.models import ModelPin  # models load after the app registry
+
+    for version_id, model_name, model_version in ModelPin.objects.values_list(
+        "version_id", "model__name", "model__version"
+    ):
+        yield Protection(version_id, f"pinned by model {model_name} {model_version}")

@@ -11,3 +11,19 @@ def human_bytes(count: int | float) -> str:
             return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def human_duration(seconds: float) -> str:
+    """12 -> '12 s'; 5400 -> '1 h 30 min'."""
+    if seconds < 60:
+        return f"{max(int(seconds), 1)} s"
+    minutes = int(seconds // 60) + (1 if seconds % 60 else 0)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"
+
+
+def about(seconds: float) -> str:
+    """'under a minute' or 'about 4 h'."""
+    return "under a minute" if seconds < 60 else f"about {human_duration(seconds)}"

@@ -23,7 +23,6 @@ from catalog import permissions
 from catalog.models import SEMVER_RE, Branch, Dataset, Keyword, Tag, Version
 from catalog.services.errors import NotFound, UserError
 from catalog.services.store import trees_load
-from lifecycle.models import RetentionRun
 from strata_store import tree as treeformat
 
 _MIN_PREFIX = 4
@@ -498,21 +497,3 @@ def upload_choices(dataset: Dataset) -> list[str]:
     names = list(Branch.objects.filter(dataset=dataset).values_list("name", flat=True))
     names.sort(key=lambda branch: (branch != dataset.default_branch, branch))
     return names
-
-
-def retention_expiring(*, user: permissions.User, run: RetentionRun) -> tuple[list[dict], int]:
-    """The versions a retention run expires that `user` may see, and how many others.
-
-    A restricted dataset the user cannot read does not exist for them, so its
-    versions are counted, not named (admins see all). Two queries at most."""
-    items = run.report.get("expiring", [])
-    if not items or permissions.is_admin(user):
-        return items, 0
-    readable = set(
-        Version.objects.filter(
-            id__in=[item.get("version") for item in items],
-            dataset__in=permissions.visible_datasets(user),
-        ).values_list("id", flat=True)
-    )
-    visible = [item for item in items if item.get("version") in readable]
-    return visible, len(items) - len(visible)

@@ -16,9 +16,12 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from catalog.models import Version
+from catalog import hooks
+from catalog.domain.formatting import about
+from catalog.models import Pack, Version
 from catalog.services.errors import IntegrityFailure, RestoreInProgress, UnsafeTree, UserError
 from catalog.services.store import DatabaseChunkIndex, file_chunks, get_backend, read_pulled, walk_tree
+from catalog.services.versions import version_touch
 from strata_store import tree as treeformat
 from strata_store.errors import CorruptObject, MissingObject, ObjectRestoring, StoreError
 from strata_store.hashing import EMPTY_DIGEST, new_hasher
@@ -195,8 +198,6 @@ def version_pull(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    from lifecycle.services.retention import version_touch  # late: retention imports the store's services
-
     version_touch(version=version)
     return PullResult(version, dest, len(files), written)
 
@@ -204,21 +205,17 @@ def version_pull(
 def check_restored(version: Version, pack_ids: set[str]) -> None:
     """Start restoring the version's cold packs that cannot be read yet, and say
     when they will be ready, before anything is written."""
-    from catalog.models import Pack
-    from registry.services.locks import about  # the one way restore times are put into words
-
     cold = list(Pack.objects.filter(id__in=pack_ids, tier=Pack.Tier.COLD).values_list("id", "size"))
     if not cold:
         return
-    from lifecycle.services.retention import pack_restore_track
-
     backend = get_backend()
     waiting, longest = 0, 0.0
     for pack_id, _size in cold:
         state = backend.restore_state(pack_id)
         if not state.readable:
             state = backend.request_restore(pack_id)
-            pack_restore_track(pack_id=pack_id, state=state, requested_for=f"pull of {version}")
+            for track in hooks.restore_requested:
+                track(pack_id, state, f"pull of {version}")
         if not state.readable:
             waiting += 1
             longest = max(longest, state.ready_in_seconds or 0.0)

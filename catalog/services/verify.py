@@ -21,9 +21,9 @@ from datetime import date
 
 import zstandard
 
+from catalog import hooks
 from catalog.models import FileManifest, Pack, Tree, Version
 from catalog.services.store import DatabaseChunkIndex, batched, get_backend, spool_dirs
-from lifecycle.models import PackRestore
 from strata_store import tree as treeformat
 from strata_store.backends import Backend
 from strata_store.errors import StoreError
@@ -94,6 +94,22 @@ def _where(label: str, path: str) -> str:
     return f"{label}/{path}" if path else label
 
 
+def _label(version: Version) -> str:
+    return f"{version.dataset.name}@{version.semver}"
+
+
+@dataclass
+class _Reached:
+    """What the versions being verified reach, each object with where it is first
+    needed, to name what a broken object affects."""
+
+    needed_by: dict[str, tuple[str, str]] = field(default_factory=dict)  # tree or file -> (version, path)
+    file_sizes: dict[str, int] = field(default_factory=dict)  # file digest -> size
+    manifests: dict[str, list[str]] = field(default_factory=dict)  # file digest -> chunk ids
+    chunk_needed_by: dict[str, str] = field(default_factory=dict)  # chunk id -> "version/path"
+    locations: dict[str, ChunkLocation] = field(default_factory=dict)  # chunk id -> where it is stored
+
+
 def store_verify(
     *,
     versions: Iterable[Version] | None = None,
@@ -113,24 +129,34 @@ def store_verify(
         report.spool_files = spool_sweep(spool_dirs(), remove=not keep_spool)
     selected = list(versions) if versions is not None else list(Version.objects.select_related("dataset"))
     report.expired = [
-        (f"{version.dataset.name}@{version.semver}", version.expired.date())
-        for version in selected
-        if version.expired is not None
+        (_label(version), version.expired.date()) for version in selected if version.expired is not None
     ]
     selected = [version for version in selected if version.expired is None]
     report.versions = len(selected)
-    # Where each object is first needed, as (version, path), to name what a broken
-    # object affects.
-    needed_by: dict[str, tuple[str, str]] = {}
+    reached = _Reached()
+    _walk_trees(selected, reached, report)
+    report.files = len(reached.file_sizes)
+    _locate_chunks(reached, report)
+    whole = _files_to_hash(reached, report)
+    backend = get_backend()
+    _read_back(backend, reached, whole, report)
+    if list_unreferenced:
+        known_packs = set(Pack.objects.values_list("id", flat=True))
+        report.unreferenced_packs = [
+            (pack_id, size) for pack_id, size in backend.list_packs() if pack_id not in known_packs
+        ]
+    return report
 
-    # Trees, level by level, each shared subtree once.
+
+def _walk_trees(selected: list[Version], reached: _Reached, report: VerifyReport) -> None:
+    """Decode the versions' trees, level by level, each shared subtree once, and
+    note the files they hold."""
     level = []
     for version in selected:
-        if version.tree_id not in needed_by:
-            needed_by[version.tree_id] = (f"{version.dataset.name}@{version.semver}", "")
+        if version.tree_id not in reached.needed_by:
+            reached.needed_by[version.tree_id] = (_label(version), "")
             level.append(version.tree_id)
     seen_trees: set[str] = set(level)
-    file_digests: dict[str, int] = {}
     decompressor = zstandard.ZstdDecompressor()
     while level:
         next_level: list[str] = []
@@ -139,58 +165,85 @@ def store_verify(
             for tree_id, data in Tree.objects.filter(id__in=batch).values_list("id", "data"):
                 found.add(tree_id)
                 report.trees += 1
-                label, folder = needed_by[tree_id]
-                try:
-                    entries = treeformat.decode(decompressor.decompress(bytes(data)), expected_id=tree_id)
-                except (zstandard.ZstdError, treeformat.InvalidTree) as error:
-                    report.broken.append(f"tree {tree_id} ({_where(label, folder)}): {error}")
-                    continue
-                for entry in entries:
-                    where = (label, f"{folder}/{entry.name}" if folder else entry.name)
-                    if entry.is_tree and entry.digest not in seen_trees:
-                        seen_trees.add(entry.digest)
-                        needed_by[entry.digest] = where
-                        next_level.append(entry.digest)
-                    elif entry.is_file and entry.digest not in file_digests:
-                        file_digests[entry.digest] = entry.size
-                        needed_by.setdefault(entry.digest, where)
+                next_level.extend(
+                    _tree_children(tree_id, bytes(data), decompressor, seen_trees, reached, report)
+                )
         for tree_id in set(level) - found:
             report.broken.append(
-                f"tree {tree_id} ({_where(*needed_by[tree_id])}) is missing from the catalog"
+                f"tree {tree_id} ({_where(*reached.needed_by[tree_id])}) is missing from the catalog"
             )
         level = next_level
-    report.files = len(file_digests)
 
-    # Files -> chunks; a manifest must add up to its file's size.
-    chunk_needed_by: dict[str, str] = {}
-    manifests: dict[str, list[str]] = {}
-    digests = [digest for digest in file_digests if digest != EMPTY_DIGEST]
+
+def _tree_children(
+    tree_id: str,
+    data: bytes,
+    decompressor: zstandard.ZstdDecompressor,
+    seen_trees: set[str],
+    reached: _Reached,
+    report: VerifyReport,
+) -> list[str]:
+    """Check one tree against its name; note the files it holds and return the
+    subtrees not seen before (a broken tree is reported and has none)."""
+    label, folder = reached.needed_by[tree_id]
+    try:
+        entries = treeformat.decode(decompressor.decompress(data), expected_id=tree_id)
+    except (zstandard.ZstdError, treeformat.InvalidTree) as error:
+        report.broken.append(f"tree {tree_id} ({_where(label, folder)}): {error}")
+        return []
+    subtrees: list[str] = []
+    for entry in entries:
+        where = (label, f"{folder}/{entry.name}" if folder else entry.name)
+        if entry.is_tree and entry.digest not in seen_trees:
+            seen_trees.add(entry.digest)
+            reached.needed_by[entry.digest] = where
+            subtrees.append(entry.digest)
+        elif entry.is_file and entry.digest not in reached.file_sizes:
+            reached.file_sizes[entry.digest] = entry.size
+            reached.needed_by.setdefault(entry.digest, where)
+    return subtrees
+
+
+def _locate_chunks(reached: _Reached, report: VerifyReport) -> None:
+    """Files -> chunks (a file without a manifest is its one chunk), and chunks ->
+    where the index has them; a chunk the index lacks is broken."""
+    digests = [digest for digest in reached.file_sizes if digest != EMPTY_DIGEST]
     for batch in batched(digests):
         for manifest in FileManifest.objects.filter(digest__in=batch):
-            manifests[manifest.digest] = manifest.chunk_list()
+            reached.manifests[manifest.digest] = manifest.chunk_list()
     for digest in digests:
-        for chunk_id in manifests.get(digest, [digest]):
-            chunk_needed_by.setdefault(chunk_id, _where(*needed_by[digest]))
-    locations = DatabaseChunkIndex().locate(list(chunk_needed_by))
-    for chunk_id in chunk_needed_by:
-        if chunk_id not in locations:
-            report.broken.append(f"chunk {chunk_id} ({chunk_needed_by[chunk_id]}) is missing from the index")
-    # Files to re-hash whole: those whose chunks are all there and add up.
-    whole: list[str] = []
-    for digest, chunk_ids in manifests.items():
-        if not all(c in locations for c in chunk_ids):
-            continue
-        total = sum(locations[c].raw_length for c in chunk_ids)
-        if total != file_digests[digest]:
+        for chunk_id in reached.manifests.get(digest, [digest]):
+            reached.chunk_needed_by.setdefault(chunk_id, _where(*reached.needed_by[digest]))
+    reached.locations = DatabaseChunkIndex().locate(list(reached.chunk_needed_by))
+    for chunk_id in reached.chunk_needed_by:
+        if chunk_id not in reached.locations:
             report.broken.append(
-                f"file {digest} ({_where(*needed_by[digest])}): its chunks add up to {total} bytes, "
-                f"not {file_digests[digest]}"
+                f"chunk {chunk_id} ({reached.chunk_needed_by[chunk_id]}) is missing from the index"
+            )
+
+
+def _files_to_hash(reached: _Reached, report: VerifyReport) -> list[str]:
+    """The files to re-hash whole: those of a manifest whose chunks are all there
+    and add up to the file's size (one that does not add up is broken)."""
+    whole: list[str] = []
+    for digest, chunk_ids in reached.manifests.items():
+        if not all(c in reached.locations for c in chunk_ids):
+            continue
+        total = sum(reached.locations[c].raw_length for c in chunk_ids)
+        if total != reached.file_sizes[digest]:
+            report.broken.append(
+                f"file {digest} ({_where(*reached.needed_by[digest])}): its chunks add up to {total} bytes, "
+                f"not {reached.file_sizes[digest]}"
             )
         elif chunk_ids != [digest]:
             whole.append(digest)
+    return whole
 
-    # Chunks, read back from their packs; cold ones are left alone.
-    backend = get_backend()
+
+def _read_back(backend: Backend, reached: _Reached, whole: list[str], report: VerifyReport) -> None:
+    """Read the chunks back from their packs and re-hash them, and the files in
+    `whole` with them; cold packs are left alone."""
+    locations, manifests = reached.locations, reached.manifests
     cold = _cold_packs({location.pack_id for location in locations.values()}, backend)
     report.cold_packs = sorted(cold.items())
     readable = [location for location in locations.values() if location.pack_id not in cold]
@@ -205,24 +258,16 @@ def store_verify(
     report.files_hashed = len(whole)
     for chunk_id, chunk_error in chunk_errors.items():
         if chunk_error is not None:
-            report.broken.append(f"{chunk_error} — needed by {chunk_needed_by[chunk_id]}")
+            report.broken.append(f"{chunk_error} — needed by {reached.chunk_needed_by[chunk_id]}")
     for digest in mismatched:
-        label, path = needed_by[digest]
+        label, path = reached.needed_by[digest]
         report.mismatched_files.append((label, path, digest))
         report.broken.append(f"file {path} of {label} does not match its digest {digest}")
     # Then the chunks no such file holds (files of one chunk), in pack order.
     rest = [location for location in readable if location.chunk_id not in chunk_errors]
     for location, chunk_error in verify_locations(backend, rest):
         if chunk_error is not None:
-            report.broken.append(f"{chunk_error} — needed by {chunk_needed_by[location.chunk_id]}")
-
-    if not list_unreferenced:
-        return report
-    known_packs = set(Pack.objects.values_list("id", flat=True))
-    report.unreferenced_packs = [
-        (pack_id, size) for pack_id, size in backend.list_packs() if pack_id not in known_packs
-    ]
-    return report
+            report.broken.append(f"{chunk_error} — needed by {reached.chunk_needed_by[location.chunk_id]}")
 
 
 def _first_position(chunk_ids: list[str], locations: dict[str, ChunkLocation]) -> tuple[str, int]:
@@ -280,11 +325,7 @@ def _cold_packs(pack_ids: set[str], backend: Backend) -> dict[str, int]:
     cold: dict[str, int] = {}
     for batch in batched(sorted(pack_ids)):
         rows = Pack.objects.filter(id__in=batch, tier=Pack.Tier.COLD).values_list("id", "size")
-        restored = set(
-            PackRestore.objects.filter(pack_id__in=batch, state=PackRestore.State.READY).values_list(
-                "pack_id", flat=True
-            )
-        )
+        restored = hooks.packs_restored(list(batch))
         for pack_id, size in rows:
             if pack_id not in restored or not backend.restore_state(pack_id).readable:
                 cold[pack_id] = size

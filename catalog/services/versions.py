@@ -17,14 +17,15 @@ import stat as statmod
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from catalog import permissions
+from catalog.hooks import store_transferred
 from catalog.models import (
     DATASET_NAME_RE,
     REF_NAME_RE,
@@ -39,6 +40,7 @@ from catalog.models import (
     Tree,
     Version,
 )
+from catalog.services.collection import reusing
 from catalog.services.errors import ConflictError, UserError
 from catalog.services.possession import dataset_files_add, manifest_chunks_add
 from catalog.services.store import (
@@ -51,8 +53,6 @@ from catalog.services.store import (
     tree_row,
     walk_tree,
 )
-from lifecycle.services.collection import reusing
-from ops.metrics import store_transferred
 from strata_store import paths
 from strata_store import tree as treeformat
 from strata_store.hashing import digest_hex
@@ -668,7 +668,7 @@ def version_commit(
 
     # Second transaction: the version, and the branch moved by compare-and-swap.
     # Chunks this commit relies on but did not write must still be indexed, under
-    # the lock garbage collection takes to delete (lifecycle.services.collection).
+    # the lock garbage collection takes to delete (catalog.services.collection).
     relied = list(dict.fromkeys(relied_on))
     with reusing() if relied or relies_on_version else contextlib.nullcontext():
         if relied:
@@ -798,3 +798,14 @@ def version_commit(
                 f"another push to {dataset_name} committed at the same moment ({error}); push again."
             ) from None
     return version
+
+
+def version_touch(*, version: Version, now: datetime | None = None) -> None:
+    """Note that a version was read, at most once an hour (a pull of a big version
+    must not write a row per file, nor every pull one row)."""
+    now = now or timezone.now()
+    if version.last_accessed is None or now - version.last_accessed >= timedelta(hours=1):
+        Version.objects.filter(pk=version.pk).filter(
+            Q(last_accessed__isnull=True) | Q(last_accessed__lte=now - timedelta(hours=1))
+        ).update(last_accessed=now)
+        version.last_accessed = now

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from catalog import permissions
+from catalog.domain.formatting import about
 from catalog.models import Branch, Version
 from catalog.services.store import get_backend
 from lifecycle.domain import retention as planner
@@ -158,8 +159,6 @@ def _cost_of(packs: Iterable[tuple[int, str]]) -> MonthlyCost:
 
 
 def _restore_words() -> str:
-    from registry.services.locks import about  # the one way restore times are put into words
-
     return about(settings.STRATA_LOCAL_RESTORE_SECONDS)
 
 

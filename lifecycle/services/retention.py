@@ -30,15 +30,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from catalog import failpoints, permissions
+from catalog import failpoints, hooks, permissions
 from catalog.models import AuditEvent, Branch, Chunk, FileManifest, Pack, Tag, UploadLease, Version
+from catalog.services.collection import collecting
 from catalog.services.errors import Forbidden, UserError
 from catalog.services.store import batched, chunks_register, file_chunks, get_backend, trees_load
-from governance.models import RollbackRequest
 from lifecycle.domain import retention as planner
 from lifecycle.domain.costs import Prices
 from lifecycle.models import RetentionPolicy, RetentionRun
-from lifecycle.services.collection import collecting
 from strata_store.errors import CorruptObject
 from strata_store.packs import (
     ChunkLocation,
@@ -162,27 +161,13 @@ def retention_facts(*, now: datetime) -> Facts:
     for version_id, name in Tag.objects.values_list("version_id", "name"):
         if version_id in protections:
             protections[version_id].append(f"tagged {name}")
-    from lineage.models import Edge, Node
-    from registry.models import ModelPin
-
-    for version_id, model_name, model_version in ModelPin.objects.values_list(
-        "version_id", "model__name", "model__version"
-    ):
-        if version_id in protections:
-            protections[version_id].append(f"pinned by model {model_name} {model_version}")
-    consumed = Edge.objects.filter(src__kind=Node.Kind.VERSION, dst__kind=Node.Kind.RUN).values_list(
-        "src__version_id", "dst__label"
-    )
-    for version_id, run_label in consumed:
-        if version_id in protections:
-            protections[version_id].append(f"consumed by run {run_label}")
-    pending = RollbackRequest.objects.exclude(state__in=RollbackRequest.FINISHED).values_list(
-        "target_id", "pk"
-    )
-    for version_id, request_id in pending:
-        if version_id in protections:
-            protections[version_id].append(f"target of pending rollback #{request_id}")
-            readable.add(version_id)
+    # Runs that consumed a version, models pinned to it, rollbacks targeting it:
+    # the apps that know them say so through the catalog's hooks.
+    for protection in hooks.protections_all():
+        if protection.version_id in protections:
+            protections[protection.version_id].append(protection.reason)
+            if protection.stay_readable:
+                readable.add(protection.version_id)
 
     versions = [
         planner.VersionFacts(
@@ -681,7 +666,7 @@ def _sweep_and_tidy(run: RetentionRun) -> None:
 
 def _collecting(action: Callable[[RetentionRun], object]) -> Callable[[RetentionRun], None]:
     """Run a phase that decides what is live and deletes the rest under the lock
-    commits that reuse stored chunks take (lifecycle.services.collection)."""
+    commits that reuse stored chunks take (catalog.services.collection)."""
 
     def run_collecting(run: RetentionRun) -> None:
         with collecting():
@@ -740,17 +725,6 @@ def restores_poll(*, now: datetime | None = None) -> int:
     return finished
 
 
-def version_touch(*, version: Version, now: datetime | None = None) -> None:
-    """Note that a version was read, at most once an hour (a pull of a big version
-    must not write a row per file, nor every pull one row)."""
-    now = now or timezone.now()
-    if version.last_accessed is None or now - version.last_accessed >= timedelta(hours=1):
-        Version.objects.filter(pk=version.pk).filter(
-            Q(last_accessed__isnull=True) | Q(last_accessed__lte=now - timedelta(hours=1))
-        ).update(last_accessed=now)
-        version.last_accessed = now
-
-
 __all__ = [
     "DatabaseGraph",
     "Facts",
@@ -765,5 +739,4 @@ __all__ = [
     "retention_facts",
     "retention_plan",
     "retention_preview",
-    "version_touch",
 ]

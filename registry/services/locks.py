@@ -45,7 +45,7 @@ import yaml
 from django.utils import timezone
 
 from catalog import permissions
-from catalog.domain.formatting import human_bytes
+from catalog.domain.formatting import about, human_bytes, human_duration
 from catalog.models import DATASET_NAME_RE, Version
 from catalog.selectors import resolve_spec
 from catalog.services.errors import NotFound, UserError
@@ -388,22 +388,6 @@ def restore_estimate(cold: ColdData, backend: Backend | None = None) -> float:
 
         seconds = GLACIER_RESTORE_SECONDS
     return float(seconds)
-
-
-def human_duration(seconds: float) -> str:
-    """12 -> '12 s'; 5400 -> '1 h 30 min'."""
-    if seconds < 60:
-        return f"{max(int(seconds), 1)} s"
-    minutes = int(seconds // 60) + (1 if seconds % 60 else 0)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{minutes} min"
-
-
-def about(seconds: float) -> str:
-    """'under a minute' or 'about 4 h'."""
-    return "under a minute" if seconds < 60 else f"about {human_duration(seconds)}"
 
 
 def _cold_message(cold: ColdData, estimate: float) -> str:

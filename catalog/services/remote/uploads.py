@@ -28,6 +28,7 @@ from catalog.models import (
     UploadPart,
     Version,
 )
+from catalog.services.collection import reusing
 from catalog.services.errors import NotFound, UserError
 from catalog.services.possession import readable_chunks, readable_files
 from catalog.services.store import batched, get_backend
@@ -39,7 +40,6 @@ from catalog.services.versions import (
     parse_semver,
     version_commit,
 )
-from lifecycle.services.collection import reusing
 from strata_store import packs as packformat
 from strata_store import tree as treeformat
 from strata_store.backends import Backend
@@ -773,7 +773,7 @@ def upload_commit(
     # point leaves no tree, manifest or version, and the upload stays open. It runs
     # under garbage collection's lock (shared): the upload's leases keep its packs
     # until they are deleted below, and a collection that starts after the commit
-    # sees the version (lifecycle.services.collection).
+    # sees the version (catalog.services.collection).
     with reusing(), transaction.atomic():
         upload = upload_get(user=user, upload_id=upload_id, lock=True) if upload_id is not None else None
         if upload is not None and not entries and upload.pending_packs.exclude(index=None).exists():

@@ -24,6 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import AuditEvent, Dataset, Pack, PendingPack, Upload
+from catalog.services.collection import reusing
 from catalog.services.errors import ConflictError, IntegrityFailure, NotFound, StrataError, UserError
 from catalog.services.remote.uploads import (
     CommitAsk,
@@ -37,7 +38,6 @@ from catalog.services.remote.uploads import (
 )
 from catalog.services.store import DatabaseChunkIndex, chunks_register, get_backend
 from catalog.services.versions import _check_still_indexed
-from lifecycle.services.collection import reusing
 from strata_store.errors import CorruptObject, StoreError
 from strata_store.packs import ChunkLocation
 from strata_store.verification import FileClaim, FileMismatch, verify_claims
