@@ -103,6 +103,10 @@ from lineage.api import router as lineage_router  # noqa: E402
 
 api.add_router("/", lineage_router)
 
+from registry.api import router as registry_router  # noqa: E402
+
+api.add_router("/", registry_router)
+
 from catalog.api import register as register_catalog  # noqa: E402
 
 register_catalog(api)
