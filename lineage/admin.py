@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from catalog import permissions
 from catalog.admin import ReadOnlyAdmin, VisibleDatasetsOnly
 from lineage.models import Edge, IngestedEvent, Node, Run, Source
-from registry.models import ModelPin, ModelVersion
 
 
 @admin.register(Node)
@@ -45,40 +43,3 @@ class EdgeAdmin(VisibleDatasetsOnly, ReadOnlyAdmin):
 class IngestedEventAdmin(ReadOnlyAdmin):
     list_display = ("digest", "event_type", "event_time", "received")
     raw_id_fields = ("run",)
-
-
-class ModelPinInline(VisibleDatasetsOnly, admin.TabularInline):
-    model = ModelPin
-    dataset_paths = ("version__dataset",)
-    extra = 0
-    can_delete = False
-    raw_id_fields = ("version", "run")
-    readonly_fields = ("role", "version", "requested", "run", "evaluation")
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return permissions.is_admin(request.user) or super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-@admin.register(ModelVersion)
-class ModelVersionAdmin(ReadOnlyAdmin):
-    """Model versions are registered through the service (client, API, CLI,
-    DVC import) and never change: the admin shows them."""
-
-    list_display = ("node_id", "name", "version", "created", "origin", "actor", "flagged")
-    list_filter = ("origin",)
-    search_fields = ("name", "version", "code_commit")
-    raw_id_fields = ("node", "predecessor")
-    inlines = [ModelPinInline]
-
-    @admin.display(boolean=True, description="regression")
-    def flagged(self, obj: ModelVersion) -> bool:
-        return obj.flagged
