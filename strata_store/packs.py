@@ -25,6 +25,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import zstandard
 
@@ -238,6 +239,10 @@ class PackWriter:
         self._size = 0
 
 
+@overload
+def decode_chunk(location: ChunkLocation, payload: Payload, *, copy: Literal[True] = True) -> bytes: ...
+@overload
+def decode_chunk(location: ChunkLocation, payload: Payload, *, copy: bool) -> Payload: ...
 def decode_chunk(location: ChunkLocation, payload: Payload, *, copy: bool = True) -> Payload:
     """Turn a chunk's stored bytes back into its content and verify its name.
 
