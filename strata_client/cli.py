@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="strata-client", description="Push, pull and resolve Strata dataset versions.")
     parser.add_argument("--url", help="the Strata server (default: $STRATA_URL)")
     parser.add_argument("--token", help="a personal API token (default: $STRATA_TOKEN)")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="print machine-readable JSON")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         client = Client(url, token)
         if args.command == "push":
             progress = None if args.json else TerminalProgress("push")
-            result = client.push(
+            pushed = client.push(
                 args.path,
                 args.dataset,
                 branch=args.branch,
@@ -76,27 +76,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                 semver=args.semver,
                 progress=progress,
             )
-            if result.created:
+            if pushed.created:
                 text = (
-                    f"Pushed {result.dataset}@{result.semver} on {result.branch}: version {result.version}\n"
-                    f"  files {result.file_count:,}  logical {human_bytes(result.logical_bytes)}"
-                    f"  new {human_bytes(result.new_bytes)}"
-                    f"  uploaded {result.uploaded_packs} packs ({human_bytes(result.uploaded_bytes)})"
+                    f"Pushed {pushed.dataset}@{pushed.semver} on {pushed.branch}: version {pushed.version}\n"
+                    f"  files {pushed.file_count:,}  logical {human_bytes(pushed.logical_bytes)}"
+                    f"  new {human_bytes(pushed.new_bytes)}"
+                    f"  uploaded {pushed.uploaded_packs} packs ({human_bytes(pushed.uploaded_bytes)})"
                 )
             else:
                 text = (
-                    f"No changes: {result.dataset}@{result.branch} already holds this content as "
-                    f"{result.semver} ({result.version[:12]}); no new version made."
+                    f"No changes: {pushed.dataset}@{pushed.branch} already holds this content as "
+                    f"{pushed.semver} ({pushed.version[:12]}); no new version made."
                 )
-            _emit(args.json, result.as_dict(), text)
+            _emit(args.json, pushed.as_dict(), text)
         elif args.command == "pull":
             progress = None if args.json else TerminalProgress("pull")
-            result = client.pull(args.spec, args.dest, force=args.force, progress=progress)
+            pulled = client.pull(args.spec, args.dest, force=args.force, progress=progress)
             _emit(
                 args.json,
-                result.as_dict(),
-                f"Pulled {result.dataset}@{result.semver} ({result.version[:12]}) into {result.dest}: "
-                f"{result.file_count:,} files, {human_bytes(result.bytes_written)}",
+                pulled.as_dict(),
+                f"Pulled {pulled.dataset}@{pulled.semver} ({pulled.version[:12]}) into {pulled.dest}: "
+                f"{pulled.file_count:,} files, {human_bytes(pulled.bytes_written)}",
             )
         else:
             version_id = client.resolve(args.spec)
