@@ -84,7 +84,7 @@ def _has_nul(request: HttpRequest) -> bool:
 def _check_form_when_read(request: HttpRequest) -> None:
     """Check the form's fields and file names right after Django parses it, for
     whoever reads it first (the CSRF check or the view)."""
-    load = request._load_post_and_files  # type: ignore[attr-defined]
+    load = request._load_post_and_files
 
     def load_and_check() -> None:
         load()
@@ -92,7 +92,9 @@ def _check_form_when_read(request: HttpRequest) -> None:
             request.strata_nul = True  # type: ignore[attr-defined]
             raise NulInForm(MESSAGE)
 
-    request._load_post_and_files = load_and_check  # type: ignore[attr-defined]
+    # Django parses the form lazily in this private method; wrapping it on the
+    # instance is what lets the check run whoever reads the form first.
+    request._load_post_and_files = load_and_check  # type: ignore[method-assign]
 
 
 def _refusal(request: HttpRequest) -> HttpResponse:
