@@ -21,12 +21,14 @@ from urllib.parse import urlsplit
 from django.db import transaction
 from django.utils import timezone
 
-from catalog import permissions
+from catalog import failpoints, permissions
 from catalog.models import AuditEvent, Version
 from catalog.selectors import resolve_spec
 from catalog.services.datasets import actor_name
 from catalog.services.errors import UserError
+from catalog.services.versions import PushResult, version_push
 from lineage.models import Edge, Node, Run, RunStatus, Source, StepKind
+from strata_store.store import ProgressSink
 
 # Synonyms people type for the step kinds the model knows.
 _STEP_ALIASES = {
@@ -185,6 +187,13 @@ def guess_step(name: str) -> str:
         if any(word in lowered for word in words):
             return step
     return StepKind.OTHER
+
+
+def _check_run_name(name: str | None) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > 300:
+        raise UserError("a run needs a name of 1 to 300 characters (the step, e.g. 'dedup-minhash').")
+    return name
 
 
 def _check_params(params: Any) -> dict[str, Any]:
@@ -371,9 +380,7 @@ def run_record(
     new run: a step run twice is two runs.
     """
     permissions.require_role(user, permissions.STEWARD, "record runs")
-    name = (name or "").strip()
-    if not name or len(name) > 300:
-        raise UserError("a run needs a name of 1 to 300 characters (the step, e.g. 'dedup-minhash').")
+    name = _check_run_name(name)
     step = check_step(step)
     params = _check_params(params)
     if status not in RunStatus.values:
@@ -488,6 +495,7 @@ def push_step_prepare(
             raise UserError("--input and --param describe a step: name it with --step NAME.")
         return None
     permissions.require_role(user, permissions.STEWARD, "record runs")
+    name = _check_run_name(name)
     return PushStep(
         name=name,
         step=guess_step(name),
@@ -510,3 +518,67 @@ def push_step_record(
         outputs=[version_endpoint(version)],
         origin="cli",
     )
+
+
+@dataclass(slots=True)
+class RecordedPush:
+    """A push, and the run that made its version when the push named a step and
+    made a new version."""
+
+    push: PushResult
+    run: RunResult | None
+
+
+def version_push_recorded(
+    *,
+    user: permissions.User,
+    path: str,
+    dataset_name: str,
+    author: str,
+    step: str | None,
+    inputs: Sequence[str] = (),
+    params: Sequence[str] = (),
+    branch: str | None = None,
+    message: str = "",
+    stage: str | None = None,
+    semver: str | None = None,
+    semver_override: str | None = None,
+    progress: ProgressSink | None = None,
+    created: datetime | None = None,
+) -> RecordedPush:
+    """Push `path` as a new version (``version_push``) and record the run that
+    made it as `step`, with its `inputs` and `params`: both, or neither.
+
+    The step is checked first (its inputs resolved to exact versions now), so a
+    typo costs nothing. The version and its run are then committed in one
+    transaction: the bytes are stored before it, and a run that cannot be
+    recorded leaves no version and the branch where it was. A push that makes no
+    new version records no run. Without a step this is ``version_push`` alone.
+    """
+    prepared = push_step_prepare(user=user, name=step, inputs=inputs, params=params)
+    push = {
+        "path": path,
+        "dataset_name": dataset_name,
+        "author": author,
+        "user": user,
+        "branch": branch,
+        "message": message,
+        "stage": stage,
+        "semver": semver,
+        "semver_override": semver_override,
+        "progress": progress,
+        "created": created,
+    }
+    if prepared is None:
+        return RecordedPush(push=version_push(**push), run=None)
+    # The version and its run together, as a split does: a version never appears
+    # without the run that says where it came from. The price: the data rows
+    # `version_commit` registers on its own are part of this transaction too, so a
+    # push refused here registers nothing, and pushing again reads the files again.
+    with transaction.atomic():
+        result = version_push(**push)
+        if not result.created:
+            return RecordedPush(push=result, run=None)
+        failpoints.hit("push.recording-run")
+        recorded = push_step_record(user=user, prepared=prepared, version=result.version, actor=author)
+    return RecordedPush(push=result, run=recorded)

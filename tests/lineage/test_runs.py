@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from catalog.models import AuditEvent
+from catalog.models import AuditEvent, Branch, Version
 from catalog.services.errors import Forbidden, NotFound, UserError
 from catalog.services.tokens import token_create
 from lineage.models import Edge, Node, Run
@@ -184,6 +184,29 @@ def test_push_with_an_unknown_input_pushes_nothing(personas, local_store, tmp_pa
     with pytest.raises(UserError, match="name it with --step"):
         call_command("strata", "push", str(folder), "reviews", "--input", "missing@1.0.0")
     assert not Version.objects.exists()
+
+
+def test_a_push_whose_run_cannot_be_recorded_leaves_the_branch_where_it_was(personas, make_version, tmp_path):
+    head = make_version("reviews")
+    folder = tmp_path / "next"
+    folder.mkdir()
+    (folder / "data.jsonl").write_text('{"text": "new"}\n')
+    for step, inputs, refusal in [
+        ("filter", ["missing@1.0.0"], "no dataset named 'missing'"),
+        ("x" * 301, [], "a run needs a name of 1 to 300 characters"),
+    ]:
+        with pytest.raises(UserError, match=refusal):
+            services.version_push_recorded(
+                user=personas["alice"],
+                path=str(folder),
+                dataset_name="reviews",
+                author="alice",
+                step=step,
+                inputs=inputs,
+            )
+    assert Branch.objects.get(dataset__name="reviews", name="main").head_id == head.id
+    assert Version.objects.filter(dataset__name="reviews").count() == 1
+    assert not Run.objects.exists()
 
 
 def test_the_dashboard_form_records_a_run(personas, make_version, client):
