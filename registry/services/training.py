@@ -422,16 +422,65 @@ def _training_write(
         actor=actor,
         origin=origin,
     )
-    common = {
+    training_run, evaluation_run = _runs_write(
+        name=name,
+        run_name=run_name,
+        metrics=metrics,
+        params=params,
+        code=code,
+        actor=actor,
+        started=started,
+        ended=ended,
+        origin=origin,
+        now=now,
+        evaluated=any(pin.evaluation for pin in pins),
+    )
+    edges: list[tuple[int, int]] = [(training_run.node_id, model_node.pk)]
+    if evaluation_run is not None:
+        edges.append((model_node.pk, evaluation_run.node_id))
+    edges += _pins_write(model=model, pins=pins, training_run=training_run, evaluation_run=evaluation_run)
+    edges_link(edges)
+    _training_audit(
+        user=user,
+        actor=actor,
+        model=model,
+        pins=pins,
+        metrics=metrics,
+        params=params,
+        artifact=artifact,
+        origin=origin,
+    )
+    stored = list(model.pins.select_related("version__dataset"))
+    return TrainingResult(
+        model=model, created=True, training_run=training_run, evaluation_run=evaluation_run, pins=stored
+    )
+
+
+def _runs_write(
+    *,
+    name: str,
+    run_name: str,
+    metrics: dict[str, float],
+    params: dict[str, Any],
+    code: tuple[str, str],
+    actor: str,
+    started: datetime | None,
+    ended: datetime | None,
+    origin: str,
+    now: datetime,
+    evaluated: bool,
+) -> tuple[Run, Run | None]:
+    """The training run that produced the model and, when evaluation data is
+    pinned, the evaluation run that judged it."""
+    common: dict[str, Any] = {
         "code_repo": code[0],
         "code_commit": code[1],
         "actor": actor,
         "status": RunStatus.COMPLETED,
         "origin": origin,
     }
-    training_node = _run_node(key_origin=origin, name=run_name, created=now)
     training_run = Run.objects.create(
-        node=training_node,
+        node=_run_node(key_origin=origin, name=run_name, created=now),
         step=StepKind.TRAINING,
         name=run_name[:300],
         params=params,
@@ -439,22 +488,28 @@ def _training_write(
         ended=ended or now,
         **common,
     )
-    edges: list[tuple[int, int]] = [(training_node.pk, model_node.pk)]
-    evaluation_run = None
-    evaluation_pins = [pin for pin in pins if pin.evaluation]
-    if evaluation_pins:
-        evaluation_node = _run_node(key_origin=origin, name=f"evaluate-{name}", created=now)
-        evaluation_run = Run.objects.create(
-            node=evaluation_node,
-            step=StepKind.EVALUATION,
-            name=f"evaluate-{name}"[:300],
-            params={},
-            ended=now,
-            # The scores the evaluation produced, shown in the run's panel.
-            facets={"metrics": metrics},
-            **common,
-        )
-        edges.append((model_node.pk, evaluation_node.pk))
+    if not evaluated:
+        return training_run, None
+    evaluation_run = Run.objects.create(
+        node=_run_node(key_origin=origin, name=f"evaluate-{name}", created=now),
+        step=StepKind.EVALUATION,
+        name=f"evaluate-{name}"[:300],
+        params={},
+        ended=now,
+        # The scores the evaluation produced, shown in the run's panel.
+        facets={"metrics": metrics},
+        **common,
+    )
+    return training_run, evaluation_run
+
+
+def _pins_write(
+    *, model: ModelVersion, pins: list[Pin], training_run: Run, evaluation_run: Run | None
+) -> list[tuple[int, int]]:
+    """Pin each dataset version to the model, through the run that consumed it:
+    the evaluation run for evaluation data, the training run for the rest.
+    Returns the edges from the versions' nodes to those runs, for the caller to link."""
+    edges: list[tuple[int, int]] = []
     rows = []
     for pin in pins:
         run = evaluation_run if pin.evaluation else training_run
@@ -472,7 +527,20 @@ def _training_write(
             )
         )
     ModelPin.objects.bulk_create(rows)
-    edges_link(edges)
+    return edges
+
+
+def _training_audit(
+    *,
+    user: permissions.User,
+    actor: str,
+    model: ModelVersion,
+    pins: list[Pin],
+    metrics: dict[str, float],
+    params: dict[str, Any],
+    artifact: str,
+    origin: str,
+) -> None:
     AuditEvent.objects.create(
         actor=actor,
         user=user if user is not None and user.is_authenticated else None,
@@ -490,10 +558,6 @@ def _training_write(
             "predecessor": model.predecessor.spec if model.predecessor else None,
             "regressions": model.regressions,
         },
-    )
-    stored = list(model.pins.select_related("version__dataset"))
-    return TrainingResult(
-        model=model, created=True, training_run=training_run, evaluation_run=evaluation_run, pins=stored
     )
 
 
