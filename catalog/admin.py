@@ -550,8 +550,8 @@ class RetentionRunAdmin(ReadOnlyAdmin):
     def approve(self, request, queryset) -> None:
         from django.db import transaction
 
-        from catalog.tasks import retention_apply
         from lifecycle.services.retention import retention_approve
+        from lifecycle.tasks import retention_apply
 
         for run in queryset:
             try:

@@ -21,6 +21,7 @@ from lifecycle.models import RetentionPolicy, RetentionRun
 from lifecycle.selectors import retention_expiring
 from lifecycle.services.costs import cost_report, timeline_svg
 from lifecycle.services.retention import retention_approve, retention_cancel, retention_plan
+from lifecycle.tasks import retention_apply
 
 
 @login_required
@@ -85,8 +86,6 @@ def retention_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 def retention_new(request: HttpRequest) -> HttpResponse:
     """An admin asks for a run now (its dry-run report comes first)."""
-    from catalog.tasks import retention_apply
-
     try:
         run = retention_plan(user=request.user)
     except Forbidden as error:
@@ -100,8 +99,6 @@ def retention_new(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def retention_decide(request: HttpRequest, run_id: int, decision: str) -> HttpResponse:
-    from catalog.tasks import retention_apply
-
     run = _run(run_id)
     try:
         if decision == "approve":

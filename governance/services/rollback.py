@@ -322,7 +322,8 @@ def _flag_models(undone: list[Version], request: RollbackRequest) -> list[str]:
 
 
 def enqueue(request_id: int) -> None:
-    from catalog.tasks import rollback_execute
+    # Lazy: governance.tasks imports this module for the services its tasks call.
+    from governance.tasks import rollback_execute
 
     rollback_execute.delay(request_id)
 

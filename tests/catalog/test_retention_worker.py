@@ -15,9 +15,9 @@ import pytest
 from catalog.models import Pack, Version
 from catalog.services.store import get_backend
 from catalog.services.verify import store_verify
-from catalog.tasks import retention_apply
 from lifecycle.models import RetentionRun
 from lifecycle.services.retention import retention_plan
+from lifecycle.tasks import retention_apply
 from tests.catalog.test_retention_service import Calendar, day, default_policies, pack_of, tier
 from tests.conftest import ROOT, worker_environment
 from tests.services import CeleryWorker as Worker
@@ -136,7 +136,7 @@ def test_beat_schedule_triggers_a_retention_run(worker_env, start_worker, tmp_pa
         except subprocess.TimeoutExpired:
             beat.kill()
             beat.wait()
-    assert "catalog.tasks.retention_scheduled" in log.read_text()
+    assert "lifecycle.tasks.retention_scheduled" in log.read_text()
 
 
 @pytest.mark.parametrize("point", ["retention.repacking", "retention.repack-stored"])

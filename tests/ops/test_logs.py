@@ -131,7 +131,7 @@ def test_a_task_logs_with_the_id_of_the_request_that_queued_it(client, personas,
         return [
             line
             for line in worker.log_lines()
-            if line.get("task") == "catalog.tasks.retention_apply"
+            if line.get("task") == "lifecycle.tasks.retention_apply"
             and line["message"].startswith("retention run")
         ]
 
@@ -140,5 +140,5 @@ def test_a_task_logs_with_the_id_of_the_request_that_queued_it(client, personas,
     line = wait_until(task_lines, what="the retention task's log line")[0]
     assert line["message"] == f"retention run {run.pk}: done"
     assert line["request_id"] == "obs-retention-1"
-    assert line["logger"] == "catalog.tasks" and line["level"] == "INFO"
+    assert line["logger"] == "lifecycle.tasks" and line["level"] == "INFO"
     assert re.fullmatch(r"[0-9a-f-]{36}", line["task_id"])

@@ -126,7 +126,8 @@ def test_store_bytes_per_tier_are_the_packs(personas, local_store, tmp_path, scr
 
 
 def test_a_worker_reports_task_durations_and_failures(worker):
-    from catalog.tasks import retention_apply, verify_store
+    from catalog.tasks import verify_store
+    from lifecycle.tasks import retention_apply
 
     before = worker.metrics()
     duration = "strata_celery_task_duration_seconds_count"
@@ -136,13 +137,13 @@ def test_a_worker_reports_task_durations_and_failures(worker):
     def both_ran():
         samples = worker.metrics()
         succeeded = sample(samples, duration, task="catalog.tasks.verify_store", outcome="success")
-        failed = sample(samples, duration, task="catalog.tasks.retention_apply", outcome="failure")
+        failed = sample(samples, duration, task="lifecycle.tasks.retention_apply", outcome="failure")
         return samples if succeeded and failed else None
 
     samples = wait_until(both_ran, what="both tasks")
     failures = "strata_celery_task_failures_total"
-    assert sample(samples, failures, task="catalog.tasks.retention_apply") == 1
-    assert sample(before, failures, task="catalog.tasks.retention_apply") == 0
+    assert sample(samples, failures, task="lifecycle.tasks.retention_apply") == 1
+    assert sample(before, failures, task="lifecycle.tasks.retention_apply") == 0
     assert sample(samples, failures, task="catalog.tasks.verify_store") == 0
     # The store's tiers are the web's to report, once, not every worker's.
     assert not any(name == "strata_store_bytes" for name, _ in samples)
