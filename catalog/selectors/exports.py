@@ -17,6 +17,7 @@ from catalog.services.errors import IntegrityFailure, NotFound
 from catalog.services.store import DatabaseChunkIndex, file_chunks, read_pulled, walk_tree
 from strata_store import tree as treeformat
 from strata_store.errors import MissingObject, StoreError
+from strata_store.packs import Payload
 from strata_store.store import locate_all
 
 
@@ -39,9 +40,11 @@ def find_entry(version: Version, path: str) -> treeformat.Entry:
     raise NotFound(f"{path} is not in {version.dataset.name}@{version.semver}.")
 
 
-def _verified(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
+def _verified(chunks: Iterator[Payload], what: str) -> Iterator[bytes]:
     try:
-        yield from chunks
+        for chunk in chunks:
+            # bytes() of a bytes object is that same object: no copy for read_pulled's chunks.
+            yield bytes(chunk)
     except StoreError as error:
         raise IntegrityFailure(f"cannot read {what}: {error}") from None
 

@@ -168,7 +168,7 @@ def _table(stored: StoredFile, delimiter: str) -> Preview:
     reader = csv.reader(io.StringIO(_complete_lines(data, truncated)), delimiter=delimiter)
     try:
         header = next(reader, [])
-        rows = []
+        rows: list[list[str]] = []
         for row in reader:
             if len(rows) == TABLE_ROWS:
                 truncated = True
@@ -185,7 +185,7 @@ def _table(stored: StoredFile, delimiter: str) -> Preview:
 
 def _jsonl(stored: StoredFile) -> Preview:
     data, truncated = _head(stored, TABLE_BYTES)
-    records = []
+    records: list[object] = []
     for number, line in enumerate(_complete_lines(data, truncated).splitlines(), start=1):
         if not line.strip():
             continue
