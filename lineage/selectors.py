@@ -21,9 +21,9 @@ from catalog import permissions
 from catalog.models import Dataset, Version
 from catalog.selectors import resolve_spec
 from catalog.services.errors import NotFound, UserError
-from lineage import hooks
 from lineage.domain import graph as lgraph
 from lineage.models import Edge, Node, Run, Source
+from registry.models import ModelPin, ModelVersion
 
 LAYER_CAP = 12
 # Rows read per ring before switching to a count: a node with a million
@@ -167,13 +167,13 @@ def _neighbourhood(*, user: permissions.User, focus: Node, depth: int, direction
 
 def _annotate(graph: nx.DiGraph, ids: list[int]) -> None:
     """Fill node attributes from the node and detail tables: four queries, and
-    one more for each kind an app above lineage annotates (model versions)."""
+    a fifth when model versions are among the nodes."""
     node_of_version: dict[str, int] = {}
-    of_kind: dict[str, list[int]] = {}
+    model_ids: list[int] = []
     for node in Node.objects.filter(pk__in=ids).only("id", "kind", "label", "version_id"):
         graph.add_node(node.pk, kind=node.kind, label=node.label, sublabel="")
-        if node.kind in hooks.node_annotators:
-            of_kind.setdefault(node.kind, []).append(node.pk)
+        if node.kind == Node.Kind.MODEL:
+            model_ids.append(node.pk)
         if node.version_id:
             node_of_version[node.version_id] = node.pk
     for run in Run.objects.filter(node_id__in=ids).defer("facets", "command"):
@@ -197,8 +197,15 @@ def _annotate(graph: nx.DiGraph, ids: list[int]) -> None:
             uri=source.uri,
             version_tag=source.version_tag,
         )
-    for kind, kind_ids in of_kind.items():
-        hooks.node_annotators[kind](graph, kind_ids)
+    models = ModelVersion.objects.filter(node_id__in=model_ids) if model_ids else ModelVersion.objects.none()
+    for model in models.only("node_id", "name", "version", "created", "regressions"):
+        flag = " · regression" if model.regressions else ""
+        graph.add_node(
+            model.node_id,
+            sublabel=f"model · {model.created:%b %d}{flag}",
+            model=model.name,
+            model_version=model.version,
+        )
     versions = Version.objects.filter(pk__in=list(node_of_version)).select_related("dataset")
     for version in versions.only("id", "semver", "stage", "golden", "rolled_back", "dataset__name"):
         flags = " · golden" if version.golden else (" · rolled back" if version.rolled_back else "")
@@ -222,8 +229,10 @@ class NodeDetails:
     run: Run | None = None
     source: Source | None = None
     version: Version | None = None
-    # What the app owning the node's kind says about it (a model version).
-    extra: hooks.NodeExtra | None = None
+    model: ModelVersion | None = None
+    # A model's pins the user may read, and how many others it has.
+    model_pins: list[ModelPin] = field(default_factory=list)
+    hidden_pins: int = 0
     inputs: int = 0
     outputs: int = 0
 
@@ -250,8 +259,10 @@ class NodeDetails:
                 owner=self.source.owner,
                 facets=self.source.facets,
             )
-        if self.extra is not None:
-            data.update(self.extra.data)
+        if self.model is not None:
+            from registry.services.training import model_as_dict
+
+            data.update(model_as_dict(self.model, pins=self.model_pins, hidden=self.hidden_pins))
             data["id"] = self.node.pk
         if self.version is not None:
             data.update(
@@ -271,8 +282,12 @@ def node_details(*, user: permissions.User, node: Node) -> NodeDetails:
         details.run = Run.objects.filter(node=node).first()
     elif node.kind == Node.Kind.SOURCE:
         details.source = Source.objects.filter(node=node).first()
-    elif node.kind in hooks.node_details:
-        details.extra = hooks.node_details[node.kind](user, node)
+    elif node.kind == Node.Kind.MODEL:
+        details.model = ModelVersion.objects.filter(node=node).select_related("predecessor").first()
+        if details.model is not None:
+            from registry.selectors import model_visible_pins  # it builds on this module
+
+            details.model_pins, details.hidden_pins = model_visible_pins(user, details.model)
     elif node.version_id:
         details.version = Version.objects.select_related("dataset").filter(pk=node.version_id).first()
     details.inputs = Edge.objects.filter(dst=node).count()
@@ -454,9 +469,8 @@ def run_list(*, user: permissions.User, limit: int = 50) -> list[Run]:
 
 def section_for(user: permissions.User, version: Version, cap: int = 6) -> dict[str, Any]:
     """What ``lineage/_section.html`` shows for a version: its direct lineage
-    (depth 1, both ways) drawn small, counts, what apps above lineage name as
-    built from it (the model versions that pinned it), and links. Seven queries
-    (and one per mention provider when runs used it), or one when the version
+    (depth 1, both ways) drawn small, counts, the model versions that pinned it,
+    and links. Seven queries (eight when runs used it), or one when the version
     has no recorded lineage."""
     node = Node.objects.filter(version=version).first()
     if node is None or not permissions.can_read(user, version.dataset):
@@ -467,14 +481,19 @@ def section_for(user: permissions.User, version: Version, cap: int = 6) -> dict[
         n for n in fetched.graph.predecessors(node.pk) if fetched.graph.nodes[n].get("kind") == "run"
     ]
     consumers = [n for n in fetched.graph.successors(node.pk) if fetched.graph.nodes[n].get("kind") == "run"]
-    # What was built from this version (model versions that pinned it): asked only
-    # when runs used it, one query each.
-    mentions = [mention(version, cap) for mention in hooks.version_mentions] if consumers else []
+    # Model versions that pinned this version: one more query, only when runs used it.
+    pins = (
+        list(
+            ModelPin.objects.filter(version=version).select_related("model").order_by("-model__created")[:cap]
+        )
+        if consumers
+        else []
+    )
     return {
         "version": version,
         "node": node,
         "layout": placed,
         "produced_by": [fetched.graph.nodes[n] | {"id": n} for n in producers],
         "consumed_by": len(consumers),
-        "mentions": [(heading, named) for heading, named in mentions if named],
+        "models": [pin.model for pin in pins],
     }
