@@ -15,15 +15,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer, SessionAuth
 
-from catalog.services.errors import (
-    ConflictError,
-    Forbidden,
-    IntegrityFailure,
-    NotFound,
-    RestoreInProgress,
-    StrataError,
-    UserError,
-)
+from catalog.services.errors import StrataError
 from catalog.services.tokens import token_authenticate
 
 logger = logging.getLogger(__name__)
@@ -53,24 +45,15 @@ def _error(request: HttpRequest, message: str, status: int):
 
 @api.exception_handler(StrataError)
 def strata_error(request: HttpRequest, error: StrataError):
-    if isinstance(error, NotFound):
-        status = 404
-    elif isinstance(error, Forbidden):
-        status = 403
-    elif isinstance(error, ConflictError):
-        status = 409
-    elif isinstance(error, UserError):
-        status = 400
-    elif isinstance(error, IntegrityFailure):
-        status = 502
-    elif isinstance(error, RestoreInProgress):
-        # Not an outage: the data is being restored from cold storage.
-        response = api.create_response(request, {"error": str(error), "restoring": True}, status=503)
-        response["Retry-After"] = str(max(1, round(error.ready_in_seconds or 60)))
-        return response
-    else:
-        status = 500
-    return _error(request, str(error), status)
+    """Every service error, answered as its class says: its status, its sentence,
+    its kind where the body names it, and its headers (Retry-After for a restore)."""
+    body: dict[str, object] = {"error": str(error)}
+    if error.body_flag:
+        body[error.kind] = True
+    response = api.create_response(request, body, status=error.http_status)
+    for header, value in error.response_headers().items():
+        response[header] = value
+    return response
 
 
 @api.exception_handler(ValidationError)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from strata_client import http
-from strata_client.errors import ClientError, TransferError
+from strata_client.errors import ClientError, StrataClientError, TransferError
 from strata_client.scan import Scan
 from strata_store import chunker, packs
 from strata_store.errors import StoreError
@@ -296,7 +296,7 @@ class PushSession:
         except StoreError as error:
             ingest.abort()
             cause = error.__cause__
-            if isinstance(cause, Exception) and hasattr(cause, "exit_code"):
+            if isinstance(cause, StrataClientError):
                 raise cause from None  # the server's or the store's own sentence
             raise TransferError(f"the push failed: {error}.") from None
         except BaseException:

@@ -46,7 +46,10 @@ _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 
 
 class UploadTooLarge(UserError):
-    """The upload (or what an archive unpacks to) is over the limit."""
+    """The upload (or what an archive unpacks to) is over the limit (HTTP 413)."""
+
+    http_status = 413
+    kind = "too_large"
 
 
 def too_large_message(limit: int) -> str:
