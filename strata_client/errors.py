@@ -1,15 +1,26 @@
 """What can go wrong, each with the exit code the console command uses: 2 when the
 request itself is wrong (bad input, unknown name, no permission, bad token), 1 when
 it was right but could not be done (a branch moved, the network, damaged data), 3
-when the data is being restored from cold storage (pull again later)."""
+when the data is being restored from cold storage (pull again later).
+
+An error answer of the server becomes one of these through one table,
+`ANSWERS`: by its status and the kind its JSON body names (``"restoring": true``),
+else by its status alone, else as a client error (4xx) or a server error (5xx).
+"""
 
 from __future__ import annotations
+
+import json
 
 
 class StrataClientError(Exception):
     """Base class: one sentence for people, and an exit code."""
 
     exit_code = 1
+
+    @classmethod
+    def from_answer(cls, message: str, retry_after: float | None) -> StrataClientError:
+        return cls(message)
 
 
 class ClientError(StrataClientError):
@@ -44,6 +55,10 @@ class Restoring(StrataClientError):
         super().__init__(message)
         self.retry_after = retry_after
 
+    @classmethod
+    def from_answer(cls, message: str, retry_after: float | None) -> StrataClientError:
+        return cls(message, retry_after)
+
 
 class ServerError(StrataClientError):
     """The server failed (a 5xx); the message carries its reference."""
@@ -55,3 +70,37 @@ class TransferError(StrataClientError):
 
 class IntegrityError(StrataClientError):
     """Bytes received do not match their names: nothing was written."""
+
+
+# (status, kind named in the body) -> the error raised; None matches any body.
+ANSWERS: dict[tuple[int, str | None], type[StrataClientError]] = {
+    (401, None): AuthError,
+    (403, None): Forbidden,
+    (404, None): NotFound,
+    (409, None): Conflict,
+    (503, "restoring"): Restoring,
+}
+
+
+def error_from_answer(status: int, body: bytes, retry_after: str | None = None) -> StrataClientError:
+    """The error for an error answer of the server: its status, its JSON body
+    (``{"error": "sentence"}``, perhaps with ``"<kind>": true``) and its
+    Retry-After header."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        payload = {}
+    message = payload.get("error")
+    if not isinstance(message, str):
+        message = f"the server answered {status}."
+    kind = next((key for key, value in payload.items() if key != "error" and value is True), None)
+    error_class = ANSWERS.get((status, kind)) or ANSWERS.get((status, None))
+    if error_class is None:
+        error_class = ClientError if status < 500 else ServerError
+    try:
+        seconds = float(retry_after) if retry_after else None
+    except ValueError:
+        seconds = None
+    return error_class.from_answer(message, seconds)

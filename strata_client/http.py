@@ -16,60 +16,10 @@ import urllib.parse
 import urllib.request
 from typing import Any, BinaryIO
 
-from strata_client.errors import (
-    AuthError,
-    ClientError,
-    Conflict,
-    Forbidden,
-    NotFound,
-    Restoring,
-    ServerError,
-    TransferError,
-)
+from strata_client.errors import ClientError, Restoring, TransferError, error_from_answer
 
 _RETRY_STATUS = {502, 503, 504}
 _ATTEMPTS = 4
-
-
-def _message(body: bytes, status: int) -> str:
-    try:
-        payload = json.loads(body)
-        if isinstance(payload, dict) and isinstance(payload.get("error"), str):
-            return payload["error"]
-    except ValueError:
-        pass
-    return f"the server answered {status}."
-
-
-def _restoring(body: bytes, status: int, retry_after: str | None) -> Restoring | None:
-    """A 503 that says the data is being restored: not an outage, not retried."""
-    if status != 503:
-        return None
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return None
-    if not (isinstance(payload, dict) and payload.get("restoring") is True):
-        return None
-    try:
-        seconds = float(retry_after) if retry_after else None
-    except ValueError:
-        seconds = None
-    return Restoring(_message(body, status), seconds)
-
-
-def _error_for(status: int, message: str) -> Exception:
-    if status == 401:
-        return AuthError(message)
-    if status == 403:
-        return Forbidden(message)
-    if status == 404:
-        return NotFound(message)
-    if status == 409:
-        return Conflict(message)
-    if status < 500:
-        return ClientError(message)
-    return ServerError(message)
 
 
 class Transport:
@@ -115,14 +65,13 @@ class Transport:
                     raw = response.read()
                     return response.status, (json.loads(raw) if raw else None)
             except urllib.error.HTTPError as error:
-                raw = error.read()
-                restoring = _restoring(raw, error.code, error.headers.get("Retry-After"))
-                if restoring is not None:
-                    raise restoring from None
-                if may_retry and error.code in _RETRY_STATUS and attempt + 1 < _ATTEMPTS:
+                answer = error_from_answer(error.code, error.read(), error.headers.get("Retry-After"))
+                # A 503 that says the data is being restored is not an outage: not retried.
+                transient = may_retry and error.code in _RETRY_STATUS and not isinstance(answer, Restoring)
+                if transient and attempt + 1 < _ATTEMPTS:
                     time.sleep(0.5 * 2**attempt)
                     continue
-                raise _error_for(error.code, _message(raw, error.code)) from None
+                raise answer from None
             except (TimeoutError, urllib.error.URLError, ConnectionError) as error:
                 if may_retry and attempt + 1 < _ATTEMPTS:
                     time.sleep(0.5 * 2**attempt)
