@@ -33,6 +33,7 @@ from cards.domain.cards import (
 )
 from catalog import permissions
 from catalog.models import AuditEvent, Branch, CardDocument, Dataset, Version
+from catalog.services.commits import CommitContent, commit_on_head, version_commit
 from catalog.services.errors import StrataError, UserError
 from strata_store.hashing import digest_hex
 
@@ -103,8 +104,6 @@ def card_save(
 
     Stewards edit cards (``permissions.require_write``).
     """
-    from catalog.services.versions import version_commit
-
     permissions.require_write(user, dataset)
     if user is not None:
         author = user.get_username()
@@ -116,29 +115,19 @@ def card_save(
     if head.card_id == document.id:
         return head
     score = completeness(card)
-    version = version_commit(
+    request = commit_on_head(
         user=user,
         dataset=dataset,
-        dataset_name=dataset.name,
         branch_name=branch_name,
-        start_head=head,
-        root_id=head.tree_id,
-        trees={},
-        records={},
-        report_packs=[],
+        head=head,
         author=author,
         message=message or "Edit the dataset card",
-        stage=None,
-        explicit_semver=None,
-        file_count=head.file_count,
-        logical=head.logical_bytes,
-        new_bytes=0,
-        stored_bytes=0,
-        bump="patch",
-        bump_reasons=["the dataset card changed"],
-        card_id=document.id,
-        relies_on_version=head,
     )
+    request.content = CommitContent.tree_of(head)
+    request.bump, request.bump_reasons = "patch", ["the dataset card changed"]
+    request.card_id = document.id
+    request.relies_on_version = head
+    version = version_commit(request)
     AuditEvent.objects.create(
         user=user if user is not None and user.is_authenticated else None,
         actor=author,

@@ -111,7 +111,9 @@ def split_make(
     """
     from catalog.domain.tabular import TableError, is_tabular, read_table
     from catalog.selectors.exports import file_stream
-    from catalog.services.versions import build_trees_from, check_ref_name, version_commit
+    from catalog.services.commits import CommitContent, commit_on_head, version_commit
+    from catalog.services.validation import check_ref_name
+    from catalog.services.versions import build_trees_from
     from lineage.services.runs import run_record, version_endpoint
 
     permissions.require_write(user, dataset)
@@ -269,29 +271,29 @@ def split_make(
     }
     # The version and its run together, or neither.
     with transaction.atomic():
-        version = version_commit(
+        request = commit_on_head(
             user=user,
             dataset=dataset,
-            dataset_name=dataset.name,
             branch_name=branch_name,
-            start_head=head,
-            root_id=root_id,
-            trees=trees,
-            records=records,
-            report_packs=ingest_report.packs,
+            head=head,
             author=author,
             message=f"Split {input_path or 'the files'} {method} by {id_column} into "
             + ", ".join(f"{name} {ratio:g}" for name, ratio in ratio_map.items()),
-            stage=Stage.SPLIT,
-            explicit_semver=None,
+        )
+        request.stage = Stage.SPLIT
+        request.content = CommitContent(
+            root_id=root_id,
             file_count=file_count,
             logical=logical,
+            trees=trees,
+            records=records,
+            packs=ingest_report.packs,
             new_bytes=ingest_report.new_raw_bytes,
             stored_bytes=ingest_report.new_bytes,
-            bump="minor",
-            relied_on=ingest_report.reused_chunks,
-            relies_on_version=source,
         )
+        request.relied_on = ingest_report.reused_chunks
+        request.relies_on_version = source
+        version = version_commit(request)
         run = run_record(
             user=user,
             actor=author,

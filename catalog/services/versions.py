@@ -10,49 +10,32 @@ removes.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import stat as statmod
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from catalog import permissions
 from catalog.hooks import store_transferred
 from catalog.models import (
-    DATASET_NAME_RE,
-    REF_NAME_RE,
-    SEMVER_RE,
-    AuditEvent,
-    Branch,
-    Chunk,
-    Dataset,
-    FileManifest,
-    Pack,
-    Stage,
-    Tree,
     Version,
 )
-from catalog.services.collection import reusing
-from catalog.services.errors import ConflictError, UserError
-from catalog.services.possession import dataset_files_add, manifest_chunks_add
+from catalog.services.commits import CommitContent, CommitRequest, commit_prepare, version_commit
+from catalog.services.errors import UserError
 from catalog.services.store import (
     DatabaseChunkIndex,
-    batched,
-    chunks_register,
     file_chunks,
     get_backend,
     present_digests,
-    tree_row,
     walk_tree,
 )
+from catalog.services.validation import check_dataset_name, check_ref_name, parse_semver  # noqa: F401
 from strata_store import paths
 from strata_store import tree as treeformat
 from strata_store.hashing import digest_hex
@@ -103,29 +86,6 @@ class PushResult:
             "reused_bytes": self.reused_bytes,
             "packs": self.packs,
         }
-
-
-def parse_semver(value: str) -> tuple[int, int, int]:
-    match = SEMVER_RE.match(value)
-    if not match:
-        raise UserError(f"{value!r} is not a semantic version: use MAJOR.MINOR.PATCH, e.g. 1.2.0.")
-    return int(match[1]), int(match[2]), int(match[3])
-
-
-def check_dataset_name(name: str) -> None:
-    if not DATASET_NAME_RE.match(name):
-        raise UserError(
-            f"{name!r} is not a valid dataset name: use letters, digits, '.', '_' and '-',"
-            " starting with a letter or digit."
-        )
-
-
-def check_ref_name(name: str, what: str = "branch") -> None:
-    if not REF_NAME_RE.match(name) or SEMVER_RE.match(name):
-        raise UserError(
-            f"{name!r} is not a valid {what} name: use letters, digits, '.', '_', '-' and '/',"
-            " and not the form of a semantic version."
-        )
 
 
 # -- scanning -------------------------------------------------------------------------
@@ -279,96 +239,46 @@ def version_push(
     progress: ProgressSink | None = None,
     stat_cache: bool = True,
     created: datetime | None = None,
+    within: Sequence[Callable[[Version], None]] = (),
 ) -> PushResult:
     """Store `path` (a file or folder) as a new version on a branch of a dataset.
 
     Creates the dataset at its first push (the pushing user becomes its owner).
     Makes no version when the content equals the branch head's. `user` None is the
-    trusted local command line; otherwise the steward role is needed. Raises UserError for bad input (nothing changed), and
-    ConflictError when the branch moved while pushing (the data stays stored, so
-    pushing again is quick).
+    trusted local command line; otherwise the steward role is needed. Raises
+    UserError for bad input (nothing changed), and ConflictError when the branch
+    moved while pushing (the data stays stored, so pushing again is quick).
 
     `created` dates the version in the past, as ``git commit --date`` does, for
     history brought over from another tool; it must not be in the future nor
-    before the branch head's own date.
+    before the branch head's own date. `within` are writes made in the version's
+    own transaction (a lineage run recorded with the push).
     """
-    check_dataset_name(dataset_name)
-    if branch is not None:
-        check_ref_name(branch)
-    if stage is not None and stage not in Stage.values:
-        raise UserError(f"{stage!r} is not a stage: use one of {', '.join(Stage.values)}.")
-    explicit_semver = parse_semver(semver) if semver else None
-
-    dataset = Dataset.objects.filter(name=dataset_name).first()
-    if dataset is None:
-        permissions.require_role(user, permissions.STEWARD, "create datasets")
-    else:
-        permissions.require_write(user, dataset)
-    if user is not None:
-        author = user.get_username()
-    if not author:
-        raise UserError("a push needs an author.")
-    branch_name = branch or (dataset.default_branch if dataset else "main")
-    start_head: Version | None = None
-    if dataset is not None:
-        branch_row = Branch.objects.filter(dataset=dataset, name=branch_name).select_related("head").first()
-        empty = branch_row is None and branch_name == dataset.default_branch and not dataset.branches.exists()
-        if branch_row is None and not empty:
-            raise UserError(
-                f"dataset {dataset_name} has no branch {branch_name}; create it first with "
-                f"`strata branch {dataset_name} {branch_name}`."
-            )
-        # A dataset made empty (on its page or through the API) takes its first
-        # push on its default branch, which that push creates.
-        start_head = branch_row.head if branch_row is not None else None
-        if explicit_semver is not None:
-            _check_explicit_semver(dataset, start_head, explicit_semver)
-    if created is not None:
-        check_commit_date(created, start_head)
-
+    request = commit_prepare(
+        user=user,
+        dataset_name=dataset_name,
+        branch=branch,
+        author=author,
+        message=message,
+        stage=stage,
+        semver=semver,
+        semver_override=semver_override,
+        created=created,
+    )
+    request.within.extend(within)
     root, scan = scan_path(path)
     # A folder pushed once (a browser upload's staging copy) is not worth caching.
     cache = _stat_cache() if stat_cache else NullStatCache()
     try:
-        return _push_scanned(
-            semver_override=semver_override,
-            user=user,
-            root=root,
-            scan=scan,
-            cache=cache,
-            dataset=dataset,
-            dataset_name=dataset_name,
-            branch_name=branch_name,
-            start_head=start_head,
-            author=author,
-            message=message,
-            stage=stage,
-            explicit_semver=explicit_semver,
-            progress=progress,
-            created=created,
-        )
+        return _push_scanned(request, root=root, scan=scan, cache=cache, progress=progress)
     finally:
         cache.close()
 
 
 def _push_scanned(
-    *,
-    semver_override: str | None,
-    user: permissions.User,
-    root: str,
-    scan: Scan,
-    cache: StatCache,
-    dataset: Dataset | None,
-    dataset_name: str,
-    branch_name: str,
-    start_head: Version | None,
-    author: str,
-    message: str,
-    stage: str | None,
-    explicit_semver: tuple[int, int, int] | None,
-    progress: ProgressSink | None,
-    created: datetime | None = None,
+    request: CommitRequest, *, root: str, scan: Scan, cache: StatCache, progress: ProgressSink | None
 ) -> PushResult:
+    start_head, dataset_name, branch_name = request.start_head, request.dataset_name, request.branch_name
     fingerprint = scan_fingerprint(scan)
     if start_head is not None and cache.snapshot_tree(root, fingerprint) == start_head.tree_id:
         # The folder is exactly as it was when it last matched the head.
@@ -449,35 +359,23 @@ def _push_scanned(
                 data = handle.read() if needs_whole_file(relpath) else handle.read(SCHEMA_SAMPLE_BYTES + 1)
             return read_schema(relpath, data)
 
-        bump, bump_reasons = commit_bump(start_head, root_id, trees, new_schema)
-        version = version_commit(
-            user=user,
-            dataset=dataset,
-            dataset_name=dataset_name,
-            branch_name=branch_name,
-            start_head=start_head,
+        request.bump, request.bump_reasons = commit_bump(start_head, root_id, trees, new_schema)
+        request.content = CommitContent(
             root_id=root_id,
-            trees=trees,
-            records=records,
-            report_packs=report.packs,
-            author=author,
-            message=message,
-            stage=stage,
-            explicit_semver=explicit_semver,
             file_count=file_count,
             logical=logical,
+            trees=trees,
+            records=records,
+            packs=report.packs,
             new_bytes=report.new_raw_bytes,
             stored_bytes=report.new_bytes,
-            bump=bump,
-            bump_reasons=bump_reasons,
-            semver_override=semver_override,
-            created=created,
-            relied_on=[
-                *report.reused_chunks,
-                *(chunk_id for chunk_ids in file_chunks(reused_files).values() for chunk_id in chunk_ids),
-            ],
-            relies_on_version=start_head if parent_live else None,
         )
+        request.relied_on = [
+            *report.reused_chunks,
+            *(chunk_id for chunk_ids in file_chunks(reused_files).values() for chunk_id in chunk_ids),
+        ]
+        request.relies_on_version = start_head if parent_live else None
+        version = version_commit(request)
         made = True
     by_rel = {scanned.relpath: scanned for scanned in scan.files}
     cache.record((by_rel[rel].abspath, by_rel[rel].stat, digest) for rel, digest in digests.items())
@@ -495,309 +393,6 @@ def _push_scanned(
         reused_bytes=reused,
         packs=len(report.packs),
     )
-
-
-def check_commit_date(created: datetime, parent: Version | None) -> None:
-    """A back-dated commit keeps history in order: not in the future, not before
-    the version it follows."""
-    if timezone.is_naive(created):
-        raise UserError("give the commit date with its time zone, e.g. 2026-05-01T09:00:00+00:00.")
-    if created > timezone.now():
-        raise UserError(f"the commit date {created.isoformat()} is in the future.")
-    if parent is not None and created < parent.created:
-        raise UserError(
-            f"the commit date {created.isoformat()} is before the branch head's "
-            f"({parent.created.isoformat()}): history must stay in order."
-        )
-
-
-def _next_semver(dataset: Dataset, parent: Version | None, bump: str = "minor") -> tuple[int, int, int]:
-    """The next free version number after `parent` for a change of kind `bump`.
-
-    Numbers are unique per dataset, so a bump skips past what other branches took.
-    """
-    if parent is None:
-        return (1, 0, 0)
-    versions = Version.objects.filter(dataset=dataset)
-    if bump == "major":
-        top = versions.aggregate(top=Max("semver_major"))["top"] or 0
-        return (top + 1, 0, 0)
-    if bump == "patch":
-        top = versions.filter(semver_major=parent.semver_major, semver_minor=parent.semver_minor).aggregate(
-            top=Max("semver_patch")
-        )["top"]
-        return (parent.semver_major, parent.semver_minor, (top or 0) + 1)
-    top = versions.filter(semver_major=parent.semver_major).aggregate(top=Max("semver_minor"))["top"]
-    return (parent.semver_major, (top or 0) + 1, 0)
-
-
-def _check_explicit_semver(
-    dataset: Dataset,
-    start_head: Version | None,
-    numbers: tuple[int, int, int],
-    *,
-    bump: str | None = None,
-    reasons: Sequence[str] = (),
-    override: str | None = None,
-) -> None:
-    """An explicit version must be new, newer than the head, and — unless
-    overridden with a reason — not understate the change (`bump`)."""
-    semver = ".".join(map(str, numbers))
-    if start_head is not None and numbers <= (
-        start_head.semver_major,
-        start_head.semver_minor,
-        start_head.semver_patch,
-    ):
-        raise UserError(f"version {semver} is not newer than the branch head's {start_head.semver}.")
-    if Version.objects.filter(dataset=dataset, semver=semver).exists():
-        raise UserError(f"{dataset.name} already has a version {semver}; choose another.")
-    if bump is None or start_head is None or override:
-        return
-    head = (start_head.semver_major, start_head.semver_minor)
-    understated = (bump == "major" and numbers[0] == head[0]) or (bump == "minor" and numbers[:2] == head)
-    if understated:
-        suggested = ".".join(map(str, _next_semver(dataset, start_head, bump)))
-        why = f" ({reasons[0]})" if reasons else ""
-        raise UserError(
-            f"version {semver} understates a {bump} change from {start_head.semver}{why}: use {suggested},"
-            " or pass --allow-semver-override with the reason."
-        )
-
-
-def version_id_for(fields: dict[str, object]) -> str:
-    """A version's id: the hash of everything that defines it."""
-    return digest_hex(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode())
-
-
-def _check_still_indexed(chunk_ids: Sequence[str], dataset_name: str) -> None:
-    found = 0
-    for batch in batched(chunk_ids, 5000):
-        found += Chunk.objects.filter(id__in=batch).count()
-    if found != len(chunk_ids):
-        raise ConflictError(
-            f"garbage collection removed {len(chunk_ids) - found} of the stored chunks this push to"
-            f" {dataset_name} reuses while it ran; nothing was committed: push again to store them anew."
-        )
-
-
-def version_commit(
-    *,
-    user: permissions.User,
-    dataset: Dataset | None,
-    dataset_name: str,
-    branch_name: str,
-    start_head: Version | None,
-    root_id: str,
-    trees: dict[str, tuple[bytes, int]],
-    records: dict[str, FileRecord],
-    report_packs: list,
-    author: str,
-    message: str,
-    stage: str | None,
-    explicit_semver: tuple[int, int, int] | None,
-    file_count: int,
-    logical: int,
-    new_bytes: int,
-    stored_bytes: int,
-    bump: str = "minor",
-    bump_reasons: Sequence[str] = (),
-    semver_override: str | None = None,
-    card_id: str | None = None,
-    created: datetime | None = None,
-    relied_on: Iterable[str] = (),
-    relies_on_version: Version | None = None,
-) -> Version:
-    """Register the stored data, then create the version and move the branch by
-    compare-and-swap from the head seen when the push began.
-
-    `relied_on` names the chunks the new version reaches that this push found
-    already stored rather than wrote (deduplicated, or files it did not read
-    again); they are checked to be still indexed as the version is created.
-    `relies_on_version` is a version whose files the commit takes as stored
-    without checking them (the branch head a push builds on, a split's source): it
-    must not have expired meanwhile.
-
-    `bump` (major, minor, patch: see `catalog.selectors.changes.commit_bump`) chooses the next
-    semantic version; an explicit one that understates it is refused unless
-    `semver_override` gives the reason, which the audit event records.
-
-    The one way a version comes to exist, whether its files were pushed from a local
-    folder or listed by a remote client whose packs are already registered (it then
-    passes no packs). Every pack named here must already be stored, and every chunk
-    a record or tree names must be in the index: callers check that first.
-
-    The new version carries its parent's dataset card forward unless `card_id`
-    names another (a card edit, ``cards.services.cards``). `created` dates it in
-    the past (checked by the caller with ``check_commit_date``); the rows it
-    writes are still stamped with the real time.
-    """
-    if dataset is None:
-        permissions.require_role(user, permissions.STEWARD, "create datasets")
-    else:
-        permissions.require_write(user, dataset)
-    now = timezone.now()
-    # In UTC, as the database gives it back, so the id can be recomputed from the row.
-    committed = created.astimezone(UTC) if created is not None else now
-    # First transaction: the stored data. These rows are content-addressed and name
-    # only packs already written, so they are safe on their own, and a push refused
-    # below (a conflict) leaves its data registered: pushing again uploads nothing.
-    with transaction.atomic():
-        Pack.objects.bulk_create(
-            [Pack(id=p.pack_id, size=p.size, chunk_count=len(p.entries), created=now) for p in report_packs],
-            ignore_conflicts=True,
-        )
-        for pack in report_packs:
-            chunks_register(pack.pack_id, pack.entries)
-        FileManifest.objects.bulk_create(
-            [
-                FileManifest(
-                    digest=record.digest,
-                    size=record.size,
-                    chunk_ids=b"".join(bytes.fromhex(c) for c in record.chunk_ids),
-                )
-                for record in records.values()
-                if len(record.chunk_ids) > 1
-            ],
-            ignore_conflicts=True,
-            batch_size=500,
-        )
-        manifest_chunks_add(records.values())
-        Tree.objects.bulk_create(
-            [tree_row(data, count) for data, count in trees.values()], ignore_conflicts=True, batch_size=500
-        )
-
-    # Second transaction: the version, and the branch moved by compare-and-swap.
-    # Chunks this commit relies on but did not write must still be indexed, under
-    # the lock garbage collection takes to delete (catalog.services.collection).
-    relied = list(dict.fromkeys(relied_on))
-    with reusing() if relied or relies_on_version else contextlib.nullcontext():
-        if relied:
-            _check_still_indexed(relied, dataset_name)
-        if (
-            relies_on_version is not None
-            and Version.objects.filter(pk=relies_on_version.pk, expired__isnull=False).exists()
-        ):
-            raise ConflictError(
-                f"{relies_on_version} expired under the retention policy while this push ran;"
-                " nothing was committed: push again."
-            )
-        try:
-            with transaction.atomic():
-                if dataset is None:
-                    dataset = Dataset.objects.create(
-                        name=dataset_name, default_branch=branch_name, created=now, updated=now
-                    )
-                    if user is not None:
-                        dataset.owners.add(user)
-                    AuditEvent.objects.create(
-                        user=user,
-                        actor=author,
-                        action="dataset.create",
-                        dataset=dataset,
-                        object_type="dataset",
-                        object_id=dataset.name,
-                        after={"name": dataset.name},
-                    )
-                if explicit_semver is not None:
-                    # Checked before any work too; again here, against concurrent pushes,
-                    # and now against the kind of change as well.
-                    _check_explicit_semver(
-                        dataset,
-                        start_head,
-                        explicit_semver,
-                        bump=bump,
-                        reasons=bump_reasons,
-                        override=semver_override,
-                    )
-                    numbers = explicit_semver
-                else:
-                    numbers = _next_semver(dataset, start_head, bump)
-                semver = ".".join(map(str, numbers))
-                final_stage = stage or (start_head.stage if start_head else Stage.RAW)
-                parents = [start_head.id] if start_head else []
-                final_card = card_id or (start_head.card_id if start_head else None)
-                id_fields: dict[str, object] = {
-                    "dataset": dataset_name,
-                    "tree": root_id,
-                    "parents": parents,
-                    "author": author,
-                    "message": message,
-                    "created": committed.isoformat(),
-                    "semver": semver,
-                    "stage": final_stage,
-                }
-                if final_card:
-                    # Only when there is a card, so versions without one keep their ids.
-                    id_fields["card"] = final_card
-                version_id = version_id_for(id_fields)
-                version = Version.objects.create(
-                    id=version_id,
-                    dataset=dataset,
-                    parent=start_head,
-                    tree_id=root_id,
-                    author=author,
-                    message=message,
-                    created=committed,
-                    semver=semver,
-                    semver_major=numbers[0],
-                    semver_minor=numbers[1],
-                    semver_patch=numbers[2],
-                    stage=final_stage,
-                    file_count=file_count,
-                    logical_bytes=logical,
-                    new_bytes=new_bytes,
-                    stored_bytes=stored_bytes,
-                    card_id=final_card,
-                )
-                if start_head is None:
-                    if Branch.objects.filter(dataset=dataset, name=branch_name).exists():
-                        raise ConflictError(
-                            f"branch {branch_name} of {dataset_name} was created by another push"
-                            " meanwhile; your data is stored, push again."
-                        )
-                    Branch.objects.create(
-                        dataset=dataset, name=branch_name, head=version, created=now, updated=now
-                    )
-                else:
-                    # Compare-and-swap: move the head only if it is still where it was when
-                    # this push began, so a concurrent commit is never silently replaced.
-                    moved = Branch.objects.filter(
-                        dataset=dataset, name=branch_name, head_id=start_head.id
-                    ).update(head=version, updated=now)
-                    if moved != 1:
-                        raise ConflictError(
-                            f"branch {branch_name} of {dataset_name} moved while you were pushing;"
-                            " your data is stored, push again to commit on top of the new head."
-                        )
-                Dataset.objects.filter(pk=dataset.pk).update(updated=now)
-                # What the dataset now holds: possession for later remote pushes.
-                dataset_files_add(
-                    dataset_id=dataset.pk,
-                    root_id=root_id,
-                    parent_root_id=start_head.tree_id if start_head else None,
-                )
-                AuditEvent.objects.create(
-                    user=user,
-                    actor=author,
-                    action="version.create",
-                    dataset=dataset,
-                    object_type="version",
-                    object_id=version.id,
-                    before={"branch": branch_name, "head": start_head.id if start_head else None},
-                    after={
-                        "branch": branch_name,
-                        "head": version.id,
-                        "semver": semver,
-                        "bump": bump,
-                        "bump_reasons": list(bump_reasons)[:20],
-                        **({"semver_override": semver_override} if semver_override else {}),
-                    },
-                )
-        except IntegrityError as error:
-            raise ConflictError(
-                f"another push to {dataset_name} committed at the same moment ({error}); push again."
-            ) from None
-    return version
 
 
 def version_touch(*, version: Version, now: datetime | None = None) -> None:

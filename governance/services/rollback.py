@@ -25,6 +25,7 @@ from django.utils import timezone
 from catalog import failpoints, permissions
 from catalog.models import AuditEvent, Branch, Dataset, Pack, Version
 from catalog.selectors import version_log
+from catalog.services.commits import CommitContent, commit_on_head, version_commit
 from catalog.services.datasets import actor_name
 from catalog.services.errors import Forbidden, NotFound, UserError
 from catalog.services.store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
@@ -248,7 +249,6 @@ def _restore(request: RollbackRequest) -> Step:
 def _apply(request_id: int) -> Step:
     """Commit the target's tree on the branch and mark what it undoes, all in one
     transaction with the state change: done exactly once."""
-    from catalog.services.versions import version_commit  # late: versions imports much of the app
 
     with transaction.atomic():
         request = _pending(request_id, lock=True)
@@ -266,25 +266,17 @@ def _apply(request_id: int) -> Step:
                 break
             undone.append(version)
         author = f"{request.requester_name} (approved by {request.decider_name})"
-        result = version_commit(
+        commit = commit_on_head(
             user=None,
             dataset=request.dataset,
-            dataset_name=request.dataset.name,
             branch_name=request.branch,
-            start_head=request.head,
-            root_id=target.tree_id,
-            trees={},
-            records={},
-            report_packs=[],
+            head=request.head,
             author=author,
             message=f"Rollback to {target.semver}: {request.reason}",
-            stage=target.stage,
-            explicit_semver=None,
-            file_count=target.file_count,
-            logical=target.logical_bytes,
-            new_bytes=0,
-            stored_bytes=0,
         )
+        commit.stage = target.stage
+        commit.content = CommitContent.tree_of(target)
+        result = version_commit(commit)
         Version.objects.filter(id__in=[v.id for v in undone]).update(
             rolled_back=True, rolled_back_reason=f"rolled back to {target.semver}: {request.reason}"
         )

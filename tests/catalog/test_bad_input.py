@@ -8,8 +8,8 @@ import os
 import pytest
 
 from catalog.models import AuditEvent, Branch, Dataset, Tree, Version
+from catalog.services.commits import version_id_for
 from catalog.services.store import tree_row
-from catalog.services.versions import version_id_for
 from strata_store import tree as treeformat
 from strata_store.hashing import EMPTY_DIGEST
 

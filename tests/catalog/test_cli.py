@@ -185,7 +185,7 @@ def test_an_edit_that_keeps_size_and_mtime_is_still_seen(strata, tmp_path):
 
 def test_history_brought_from_another_tool_keeps_its_dates(strata, tmp_path):
     from catalog.models import Version
-    from catalog.services.versions import version_id_for
+    from catalog.services.commits import version_id_for
 
     source = tmp_path / "d"
     source.mkdir()

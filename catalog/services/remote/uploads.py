@@ -18,9 +18,7 @@ from django.utils import timezone
 
 from catalog import permissions
 from catalog.models import (
-    Branch,
     Chunk,
-    Dataset,
     FileManifest,
     Stage,
     Upload,
@@ -29,17 +27,20 @@ from catalog.models import (
     Version,
 )
 from catalog.services.collection import reusing
+from catalog.services.commits import (
+    UNSET,
+    CommitContent,
+    CommitRequest,
+    branch_head,
+    commit_prepare,
+    dataset_writable,
+    version_commit,
+)
 from catalog.services.errors import NotFound, UserError
 from catalog.services.possession import readable_chunks, readable_files
 from catalog.services.store import batched, get_backend
-from catalog.services.versions import (
-    _check_explicit_semver,
-    build_trees_from,
-    check_dataset_name,
-    check_ref_name,
-    parse_semver,
-    version_commit,
-)
+from catalog.services.validation import check_dataset_name, check_ref_name, parse_semver
+from catalog.services.versions import build_trees_from
 from strata_store import packs as packformat
 from strata_store import tree as treeformat
 from strata_store.backends import Backend
@@ -100,39 +101,6 @@ def check_link_target(path: str, target: str) -> None:
 # -- the upload session -------------------------------------------------------------
 
 
-def _writable_dataset(user: permissions.User, name: str) -> Dataset | None:
-    """The dataset `user` may push to, or None when a steward's push will create it.
-
-    Someone without the steward role gets NotFound for a name that does not exist,
-    exactly as for a restricted dataset they cannot see, so answers never reveal
-    which restricted names exist.
-    """
-    check_dataset_name(name)
-    dataset = Dataset.objects.filter(name=name).first()
-    if dataset is None:
-        if not permissions.has_role(user, permissions.STEWARD):
-            raise NotFound(f"there is no dataset named {name!r}.")
-        return None
-    permissions.require_write(user, dataset)
-    return dataset
-
-
-def _branch_head(dataset: Dataset | None, branch: str) -> Version | None:
-    """The head of `branch`, None for a dataset (or an empty one) that has no versions
-    yet; an unknown branch of a dataset with versions is refused."""
-    if dataset is None:
-        return None
-    row = Branch.objects.filter(dataset=dataset, name=branch).select_related("head").first()
-    if row is not None:
-        return row.head
-    if not Branch.objects.filter(dataset=dataset).exists() and branch == dataset.default_branch:
-        return None  # an empty dataset: its first commit creates the default branch
-    raise UserError(
-        f"dataset {dataset.name} has no branch {branch}; create it first "
-        f"(POST /api/v1/datasets/{dataset.name}/branches)."
-    )
-
-
 @dataclass(slots=True)
 class OpenedUpload:
     upload: Upload
@@ -157,11 +125,11 @@ def upload_open(*, user: permissions.User, dataset_name: str, branch: str | None
 
     if user is None or not user.is_authenticated:
         raise UserError("a remote push needs a signed-in user.")
-    dataset = _writable_dataset(user, dataset_name)
+    dataset = dataset_writable(user, dataset_name, remote=True)
     if branch is not None:
         check_ref_name(branch)
     branch_name = branch or (dataset.default_branch if dataset else "main")
-    head = _branch_head(dataset, branch_name)
+    head = branch_head(dataset, branch_name, remote=True)
     now = timezone.now()
     upload = Upload.objects.create(
         id=secrets.token_hex(16),
@@ -385,7 +353,6 @@ def upload_stage(
 
 
 # `parent` left out of a commit: commit on whatever the branch head is then.
-UNSET = object()
 
 
 @dataclass(slots=True)
@@ -550,6 +517,19 @@ class CommitAsk:
         parent = "unset" if self.parent is UNSET else self.parent
         return {"parent": parent, "message": self.message, "stage": self.stage, "semver": self.semver}
 
+    def prepare(self, user: permissions.User, dataset_name: str, branch: str | None) -> CommitRequest:
+        """The commit this asks for, checked against the catalog as it is now."""
+        return commit_prepare(
+            user=user,
+            dataset_name=dataset_name,
+            branch=branch,
+            parent=self.parent,
+            message=self.message,
+            stage=self.stage,
+            semver=self.semver,
+            remote=True,
+        )
+
     @classmethod
     def from_json(cls, data: dict) -> CommitAsk:
         parent = UNSET if data.get("parent") == "unset" else data.get("parent")
@@ -569,14 +549,9 @@ class Verifying:
 class Prepared:
     """A commit checked and planned, not yet written."""
 
-    user: permissions.User
-    dataset: Dataset | None
-    dataset_name: str
-    branch_name: str
-    start_head: Version | None
+    request: CommitRequest
     upload: Upload | None
     ask: CommitAsk
-    explicit_semver: tuple[int, int, int] | None
     files: dict[str, StagedEntry]
     links: dict[str, str]
     dirs: set[str]
@@ -602,28 +577,7 @@ def _staged_list(upload: Upload) -> tuple[list[StagedEntry], dict[str, tuple[int
     return staged, manifests
 
 
-def start_head_for(
-    dataset: Dataset | None, dataset_name: str, branch_name: str, parent: object
-) -> Version | None:
-    """The version a commit builds on: the head the client saw (`parent`; refused
-    if the branch has moved since), no head (None: the branch must have none yet),
-    or, with `parent` left out, whatever the head is now."""
-    current = _branch_head(dataset, branch_name)
-    if parent is UNSET:
-        return current
-    if parent is None:
-        if current is not None:
-            raise _moved(dataset_name, branch_name)
-        return None
-    start_head = Version.objects.filter(id=parent, dataset=dataset).first() if dataset else None
-    if start_head is None:
-        raise UserError(f"{str(parent)[:80]} is not a version of {dataset_name}.")
-    if current is None or current.id != start_head.id:
-        raise _moved(dataset_name, branch_name)
-    return start_head
-
-
-def commit_prepare(
+def upload_prepare(
     *,
     user: permissions.User,
     dataset_name: str,
@@ -639,7 +593,6 @@ def commit_prepare(
     names; the worker then re-checks only access and the branch head, under the
     commit's locks.
     """
-    dataset = _writable_dataset(user, dataset_name)
     staged_manifests: dict[str, tuple[int, list[str]]] = {}
     sent: dict[str, SentChunk] = {}
     if upload is not None:
@@ -651,24 +604,17 @@ def commit_prepare(
         staged, staged_manifests = _staged_list(upload)
         entries = staged + list(entries)
         sent = sent_chunks(upload)
-    branch_name = branch or (dataset.default_branch if dataset else "main")
-    start_head = start_head_for(dataset, dataset_name, branch_name, ask.parent)
-    explicit_semver = parse_semver(ask.semver) if ask.semver else None
-    if explicit_semver is not None and dataset is not None:
-        _check_explicit_semver(dataset, start_head, explicit_semver)
+    request = ask.prepare(user, dataset_name, branch)
     files, links, dirs = _tree_inputs(entries)
     plan = _file_records(user, files, staged_manifests, sent)
-    return Prepared(
-        user, dataset, dataset_name, branch_name, start_head, upload, ask, explicit_semver,
-        files, links, dirs, plan, sent,
-    )  # fmt: skip
+    return Prepared(request, upload, ask, files, links, dirs, plan, sent)
 
 
 def commit_finish(prepared: Prepared) -> CommitResult:
     """Build the trees and commit through ``version_commit``; mark the upload done.
 
     Runs inside the caller's transaction and garbage collection's shared lock."""
-    user, dataset, upload = prepared.user, prepared.dataset, prepared.upload
+    request, upload = prepared.request, prepared.upload
     files, records = prepared.files, prepared.plan.records
     try:
         root_id, trees, file_count, logical = build_trees_from(
@@ -684,33 +630,22 @@ def commit_finish(prepared: Prepared) -> CommitResult:
             pack_id__in=upload.leases.filter(uploaded=True).values("pack_id")
         ).aggregate(raw=Sum("raw_length"), stored=Sum("stored_length"))
         new_bytes, stored_bytes = totals["raw"] or 0, totals["stored"] or 0
-    start_head = prepared.start_head
+    start_head = request.start_head
     if start_head is not None and root_id == start_head.tree_id:
         version, created = start_head, False
         new_bytes = stored_bytes = 0
     else:
-        bump, bump_reasons = _remote_bump(start_head, root_id, trees, files, records)
-        version = version_commit(
-            user=user,
-            dataset=dataset,
-            dataset_name=prepared.dataset_name,
-            branch_name=prepared.branch_name,
-            start_head=start_head,
+        request.bump, request.bump_reasons = _remote_bump(start_head, root_id, trees, files, records)
+        request.content = CommitContent(
             root_id=root_id,
-            trees=trees,
-            records=records,
-            report_packs=[],
-            author=user.get_username() if user is not None else "strata",
-            message=prepared.ask.message,
-            stage=prepared.ask.stage,
-            explicit_semver=prepared.explicit_semver,
             file_count=file_count,
             logical=logical,
+            trees=trees,
+            records=records,
             new_bytes=new_bytes,
             stored_bytes=stored_bytes,
-            bump=bump,
-            bump_reasons=bump_reasons,
         )
+        version = version_commit(request)
         created = True
     if upload is not None:
         # The version now reaches every pack it needs: the leases and staged list
@@ -720,8 +655,8 @@ def commit_finish(prepared: Prepared) -> CommitResult:
         upload.leases.all().delete()
         upload.pending_packs.all().delete()
     return CommitResult(
-        prepared.dataset_name,
-        prepared.branch_name,
+        request.dataset_name,
+        request.branch_name,
         version,
         created,
         file_count,
@@ -781,13 +716,9 @@ def upload_commit(
             # list as it does. Here only what the client can fix at once (the
             # dataset, the branch and its head, the version number) is checked,
             # so the web process does not read the list twice.
-            dataset = _writable_dataset(user, dataset_name)
-            branch_name = upload.branch
-            start_head = start_head_for(dataset, dataset_name, branch_name, ask.parent)
-            if semver and dataset is not None:
-                _check_explicit_semver(dataset, start_head, parse_semver(semver))
+            ask.prepare(user, dataset_name, upload.branch)
             return _hand_to_worker(upload, ask, dataset_name)
-        prepared = commit_prepare(
+        prepared = upload_prepare(
             user=user, dataset_name=dataset_name, upload=upload, entries=entries, branch=branch, ask=ask
         )
         if prepared.needs_verification:
@@ -835,12 +766,3 @@ def _remote_bump(start_head, root_id, trees, files, records) -> tuple[str, list[
             raise TableError(f"cannot read {path}: {error}") from None
 
     return commit_bump(start_head, root_id, trees, new_schema)
-
-
-def _moved(dataset_name: str, branch: str):
-    from catalog.services.errors import ConflictError
-
-    return ConflictError(
-        f"branch {branch} of {dataset_name} moved since your push began; "
-        "your data is stored, push again to commit on top of the new head."
-    )

@@ -25,19 +25,17 @@ from django.utils import timezone
 
 from catalog.models import AuditEvent, Dataset, Pack, PendingPack, Upload
 from catalog.services.collection import reusing
+from catalog.services.commits import check_still_indexed
 from catalog.services.errors import ConflictError, IntegrityFailure, NotFound, StrataError, UserError
 from catalog.services.remote.uploads import (
     CommitAsk,
     CommitResult,
     Prepared,
     _lease,
-    _writable_dataset,
     commit_finish,
-    commit_prepare,
-    start_head_for,
+    upload_prepare,
 )
 from catalog.services.store import DatabaseChunkIndex, chunks_register, get_backend
-from catalog.services.versions import _check_still_indexed
 from strata_store.errors import CorruptObject, StoreError
 from strata_store.packs import ChunkLocation
 from strata_store.verification import FileClaim, FileMismatch, verify_claims
@@ -202,7 +200,7 @@ def upload_verify(*, upload_id: str) -> str:
     ask = CommitAsk.from_json(upload.commit_request or {})
     user = upload.user
     try:
-        prepared = commit_prepare(
+        prepared = upload_prepare(
             user=user, dataset_name=upload.dataset_name, upload=upload, entries=(), branch=None, ask=ask
         )
     except (UserError, ConflictError) as error:
@@ -244,10 +242,7 @@ def upload_verify(*, upload_id: str) -> str:
             # The list was checked before the bytes were read; under the locks,
             # only what may have changed meanwhile: access, and the branch's head.
             prepared.upload = locked
-            prepared.dataset = _writable_dataset(user, upload.dataset_name)
-            prepared.start_head = start_head_for(
-                prepared.dataset, upload.dataset_name, prepared.branch_name, ask.parent
-            )
+            prepared.request = prepared.ask.prepare(user, upload.dataset_name, prepared.request.branch_name)
             # Chunks it names but did not send were indexed when the list was
             # checked; garbage collection could have run since (it cannot now).
             reused = {
@@ -256,7 +251,7 @@ def upload_verify(*, upload_id: str) -> str:
                 for c in record.chunk_ids
                 if c not in prepared.sent
             }
-            _check_still_indexed(sorted(reused), upload.dataset_name)
+            check_still_indexed(sorted(reused), upload.dataset_name)
             result = commit_finish(prepared)
             Upload.objects.filter(pk=upload.pk).update(result=result_fields(result))
     except (UserError, ConflictError) as error:
