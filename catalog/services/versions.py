@@ -11,10 +11,9 @@ removes.
 from __future__ import annotations
 
 import os
-import stat as statmod
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -36,26 +35,11 @@ from catalog.services.store import (
     walk_tree,
 )
 from catalog.services.validation import check_dataset_name, check_ref_name, parse_semver  # noqa: F401
-from strata_store import paths
 from strata_store import tree as treeformat
-from strata_store.hashing import digest_hex
+from strata_store.scan import Scan, ScanError, scan_fingerprint
+from strata_store.scan import scan as store_scan
 from strata_store.statcache import NullStatCache, StatCache
 from strata_store.store import FileChangedError, FileRecord, Ingest, ProgressSink
-
-
-@dataclass(slots=True)
-class ScannedFile:
-    relpath: str
-    abspath: str
-    stat: os.stat_result
-    executable: bool
-
-
-@dataclass(slots=True)
-class Scan:
-    files: list[ScannedFile] = field(default_factory=list)
-    links: dict[str, str] = field(default_factory=dict)  # relpath -> target
-    dirs: list[str] = field(default_factory=list)  # relpaths, "" is the root
 
 
 @dataclass(slots=True)
@@ -92,76 +76,13 @@ class PushResult:
 
 
 def scan_path(path: str) -> tuple[str, Scan]:
-    """List what a push of `path` would store. Returns (root folder, scan).
-
-    Every path is checked by the rule all ways into the store share
-    (``strata_store.paths``). Symbolic links are stored as links, never followed;
-    one that leads outside the pushed folder, even through other links, is refused,
-    so a pull can never be led to write outside DEST.
-    """
-    if not os.path.lexists(path):
-        raise UserError(f"{path} does not exist.")
-    scan = Scan()
-    if os.path.isdir(path):
-        root = os.path.realpath(path)
-        scan.dirs.append("")
-        stack = [""]
-    else:
-        real = os.path.realpath(path)
-        if not os.path.isfile(real):
-            raise UserError(f"{path} is neither a file nor a folder.")
-        root = os.path.dirname(real)
-        try:
-            paths.check_path(os.path.basename(real))
-        except paths.UnsafePath as error:
-            raise UserError(str(error)) from None
-        st = os.stat(real)
-        scan.dirs.append("")
-        scan.files.append(ScannedFile(os.path.basename(real), real, st, bool(st.st_mode & statmod.S_IXUSR)))
-        return root, scan
-    while stack:
-        relative_dir = stack.pop()
-        absolute_dir = os.path.join(root, relative_dir) if relative_dir else root
-        try:
-            entries = list(os.scandir(absolute_dir))
-        except PermissionError:
-            raise UserError(f"cannot read folder {absolute_dir}: permission denied.") from None
-        for entry in entries:
-            relpath = f"{relative_dir}/{entry.name}" if relative_dir else entry.name
-            st = entry.stat(follow_symlinks=False)
-            try:
-                paths.check_path(relpath)
-                if statmod.S_ISLNK(st.st_mode):
-                    scan.links[relpath] = paths.local_link_target(root, relpath, os.readlink(entry.path))
-                    continue
-            except paths.UnsafePath as error:
-                raise UserError(str(error)) from None
-            if statmod.S_ISDIR(st.st_mode):
-                scan.dirs.append(relpath)
-                stack.append(relpath)
-            elif statmod.S_ISREG(st.st_mode):
-                scan.files.append(ScannedFile(relpath, entry.path, st, bool(st.st_mode & statmod.S_IXUSR)))
-            else:
-                raise UserError(f"{entry.path} is not a regular file, folder or link; remove it.")
+    """List what a push of `path` would store (``strata_store.scan``, the scan the
+    client uses too). Returns (root folder, scan)."""
     try:
-        paths.check_links(scan.links)
-    except paths.UnsafePath as error:
+        scanned = store_scan(path)
+    except ScanError as error:
         raise UserError(str(error)) from None
-    scan.files.sort(key=lambda scanned: scanned.relpath)
-    return root, scan
-
-
-def scan_fingerprint(scan: Scan) -> str:
-    """A hash of everything a scan saw: each path with its full stat, each link's
-    target, each folder. Equal fingerprints mean an unchanged folder."""
-    parts = [
-        f"f\0{s.relpath}\0{s.stat.st_dev},{s.stat.st_ino},{s.stat.st_size},"
-        f"{s.stat.st_mtime_ns},{s.stat.st_ctime_ns},{int(s.executable)}"
-        for s in scan.files
-    ]
-    parts += [f"l\0{relpath}\0{target}" for relpath, target in sorted(scan.links.items())]
-    parts += [f"d\0{relpath}" for relpath in sorted(scan.dirs)]
-    return digest_hex("\n".join(parts).encode("utf-8", "surrogateescape"))
+    return scanned.root, scanned
 
 
 # -- trees ----------------------------------------------------------------------------
