@@ -22,7 +22,7 @@ DATASET_LISTS = [
     "catalog_branch",
     "catalog_tag",
     "catalog_auditevent",
-    "catalog_rollbackrequest",
+    "governance_rollbackrequest",
     "catalog_upload",
     "catalog_uploadpart",
     "catalog_uploadlease",
@@ -64,9 +64,9 @@ def _rows(client, table: str) -> list:
 
 def test_an_approver_who_cannot_read_a_dataset_does_not_see_its_rollbacks(client, personas, restricted):
     client.force_login(personas["carol"])
-    assert _rows(client, "catalog_rollbackrequest") == []
+    assert _rows(client, "governance_rollbackrequest") == []
     client.force_login(personas["erin"])
-    assert [str(row.dataset) for row in _rows(client, "catalog_rollbackrequest")] == ["reviews"]
+    assert [str(row.dataset) for row in _rows(client, "governance_rollbackrequest")] == ["reviews"]
 
 
 def test_staff_who_cannot_read_a_dataset_see_none_of_its_rows_in_the_admin(client, staff, restricted):
@@ -78,5 +78,5 @@ def test_staff_who_cannot_read_a_dataset_see_none_of_its_rows_in_the_admin(clien
 def test_staff_who_can_read_a_dataset_see_its_rows_in_the_admin(client, staff, restricted):
     restricted.owners.add(staff)
     client.force_login(staff)
-    for table in ["catalog_dataset", "catalog_version", "catalog_rollbackrequest", "catalog_upload"]:
+    for table in ["catalog_dataset", "catalog_version", "governance_rollbackrequest", "catalog_upload"]:
         assert _rows(client, table), table

@@ -65,6 +65,17 @@ def test_admins_by_role_use_every_list_with_search_and_filters(client, personas,
         assert client.get(reverse(f"admin:{name}_changelist")).status_code == 200
 
 
+def test_admins_list_retention_policies_runs_restores_and_rollback_requests(client, personas, data):
+    client.force_login(personas["erin"])
+    for table in (
+        "lifecycle_retentionpolicy",
+        "lifecycle_retentionrun",
+        "lifecycle_packrestore",
+        "governance_rollbackrequest",
+    ):
+        assert client.get(reverse(f"admin:{table}_changelist")).status_code == 200, table
+
+
 @pytest.mark.parametrize("persona", ["alice", "bob", "dave"])
 def test_others_are_kept_out_of_the_admin(client, personas, persona):
     client.force_login(personas[persona])
@@ -76,6 +87,8 @@ def test_approvers_enter_the_admin_for_rollbacks_only(client, personas):
     client.force_login(personas["carol"])
     assert client.get(reverse("admin:catalog_dataset_changelist")).status_code == 403
     assert client.get(reverse("admin:auth_user_changelist")).status_code == 403
+    assert client.get(reverse("admin:governance_rollbackrequest_changelist")).status_code == 200
+    assert client.get(reverse("admin:lifecycle_retentionrun_changelist")).status_code == 200
 
 
 def test_a_dataset_edited_in_the_admin_goes_through_the_service(client, personas, data):
