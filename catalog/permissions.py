@@ -13,7 +13,8 @@ database's own credentials, so the command line is not asked for a role.
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import User as Account
 from django.db.models import Q, QuerySet
 
 from catalog.models import Dataset
@@ -22,7 +23,8 @@ from catalog.services.errors import Forbidden, NotFound
 VIEWER, STEWARD, APPROVER, ADMIN = "viewer", "steward", "approver", "admin"
 ROLES = (VIEWER, STEWARD, APPROVER, ADMIN)
 
-User = AbstractBaseUser | AnonymousUser | None
+# Strata keeps Django's own user model (no AUTH_USER_MODEL of its own).
+User = Account | AnonymousUser | None
 
 
 def roles_of(user: User) -> frozenset[str]:
@@ -37,7 +39,8 @@ def roles_of(user: User) -> frozenset[str]:
         if user.is_superuser or ADMIN in names:
             names = set(ROLES)
         cached = frozenset(names)
-        user._strata_roles = cached
+        # Kept on the user object for the rest of the request: one query per request.
+        user._strata_roles = cached  # type: ignore[attr-defined]
     return cached
 
 
