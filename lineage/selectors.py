@@ -11,7 +11,7 @@ datasets the user may not read are dropped inside the same queries.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,13 +23,41 @@ from catalog.selectors import resolve_spec
 from catalog.services.errors import NotFound, UserError
 from lineage.domain import graph as lgraph
 from lineage.models import Edge, Node, Run, Source
-from registry.models import ModelPin, ModelVersion
 
 LAYER_CAP = 12
 # Rows read per ring before switching to a count: a node with a million
 # consumers still costs one bounded read and one COUNT.
 _RING_ROW_BUDGET = 20_000
 _PATH_NODE_BUDGET = 50_000
+
+
+@dataclass(slots=True)
+class NodeExtra:
+    """What the app owning a node's kind says about one node: a part of the
+    graph page's side panel, and fields of the node's JSON in the API."""
+
+    template: str  # rendered in the side panel, with `extra` set to `context`
+    context: dict[str, Any]
+    data: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Mention:
+    """Something built from a dataset version, named on its lineage section."""
+
+    label: str
+    url: str
+
+
+# Apps above lineage describe the nodes of their own kinds here, so lineage
+# imports none of them; the registry fills these for model versions in
+# RegistryConfig.ready(). NODE_ANNOTATORS: kind -> sets the graph attributes of
+# that kind's nodes among the ids given, in one query. NODE_DETAILS: kind -> a
+# node's side panel and API fields, for a user. VERSION_MENTIONS: what was built
+# from a version runs used (a heading, at most `limit` mentions, one query).
+NODE_ANNOTATORS: dict[str, Callable[[nx.DiGraph, list[int]], None]] = {}
+NODE_DETAILS: dict[str, Callable[[permissions.User, Node], NodeExtra | None]] = {}
+VERSION_MENTIONS: list[Callable[[Version, int], tuple[str, list[Mention]]]] = []
 
 
 def _as_graph_error(error: lgraph.GraphError) -> UserError:
@@ -167,13 +195,13 @@ def _neighbourhood(*, user: permissions.User, focus: Node, depth: int, direction
 
 def _annotate(graph: nx.DiGraph, ids: list[int]) -> None:
     """Fill node attributes from the node and detail tables: four queries, and
-    a fifth when model versions are among the nodes."""
+    one more for each kind an app above lineage annotates (model versions)."""
     node_of_version: dict[str, int] = {}
-    model_ids: list[int] = []
+    of_kind: dict[str, list[int]] = {}
     for node in Node.objects.filter(pk__in=ids).only("id", "kind", "label", "version_id"):
         graph.add_node(node.pk, kind=node.kind, label=node.label, sublabel="")
-        if node.kind == Node.Kind.MODEL:
-            model_ids.append(node.pk)
+        if node.kind in NODE_ANNOTATORS:
+            of_kind.setdefault(node.kind, []).append(node.pk)
         if node.version_id:
             node_of_version[node.version_id] = node.pk
     for run in Run.objects.filter(node_id__in=ids).defer("facets", "command"):
@@ -197,15 +225,8 @@ def _annotate(graph: nx.DiGraph, ids: list[int]) -> None:
             uri=source.uri,
             version_tag=source.version_tag,
         )
-    models = ModelVersion.objects.filter(node_id__in=model_ids) if model_ids else ModelVersion.objects.none()
-    for model in models.only("node_id", "name", "version", "created", "regressions"):
-        flag = " · regression" if model.regressions else ""
-        graph.add_node(
-            model.node_id,
-            sublabel=f"model · {model.created:%b %d}{flag}",
-            model=model.name,
-            model_version=model.version,
-        )
+    for kind, kind_ids in of_kind.items():
+        NODE_ANNOTATORS[kind](graph, kind_ids)
     versions = Version.objects.filter(pk__in=list(node_of_version)).select_related("dataset")
     for version in versions.only("id", "semver", "stage", "golden", "rolled_back", "dataset__name"):
         flags = " · golden" if version.golden else (" · rolled back" if version.rolled_back else "")
@@ -229,10 +250,8 @@ class NodeDetails:
     run: Run | None = None
     source: Source | None = None
     version: Version | None = None
-    model: ModelVersion | None = None
-    # A model's pins the user may read, and how many others it has.
-    model_pins: list[ModelPin] = field(default_factory=list)
-    hidden_pins: int = 0
+    # What the app owning the node's kind says about it (a model version).
+    extra: NodeExtra | None = None
     inputs: int = 0
     outputs: int = 0
 
@@ -259,10 +278,8 @@ class NodeDetails:
                 owner=self.source.owner,
                 facets=self.source.facets,
             )
-        if self.model is not None:
-            from registry.services.training import model_as_dict
-
-            data.update(model_as_dict(self.model, pins=self.model_pins, hidden=self.hidden_pins))
+        if self.extra is not None:
+            data.update(self.extra.data)
             data["id"] = self.node.pk
         if self.version is not None:
             data.update(
@@ -282,12 +299,8 @@ def node_details(*, user: permissions.User, node: Node) -> NodeDetails:
         details.run = Run.objects.filter(node=node).first()
     elif node.kind == Node.Kind.SOURCE:
         details.source = Source.objects.filter(node=node).first()
-    elif node.kind == Node.Kind.MODEL:
-        details.model = ModelVersion.objects.filter(node=node).select_related("predecessor").first()
-        if details.model is not None:
-            from registry.selectors import model_visible_pins  # it builds on this module
-
-            details.model_pins, details.hidden_pins = model_visible_pins(user, details.model)
+    elif node.kind in NODE_DETAILS:
+        details.extra = NODE_DETAILS[node.kind](user, node)
     elif node.version_id:
         details.version = Version.objects.select_related("dataset").filter(pk=node.version_id).first()
     details.inputs = Edge.objects.filter(dst=node).count()
@@ -469,8 +482,9 @@ def run_list(*, user: permissions.User, limit: int = 50) -> list[Run]:
 
 def section_for(user: permissions.User, version: Version, cap: int = 6) -> dict[str, Any]:
     """What ``lineage/_section.html`` shows for a version: its direct lineage
-    (depth 1, both ways) drawn small, counts, the model versions that pinned it,
-    and links. Seven queries (eight when runs used it), or one when the version
+    (depth 1, both ways) drawn small, counts, what apps above lineage name as
+    built from it (the model versions that pinned it), and links. Seven queries
+    (and one per mention provider when runs used it), or one when the version
     has no recorded lineage."""
     node = Node.objects.filter(version=version).first()
     if node is None or not permissions.can_read(user, version.dataset):
@@ -481,19 +495,14 @@ def section_for(user: permissions.User, version: Version, cap: int = 6) -> dict[
         n for n in fetched.graph.predecessors(node.pk) if fetched.graph.nodes[n].get("kind") == "run"
     ]
     consumers = [n for n in fetched.graph.successors(node.pk) if fetched.graph.nodes[n].get("kind") == "run"]
-    # Model versions that pinned this version: one more query, only when runs used it.
-    pins = (
-        list(
-            ModelPin.objects.filter(version=version).select_related("model").order_by("-model__created")[:cap]
-        )
-        if consumers
-        else []
-    )
+    # What was built from this version (model versions that pinned it): asked only
+    # when runs used it, one query each.
+    mentions = [mention(version, cap) for mention in VERSION_MENTIONS] if consumers else []
     return {
         "version": version,
         "node": node,
         "layout": placed,
         "produced_by": [fetched.graph.nodes[n] | {"id": n} for n in producers],
         "consumed_by": len(consumers),
-        "models": [pin.model for pin in pins],
+        "mentions": [(heading, named) for heading, named in mentions if named],
     }

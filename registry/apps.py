@@ -14,6 +14,11 @@ class RegistryConfig(AppConfig):
         from catalog import hooks  # apps register once the registry of apps is ready
 
         hooks.protections.register(model_pins)
+        # Model versions are nodes of the lineage graph, which imports nothing of
+        # the registry: tell it how to draw, describe and make them.
+        from registry import graph  # it imports the models, loaded after the app registry
+
+        graph.register()
 
 
 def model_pins() -> Iterator:

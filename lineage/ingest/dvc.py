@@ -9,19 +9,11 @@ and md5, so they are one node and the pipeline shows up as a connected graph.
 A ``.dvc`` file's outs are sources too; one with deps (``dvc import`` /
 ``import-url``) is a collection run.
 
-Training maps onto model versions: a stage whose name (or, failing that,
-command) says it trains is a training run, and each of its outs that looks like
-a model (``model.pkl``, ``*.onnx``, ``*.pt``, a ``models/`` folder…) is a model
-version — named ``<project>-<file stem>``, versioned by the first 12 digits of
-its md5, with the stage's parameters and the numbers in the metrics files
-``dvc.yaml`` declares for it (its own ``metrics``, those of stages that read the
-model, and the top-level ``metrics``). Its deps stay sources (DVC names content
-by md5, Strata by BLAKE3: they cannot be matched). The exact dataset versions a
-training used come from a ``strata.lock`` (written by ``strata lock``) among the
-deps of the train stage or of a stage upstream of it: its versions become
-inputs of the stage that reads it and pins of the model versions, under their
-roles (or dataset names). A lock naming versions this catalog lacks refuses
-the import.
+A stage whose name (or, failing that, command) says it trains is a training
+run. What else a project makes — dataset versions pinned by a ``strata.lock``
+among a stage's deps, model versions from a training stage's outs — is added by
+the apps above lineage through ``DVC_EXTENSIONS`` (the registry's is
+``registry/services/dvc.py``), planned before anything is written.
 
 Runs are keyed by a digest of what the lock says about them (project, stage,
 command, params and every path with its md5): importing a newer lock adds runs
@@ -34,9 +26,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -47,43 +39,17 @@ from catalog import permissions
 from catalog.services.datasets import actor_name
 from catalog.services.errors import UserError
 from lineage.domain.graph import find_cycle
-from lineage.models import Node, RunStatus, StepKind
+from lineage.models import RunStatus, StepKind
 from lineage.services.runs import (
     Endpoint,
+    RunResult,
     guess_step,
     node_for,
     run_import,
     source_endpoint,
-    version_endpoint,
 )
-from registry.models import MODEL_NAME_RE, ModelVersion
-from registry.services.locks import lock_check, lock_parse
-from registry.services.training import Pin, check_metrics, model_key, pins_attach
 
 _SKIP_DIRS = {".dvc", ".git", "node_modules", "__pycache__", ".venv"}
-# What a train stage's out looks like when it is a model.
-MODEL_SUFFIXES = frozenset(
-    {
-        ".pkl",
-        ".pickle",
-        ".joblib",
-        ".pt",
-        ".pth",
-        ".onnx",
-        ".h5",
-        ".hdf5",
-        ".keras",
-        ".safetensors",
-        ".ckpt",
-        ".pb",
-        ".tflite",
-        ".mlmodel",
-        ".cbm",
-        ".gguf",
-        ".model",
-    }
-)
-_MODEL_WORDS = frozenset({"model", "models", "weights", "checkpoint", "checkpoints"})
 
 
 @dataclass(slots=True)
@@ -96,7 +62,7 @@ class DvcImport:
     not_run: list[str] = field(default_factory=list)  # in dvc.yaml, not in dvc.lock
     data_files: int = 0  # *.dvc files read
     run_ids: list[int] = field(default_factory=list)
-    models: list[str] = field(default_factory=list)  # model versions made by train stages
+    models: list[str] = field(default_factory=list)  # model versions made by train stages (the registry)
     notes: list[str] = field(default_factory=list)  # what was read but not used, and why
 
     def as_dict(self) -> dict[str, Any]:
@@ -121,14 +87,6 @@ def step_for(stage: str, meta: Any = None, command: str = "") -> str:
     if step == StepKind.OTHER and "train" in command.lower():
         return StepKind.TRAINING
     return step
-
-
-def looks_like_model(path: str) -> bool:
-    """model.pkl, weights/best.pt, models/ (a folder), classifier.onnx…"""
-    pure = PurePosixPath(path)
-    if pure.suffix.lower() in MODEL_SUFFIXES:
-        return True
-    return pure.stem.lower().startswith("model") or any(part.lower() in _MODEL_WORDS for part in pure.parts)
 
 
 def _load_yaml(path: Path, root: Path) -> Any:
@@ -281,6 +239,41 @@ def _command(cmd: Any) -> str:
     return str(cmd)
 
 
+# One run to record: (stage, run key, the run's fields, inputs, outputs); the key
+# is "" for data added with `dvc add`, whose outputs are sources with no run.
+Planned = tuple[str, str, dict[str, Any], list[Endpoint], list[Endpoint]]
+
+
+@dataclass(slots=True)
+class DvcProject:
+    """A DVC project as read, before anything is written: what an extension of
+    the import (``DVC_EXTENSIONS``) sees and may add to."""
+
+    root: Path
+    name: str
+    namespace: str  # of the project's files as sources: dvc://<name>
+    definitions: dict[str, dict[str, Any]]  # dvc.yaml's stages
+    planned: list[Planned]  # an extension may rewrite their endpoints in place
+    user: permissions.User
+    actor: str
+    report: DvcImport
+
+    def definition(self, stage: str) -> dict[str, Any]:
+        return _definition_for(stage, self.definitions)
+
+    def load_yaml(self, path: Path) -> Any:
+        """A YAML file of the project, or a UserError naming it."""
+        return _load_yaml(path, self.root)
+
+
+# What the apps above lineage make of a project besides runs and sources: each
+# is called with the project once it is read, before anything is written; it
+# may rewrite the planned endpoints, and returns what to do after each stage's
+# run is recorded, inside the import's transaction. The registry adds its own
+# in RegistryConfig.ready() (pins from strata.lock files, model versions).
+DVC_EXTENSIONS: list[Callable[[DvcProject], Callable[[str, RunResult], None]]] = []
+
+
 def dvc_import(*, user: permissions.User, path: str, project: str = "", actor: str = "") -> DvcImport:
     """Import the DVC project in folder `path` (see the module's docstring)."""
     permissions.require_role(user, permissions.STEWARD, "import DVC projects")
@@ -301,7 +294,7 @@ def dvc_import(*, user: permissions.User, path: str, project: str = "", actor: s
         stage for stage in definitions if not any(s == stage or s.startswith(stage + "@") for s in lock)
     )
 
-    planned: list[tuple[str, str, dict[str, Any], list[Endpoint], list[Endpoint]]] = []
+    planned: list[Planned] = []
     for stage, body in sorted(lock.items()):
         definition = _definition_for(stage, definitions)
         wdir = str(definition.get("wdir") or ".")
@@ -329,42 +322,21 @@ def dvc_import(*, user: permissions.User, path: str, project: str = "", actor: s
         }
         planned.append((stage, _key(identity), fields, inputs, outputs))
 
-    for data_file in data_files:
-        relative = data_file.relative_to(root).as_posix()
-        body = _load_yaml(data_file, root)
-        if not isinstance(body, dict):
-            raise UserError(f"{relative} must be a mapping with 'outs'.")
-        wdir = os.path.dirname(relative) or "."
-        where = relative
-        outputs = [reader.endpoint(entry, wdir, where) for entry in body.get("outs") or []]
-        inputs = [reader.endpoint(entry, wdir, where) for entry in body.get("deps") or []]
-        if inputs:
-            stage = f"import {relative[: -len('.dvc')]}"
-            fields = {
-                "step": StepKind.COLLECTION,
-                "name": stage,
-                "namespace": reader.namespace,
-                "params": {},
-                "command": _command(body.get("cmd") or f"dvc import {relative}"),
-                "actor": actor_name(user, actor),
-                "status": RunStatus.COMPLETED,
-                "origin": "dvc",
-            }
-            identity = {
-                "project": name,
-                "file": relative,
-                "deps": sorted((e.name, e.version_tag) for e in inputs),
-                "outs": sorted((e.name, e.version_tag) for e in outputs),
-            }
-            planned.append((stage, _key(identity), fields, inputs, outputs))
-        else:
-            planned.append(("", "", {}, [], outputs))
-
+    planned += [_plan_data_file(reader, data_file, actor_name(user, actor)) for data_file in data_files]
     _refuse_cycle(planned)
-    pins_of = _pin_locked_versions(root, reader, planned, user, report)
-    trained = _models_of_train_stages(
-        root, name, planned, definitions, pins_of, actor_name(user, actor), report
+    read = DvcProject(
+        root=root,
+        name=name,
+        namespace=reader.namespace,
+        definitions=definitions,
+        planned=planned,
+        user=user,
+        actor=actor_name(user, actor),
+        report=report,
     )
+    # What the apps above lineage make of the project (the registry: pins and
+    # model versions), planned now, before anything is written.
+    after_run: list[Callable[[str, RunResult], None]] = [extend(read) for extend in DVC_EXTENSIONS]
     with transaction.atomic():
         for stage, key, fields, inputs, outputs in planned:
             if not key:
@@ -374,223 +346,43 @@ def dvc_import(*, user: permissions.User, path: str, project: str = "", actor: s
             result = run_import(user=user, key=key, fields=fields, inputs=inputs, outputs=outputs)
             (report.added if result.created else report.unchanged).append(stage)
             report.run_ids.append(result.run.node_id)
-            for model_endpoint, pins in trained.get(key, []):
-                model = ModelVersion.objects.filter(node__key=model_endpoint.key).first()
-                if model is None:  # a run recorded by an earlier import, before models were made
-                    continue
-                if pins and result.created:
-                    pins_attach(model=model, run=result.run, pins=pins)
-                if result.created:
-                    report.models.append(model.spec)
+            for recorded in after_run:
+                recorded(key, result)
     return report
 
 
-# -- training: strata.lock pins and model outs ----------------------------------------
-
-
-def _md5_matches(data: bytes, recorded: str) -> bool:
-    """DVC 3 hashes a file's bytes; DVC 2 hashed text files with CRLF made LF."""
-    if not recorded:
-        return True
-    recorded = recorded.removesuffix(".dir")
-    return recorded in (hashlib.md5(data).hexdigest(), hashlib.md5(data.replace(b"\r\n", b"\n")).hexdigest())
-
-
-def _lock_pins(root: Path, endpoint: Endpoint, user: permissions.User, report: DvcImport) -> list[Pin] | None:
-    """The pins of a strata.lock the project depends on; None when the dep is
-    not a strata lock (poetry.lock, package-lock.json…)."""
-    path = PurePosixPath(endpoint.name)
-    if path.suffix != ".lock" or path.name == "dvc.lock":
-        return None
-    file = root / endpoint.name
-    if not file.is_file():
-        return None
-    data = file.read_bytes()
-    try:
-        parsed = yaml.safe_load(data)
-    except yaml.YAMLError:
-        return None
-    if not isinstance(parsed, dict) or "strata_lock" not in parsed:
-        return None
-    if not _md5_matches(data, endpoint.version_tag):
-        report.notes.append(
-            f"{endpoint.name} changed after dvc.lock recorded it: its pins were not used (run `dvc repro`)."
-        )
-        return None
-    lock = lock_parse(data.decode("utf-8", errors="replace"), name=endpoint.name)
-    checked, _warnings = lock_check(user=user, lock=lock, name=endpoint.name)
-    return [
-        Pin(
-            role=item.entry.role or item.entry.dataset,
-            version=item.version,
-            requested=f"{endpoint.name}: {item.entry.dataset}@{item.version.semver}",
-        )
-        for item in checked
-    ]
-
-
-def _pin_locked_versions(
-    root: Path,
-    reader: _Project,
-    planned: list[tuple[str, str, dict[str, Any], list[Endpoint], list[Endpoint]]],
-    user: permissions.User,
-    report: DvcImport,
-) -> dict[str, list[Pin]]:
-    """Stages reading a strata.lock consume its dataset versions; returns each
-    stage's pins by run key."""
-    pins_of: dict[str, list[Pin]] = {}
-    for _stage, key, _fields, inputs, _outputs in planned:
-        if not key:
-            continue
-        pins: list[Pin] = []
-        for endpoint in list(inputs):
-            if endpoint.namespace != reader.namespace:
-                continue
-            found = _lock_pins(root, endpoint, user, report)
-            for pin in found or []:
-                if any(p.version.pk == pin.version.pk for p in pins):
-                    continue
-                pins.append(pin)
-                inputs.append(version_endpoint(pin.version))
-        if pins:
-            pins_of[key] = pins
-    return pins_of
-
-
-def _model_name(project: str, path: str) -> str:
-    pure = PurePosixPath(path)
-    stem = pure.stem if pure.suffix else pure.name
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{project}-{stem}").strip("-._")[:100]
-    return name if MODEL_NAME_RE.match(name) else "model"
-
-
-def _flatten_numbers(prefix: str, value: Any, out: dict[str, float]) -> None:
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            _flatten_numbers(f"{prefix}.{key}" if prefix else str(key), inner, out)
-    elif isinstance(value, int | float) and not isinstance(value, bool) and prefix:
-        out.setdefault(prefix, value)
-
-
-def _metric_paths(entries: Any, wdir: str) -> list[str]:
-    paths = []
-    for item in entries or []:
-        raw = (
-            item if isinstance(item, str) else (next(iter(item)) if isinstance(item, dict) and item else None)
-        )
-        if isinstance(raw, str):
-            paths.append(os.path.normpath(os.path.join(wdir, raw)).replace(os.sep, "/"))
-    return paths
-
-
-def _read_metrics(root: Path, paths: list[str], report: DvcImport) -> dict[str, float]:
-    metrics: dict[str, float] = {}
-    for relative in paths:
-        file = root / relative
-        if relative.startswith("../") or not file.is_file():
-            continue
-        try:
-            text = file.read_text(encoding="utf-8")
-            data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
-        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
-            report.notes.append(f"{relative} could not be read as JSON or YAML metrics.")
-            continue
-        _flatten_numbers("", data, metrics)
-    try:
-        return check_metrics({key: value for key, value in metrics.items() if len(key) <= 100})
-    except UserError:
-        return {}
-
-
-def _models_of_train_stages(
-    root: Path,
-    project: str,
-    planned: list[tuple[str, str, dict[str, Any], list[Endpoint], list[Endpoint]]],
-    definitions: dict[str, dict[str, Any]],
-    pins_of: dict[str, list[Pin]],
-    actor: str,
-    report: DvcImport,
-) -> dict[str, list[tuple[Endpoint, list[Pin]]]]:
-    """Turn the model-like outs of training stages into model version endpoints
-    (in place, wherever the same file appears), each with the pins of the
-    strata.locks read by its stage or any stage upstream of it."""
-    graph = nx.DiGraph()
-    producer: dict[str, str] = {}
-    for _stage, key, _fields, _inputs, outputs in planned:
-        if key:
-            graph.add_node(key)
-            for endpoint in outputs:
-                producer[endpoint.key] = key
-    for _stage, key, _fields, inputs, _outputs in planned:
-        for endpoint in inputs if key else []:
-            if endpoint.key in producer:
-                graph.add_edge(producer[endpoint.key], key)
-    top_level = _top_level_metrics(root)
-    trained: dict[str, list[tuple[Endpoint, list[Pin]]]] = {}
-    replaced: dict[str, Endpoint] = {}
-    for stage, key, fields, _inputs, outputs in planned:
-        if not key or fields.get("step") != StepKind.TRAINING:
-            continue
-        pins: list[Pin] = []
-        for upstream in [key, *sorted(nx.ancestors(graph, key))]:
-            for pin in pins_of.get(upstream, []):
-                if not any(p.role == pin.role for p in pins):
-                    pins.append(pin)
-        definition = _definition_for(stage, definitions)
-        wdir = str(definition.get("wdir") or ".")
-        models = [e for e in outputs if looks_like_model(e.name)]
-        for endpoint in models:
-            digest = endpoint.version_tag.removesuffix(".dir")
-            if not digest:
-                report.notes.append(
-                    f"{endpoint.name} of stage {stage} has no md5, so no model version was made."
-                )
-                continue
-            metric_paths = _metric_paths(definition.get("metrics"), wdir)
-            for other, body in definitions.items():
-                deps = [
-                    os.path.normpath(os.path.join(str(body.get("wdir") or "."), d)).replace(os.sep, "/")
-                    for d in body.get("deps") or []
-                    if isinstance(d, str)
-                ]
-                if endpoint.name in deps and other != stage:
-                    metric_paths += _metric_paths(body.get("metrics"), str(body.get("wdir") or "."))
-            if len(models) == 1:
-                metric_paths += top_level
-            name, version = _model_name(project, endpoint.name), digest[:12]
-            model_endpoint = Endpoint(
-                key=model_key(name, version),
-                kind=Node.Kind.MODEL,
-                label=f"{name}@{version}",
-                uri=endpoint.uri,
-                namespace=endpoint.namespace,
-                name=endpoint.name,
-                version_tag=endpoint.version_tag,
-                model={
-                    "name": name,
-                    "version": version,
-                    "metrics": _read_metrics(root, metric_paths, report),
-                    "params": fields.get("params") or {},
-                    "artifact_uri": endpoint.uri,
-                    "description": f"Trained by stage {stage} of DVC project {project}.",
-                    "actor": actor,
-                    "origin": "dvc",
-                },
-            )
-            replaced[endpoint.key] = model_endpoint
-            trained.setdefault(key, []).append((model_endpoint, pins))
-    for _stage, _key, _fields, inputs, outputs in planned:
-        for endpoints in (inputs, outputs):
-            endpoints[:] = [replaced.get(e.key, e) for e in endpoints]
-    return trained
-
-
-def _top_level_metrics(root: Path) -> list[str]:
-    path = root / "dvc.yaml"
-    if not path.exists():
-        return []
-    data = _load_yaml(path, root)
-    return _metric_paths(data.get("metrics") if isinstance(data, dict) else None, ".")
+def _plan_data_file(reader: _Project, data_file: Path, actor: str) -> Planned:
+    """A .dvc file: a collection run when it has deps (`dvc import`), else its
+    outs alone, as sources (`dvc add`)."""
+    root = reader.root
+    relative = data_file.relative_to(root).as_posix()
+    body = _load_yaml(data_file, root)
+    if not isinstance(body, dict):
+        raise UserError(f"{relative} must be a mapping with 'outs'.")
+    wdir = os.path.dirname(relative) or "."
+    where = relative
+    outputs = [reader.endpoint(entry, wdir, where) for entry in body.get("outs") or []]
+    inputs = [reader.endpoint(entry, wdir, where) for entry in body.get("deps") or []]
+    if not inputs:
+        return ("", "", {}, [], outputs)
+    stage = f"import {relative[: -len('.dvc')]}"
+    fields = {
+        "step": StepKind.COLLECTION,
+        "name": stage,
+        "namespace": reader.namespace,
+        "params": {},
+        "command": _command(body.get("cmd") or f"dvc import {relative}"),
+        "actor": actor,
+        "status": RunStatus.COMPLETED,
+        "origin": "dvc",
+    }
+    identity = {
+        "project": reader.name,
+        "file": relative,
+        "deps": sorted((e.name, e.version_tag) for e in inputs),
+        "outs": sorted((e.name, e.version_tag) for e in outputs),
+    }
+    return (stage, _key(identity), fields, inputs, outputs)
 
 
 def _data_files(root: Path) -> list[Path]:
@@ -607,7 +399,7 @@ def _key(identity: dict[str, Any]) -> str:
     return "run:dvc:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _refuse_cycle(planned: list[tuple[str, str, dict[str, Any], list[Endpoint], list[Endpoint]]]) -> None:
+def _refuse_cycle(planned: list[Planned]) -> None:
     graph = nx.DiGraph()
     labels: dict[str, str] = {}
     for stage, key, _fields, inputs, outputs in planned:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,6 +50,10 @@ _STEP_WORDS = [
 # How far the cycle check walks down from a run's outputs before it gives up
 # (the graph and its drawing tolerate cycles; the check is for clear errors).
 _CYCLE_CHECK_BUDGET = 20_000
+# Nodes of the kinds apps above lineage own (model versions) are made by those
+# apps, with their rows, inside the caller's transaction: kind -> maker. The
+# registry fills it in RegistryConfig.ready(); lineage imports nothing of it.
+NODE_MAKERS: dict[str, Callable[[Endpoint], Node]] = {}
 
 
 @dataclass(slots=True)
@@ -215,8 +219,9 @@ def _check_params(params: Any) -> dict[str, Any]:
 
 def node_for(endpoint: Endpoint) -> Node:
     """The node of an input or output, made on first use. Sources merge facets
-    they are sent later, so nothing a producer says is dropped; a model version
-    (from an import) gets its row with its node."""
+    they are sent later, so nothing a producer says is dropped; a node of a kind
+    an app above lineage owns (a model version, from an import) is made by that
+    app, with its row."""
     if endpoint.kind == Node.Kind.VERSION:
         version = endpoint.version
         assert version is not None
@@ -230,10 +235,8 @@ def node_for(endpoint: Endpoint) -> Node:
             },
         )
         return node
-    if endpoint.kind == Node.Kind.MODEL:
-        from registry.services.training import model_node_for
-
-        return model_node_for(endpoint)
+    if endpoint.kind in NODE_MAKERS:
+        return NODE_MAKERS[endpoint.kind](endpoint)
     node, created = Node.objects.get_or_create(
         key=endpoint.key, defaults={"kind": Node.Kind.SOURCE, "label": endpoint.label}
     )

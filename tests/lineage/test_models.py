@@ -302,7 +302,12 @@ def test_the_lineage_graph_shows_the_model_and_its_panel(client, personas, train
     data = client.get(f"/api/v1/lineage/nodes/{model.node_id}").json()
     assert data["kind"] == "model" and data["spec"] == "fraud@3.1" and data["flagged"]
     # The dataset version's page section names the models that used it.
-    assert [m.spec for m in section_for(personas["bob"], trained["second"])["models"]] == ["fraud@3.1"]
+    mentions = section_for(personas["bob"], trained["second"])["mentions"]
+    assert [(heading, [m.label for m in named]) for heading, named in mentions] == [
+        ("Models that used it", ["fraud@3.1"])
+    ]
+    html = client.get(f"/datasets/reviews/versions/{trained['second'].id}/").content.decode()
+    assert 'Models that used it: <a href="/models/fraud/versions/3.1/">fraud@3.1</a>' in html
 
 
 def test_a_pinned_version_cannot_be_deleted(trained):
