@@ -37,7 +37,8 @@ from catalog.services.errors import Forbidden, UserError
 from catalog.services.store import batched, chunks_register, file_chunks, get_backend, trees_load
 from lifecycle.domain import retention as planner
 from lifecycle.domain.costs import Prices
-from lifecycle.models import RetentionPolicy, RetentionRun
+from lifecycle.models import PackRestore, RetentionPolicy, RetentionRun
+from strata_store.backends import Backend
 from strata_store.errors import CorruptObject
 from strata_store.packs import (
     ChunkLocation,
@@ -516,76 +517,112 @@ def _repack(run: RetentionRun) -> None:
     # the plan may have started to use chunks of these packs.
     live = _live_chunks_of(pack_ids, run.as_of)
     for old_id in pack_ids:
-        old = Pack.objects.filter(pk=old_id).first()
-        if old is None or old_id in written:
-            continue  # already the copy of another pack of this run: live as it is
-        if not backend.restore_state(old_id).readable:
-            # A cold pack is read only after a restore: ask for one, and leave the
-            # pack as it is (whole and correct) for a later run to repack.
-            backend.request_restore(old_id)
-            _progress(run, f"pack {old_id[:12]} is being restored before it can be repacked")
-            continue
-        locations = [
-            ChunkLocation(c.id, c.pack_id, c.offset, c.stored_length, c.raw_length, c.codec)
-            for c in Chunk.objects.filter(pack_id=old_id).order_by("offset")
-        ]
-        keep = [location for location in locations if location.chunk_id in live]
-        finished = None
-        if keep:
-            writer = PackWriter(backend.spool_dir(), settings.STRATA_PACK_SIZE)
-            try:
-                for location in keep:
-                    payload = backend.read_range(old_id, location.offset, location.stored_length)
-                    decode_chunk(location, payload)  # verify before copying
-                    writer.add_encoded(location.chunk_id, location.raw_length, payload, location.codec)
-            except BaseException:
-                writer.abort()
-                raise
-            finished = writer.finish()
-            assert finished is not None
-            if finished.pack_id == old_id:
-                # Every chunk of the pack is live: the copy is the pack itself.
-                os.unlink(finished.path)
-                _progress(run, f"pack {old_id[:12]} is all live; left as it is")
-                continue
-            # Stored under its own name, which no row may use yet; put_pack keeps
-            # bytes already stored under that name (same name, same bytes).
-            backend.put_pack(finished.pack_id, finished.path)
-            _verify_stored(backend, finished)
-            written.add(finished.pack_id)
-            if old.tier != Pack.Tier.HOT:
-                backend.set_tier(finished.pack_id, old.tier)
-        failpoints.hit("retention.repack-stored")
-        with transaction.atomic():
-            if finished is not None:
-                Pack.objects.get_or_create(
-                    id=finished.pack_id,
-                    defaults={
-                        "size": finished.size,
-                        "chunk_count": len(finished.entries),
-                        "created": run.as_of,
-                        "tier": old.tier,
-                        "tier_since": old.tier_since,
-                    },
-                )
-                moved = [entry.chunk_id for entry in finished.entries]
-                for batch in batched(moved):
-                    Chunk.objects.filter(id__in=batch).delete()
-                chunks_register(finished.pack_id, finished.entries)
-            # Only dead chunks still point at the old pack now, and the old pack is
-            # none of the packs just written (checked above): its rows can go.
-            if old_id not in written:
-                Chunk.objects.filter(pack_id=old_id).delete()
-                Pack.objects.filter(pk=old_id).delete()
-            AuditEvent.objects.create(
-                actor="worker",
-                action="pack.repack",
-                object_type="pack",
-                object_id=old_id,
-                before={"size": old.size, "chunks": len(locations)},
-                after={"pack": finished.pack_id if finished else None, "chunks": len(keep), "run": run.pk},
+        _repack_one(run, backend, old_id, live=live, written=written)
+
+
+def _repack_one(
+    run: RetentionRun, backend: Backend, old_id: str, *, live: set[str], written: set[str]
+) -> None:
+    """Repack one pack: its live chunks copied into a new pack (none, when all are
+    dead), the rows moved over, the old bytes deleted. `written` gathers the packs
+    this run has stored."""
+    old = Pack.objects.filter(pk=old_id).first()
+    if old is None or old_id in written:
+        return  # already the copy of another pack of this run: live as it is
+    if not backend.restore_state(old_id).readable:
+        # A cold pack is read only after a restore: ask for one, and leave the
+        # pack as it is (whole and correct) for a later run to repack.
+        backend.request_restore(old_id)
+        _progress(run, f"pack {old_id[:12]} is being restored before it can be repacked")
+        return
+    locations = [
+        ChunkLocation(c.id, c.pack_id, c.offset, c.stored_length, c.raw_length, c.codec)
+        for c in Chunk.objects.filter(pack_id=old_id).order_by("offset")
+    ]
+    keep = [location for location in locations if location.chunk_id in live]
+    finished = None
+    if keep:
+        finished = _copy_chunks(backend, old_id, keep)
+        if finished.pack_id == old_id:
+            # Every chunk of the pack is live: the copy is the pack itself.
+            os.unlink(finished.path)
+            _progress(run, f"pack {old_id[:12]} is all live; left as it is")
+            return
+        _store_copy(backend, finished, old, written)
+    failpoints.hit("retention.repack-stored")
+    _repack_rows(run, old, finished, chunks_before=len(locations), chunks_kept=len(keep), written=written)
+    _delete_unnamed_bytes(backend, old_id, written=written)
+
+
+def _copy_chunks(backend: Backend, old_id: str, keep: list[ChunkLocation]) -> FinishedPack:
+    """A new pack, in the spool, of the chunks `keep` of pack `old_id`, each
+    verified before it is copied."""
+    writer = PackWriter(backend.spool_dir(), settings.STRATA_PACK_SIZE)
+    try:
+        for location in keep:
+            payload = backend.read_range(old_id, location.offset, location.stored_length)
+            decode_chunk(location, payload)  # verify before copying
+            writer.add_encoded(location.chunk_id, location.raw_length, payload, location.codec)
+    except BaseException:
+        writer.abort()
+        raise
+    finished = writer.finish()
+    assert finished is not None
+    return finished
+
+
+def _store_copy(backend: Backend, finished: FinishedPack, old: Pack, written: set[str]) -> None:
+    """Store a new pack, read it back, and put it in the old pack's tier."""
+    # Stored under its own name, which no row may use yet; put_pack keeps
+    # bytes already stored under that name (same name, same bytes).
+    backend.put_pack(finished.pack_id, finished.path)
+    _verify_stored(backend, finished)
+    written.add(finished.pack_id)
+    if old.tier != Pack.Tier.HOT:
+        backend.set_tier(finished.pack_id, old.tier)
+
+
+def _repack_rows(
+    run: RetentionRun,
+    old: Pack,
+    finished: FinishedPack | None,
+    *,
+    chunks_before: int,
+    chunks_kept: int,
+    written: set[str],
+) -> None:
+    """In one transaction: the new pack's row and its chunks re-pointed, the old
+    pack's rows gone, and the audit event."""
+    old_id = old.id
+    with transaction.atomic():
+        if finished is not None:
+            Pack.objects.get_or_create(
+                id=finished.pack_id,
+                defaults={
+                    "size": finished.size,
+                    "chunk_count": len(finished.entries),
+                    "created": run.as_of,
+                    "tier": old.tier,
+                    "tier_since": old.tier_since,
+                },
             )
-        _delete_unnamed_bytes(backend, old_id, written=written)
+            moved = [entry.chunk_id for entry in finished.entries]
+            for batch in batched(moved):
+                Chunk.objects.filter(id__in=batch).delete()
+            chunks_register(finished.pack_id, finished.entries)
+        # Only dead chunks still point at the old pack now, and the old pack is
+        # none of the packs just written (checked above): its rows can go.
+        if old_id not in written:
+            Chunk.objects.filter(pack_id=old_id).delete()
+            Pack.objects.filter(pk=old_id).delete()
+        AuditEvent.objects.create(
+            actor="worker",
+            action="pack.repack",
+            object_type="pack",
+            object_id=old_id,
+            before={"size": old.size, "chunks": chunks_before},
+            after={"pack": finished.pack_id if finished else None, "chunks": chunks_kept, "run": run.pk},
+        )
 
 
 def _sweep(run: RetentionRun) -> None:
@@ -692,8 +729,6 @@ def resume_stalled() -> list[int]:
 
 def pack_restore_track(*, pack_id: str, state, requested_for: str = "") -> None:
     """Record a restore asked for, once per pack while it is under way."""
-    from lifecycle.models import PackRestore
-
     if state.readable:
         return
     expected = timezone.now() + timedelta(seconds=state.ready_in_seconds) if state.ready_in_seconds else None
@@ -711,8 +746,6 @@ def pack_restore_track(*, pack_id: str, state, requested_for: str = "") -> None:
 
 def restores_poll(*, now: datetime | None = None) -> int:
     """Look at every restore under way; mark the ones the store now serves."""
-    from lifecycle.models import PackRestore
-
     now = now or timezone.now()
     backend = get_backend()
     finished = 0
