@@ -53,6 +53,7 @@ from catalog.services.pull import PullResult, version_pull
 from catalog.services.store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
 from registry.models import ROLE_RE, ModelVersion
 from strata_store.backends import Backend, RestoreState
+from strata_store.backends.s3 import GLACIER_RESTORE_SECONDS
 from strata_store.staging import DestinationError, staging_for
 
 LOCK_FORMAT = 1
@@ -384,8 +385,6 @@ def restore_estimate(cold: ColdData, backend: Backend | None = None) -> float:
     backend = backend or get_backend()
     seconds = getattr(backend, "restore_seconds", None)
     if seconds is None:
-        from strata_store.backends.s3 import GLACIER_RESTORE_SECONDS
-
         seconds = GLACIER_RESTORE_SECONDS
     return float(seconds)
 
