@@ -97,7 +97,7 @@ def _digests(root: Path) -> dict[str, str]:
 
 
 def _free_port() -> int:
-    from tests.services import free_port
+    from tests.workers import free_port
 
     return free_port()
 
@@ -273,7 +273,7 @@ def main() -> None:
         if name not in (*SETUPS, BASELINE):
             parser.error(f"{name} is not a setup: use {', '.join(SETUPS)}")
 
-    from tests.services import SeaweedServer
+    from tests.workers import SeaweedServer
 
     weed = None
     base_env = dict(os.environ)

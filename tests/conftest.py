@@ -1,27 +1,30 @@
-"""Shared fixtures: both object backends, the CLI in and out of process, data makers.
+"""Shared fixtures: both object backends, the CLI in and out of process, the
+personas, Redis and a Celery queue, data makers.
 
 Every test that touches the store runs on both backends: a local folder and a bucket
 on a real S3 server (SeaweedFS). PostgreSQL is used when DATABASE_URL names it (CI),
-SQLite otherwise.
+SQLite otherwise. The functions behind the fixtures are in tests/factories/ and
+tests/workers.py.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import os
-import random
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 
-from tests.services import SeaweedServer, start_redis
+from tests.factories.files import ROOT
+from tests.factories.personas import personas_make, role_groups_ensure
+from tests.factories.retention import cost_scenario_make
+from tests.workers import SeaweedServer, database_url, start_redis
 
-ROOT = Path(__file__).resolve().parent.parent
+_versions = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -104,58 +107,65 @@ def strata(db, store_url):
 
 
 @pytest.fixture
+def role_groups(db):
+    """The role groups, which a transactional test's flush removes with the rest."""
+    role_groups_ensure()
+
+
+@pytest.fixture
 def personas(db):
-    """The people of the tests and what each may do:
-
-    - alice, steward: creates datasets, pushes versions, edits metadata, asks for rollbacks
-    - bob, viewer: reads public datasets
-    - carol, approver: approves what stewards ask for (and reads)
-    - dave, outsider: signed in, no role at all
-    - erin, admin: everything
-    """
-    from django.contrib.auth.models import Group, User
-
-    people = {}
-    for name, role in [
-        ("alice", "steward"),
-        ("bob", "viewer"),
-        ("carol", "approver"),
-        ("dave", None),
-        ("erin", "admin"),
-    ]:
-        user = User.objects.create_user(name, f"{name}@example.org", f"{name}-password")
-        if role:
-            # get_or_create: a transactional test before this one flushed the roles.
-            user.groups.add(Group.objects.get_or_create(name=role)[0])
-        people[name] = user
-    return people
+    """The people of the tests and what each may do (tests/factories/personas.py):
+    alice, steward; bob, viewer; carol, approver; dave, no role; erin, admin."""
+    return personas_make()
 
 
-def worker_environment(*, settings, tmp_path, queue: str, redis_url: str, **extra: str) -> dict[str, str]:
-    """The environment of a worker process sharing this test's database, store,
-    cache and Celery queue (on Redis); `extra` adds or overrides variables."""
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=database_url(),
-        STORAGE_URL=settings.STRATA_STORAGE_URL,
-        STRATA_CACHE_DIR=str(settings.STRATA_CACHE_DIR),
-        STRATA_VAR_DIR=str(tmp_path / "worker-var"),
-        CELERY_BROKER_URL=redis_url,
-        CELERY_TASK_DEFAULT_QUEUE=queue,
-        **extra,
-    )
-    return env
+@pytest.fixture
+def fast_passwords(settings):
+    """The personas' passwords hashed with a cheap hasher: the default one is built
+    to be slow, and five hashes per test would be most of a short test's time.
+    A folder whose tests need it says so with an autouse fixture in its conftest."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def database_url() -> str:
-    """A URL for the test database, for subprocesses to share it."""
-    settings_dict = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{settings_dict['NAME']}"
-    user = settings_dict.get("USER") or ""
-    password = settings_dict.get("PASSWORD") or ""
-    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    return f"postgres://{auth}{settings_dict.get('HOST') or '127.0.0.1'}:{settings_dict.get('PORT') or 5432}/{settings_dict['NAME']}"
+@pytest.fixture
+def local_store(tmp_path, settings):
+    """A store in a local folder, for tests that never need S3."""
+    settings.STRATA_STORAGE_URL = f"file://{tmp_path / 'store'}"
+    settings.STRATA_CACHE_DIR = tmp_path / "cache"
+    return settings.STRATA_STORAGE_URL
+
+
+@pytest.fixture
+def make_version(personas, local_store, tmp_path):
+    """make_version("reviews", stage="raw") -> a new catalog Version with unique content."""
+    from catalog.services.versions import version_push
+
+    def make(dataset: str, stage: str | None = None, content: str | None = None):
+        folder = tmp_path / "pushes" / f"{dataset}-{next(_versions)}"
+        folder.mkdir(parents=True)
+        (folder / "data.jsonl").write_text(content if content is not None else f"{dataset} {folder.name}\n")
+        return version_push(
+            path=str(folder), dataset_name=dataset, user=personas["alice"], stage=stage
+        ).version
+
+    return make
+
+
+@pytest.fixture
+def api_client(client):
+    """A Django test client that speaks JSON to /api/v1/ as a given persona."""
+
+    def as_user(user):
+        client.force_login(user)
+        return client
+
+    return as_user
+
+
+@pytest.fixture
+def cost_scenario(db, tmp_path, settings):
+    """The cost scenario worked out by hand (tests/factories/retention.py)."""
+    return cost_scenario_make(tmp_path=tmp_path, settings=settings)
 
 
 @pytest.fixture
@@ -201,38 +211,3 @@ def cli(transactional_db, store_url, tmp_path, settings):
     run.popen = popen
     run.env = env
     return run
-
-
-def write_random(path: Path, size: int, seed: int) -> None:
-    """Write `size` pseudo-random (incompressible) bytes, reproducibly."""
-    rng = random.Random(seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as handle:
-        remaining = size
-        while remaining:
-            block = min(remaining, 8 << 20)
-            handle.write(rng.randbytes(block))
-            remaining -= block
-
-
-def tree_digests(root: Path) -> dict[str, tuple[str, str]]:
-    """Every file, link and folder below `root`, with a hash of its content."""
-    from blake3 import blake3
-
-    result: dict[str, tuple[str, str]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            full = Path(dirpath) / name
-            rel = str(full.relative_to(root))
-            if full.is_symlink():
-                result[rel] = ("link", os.readlink(full))
-            elif full.is_dir():
-                result[rel] = ("dir", "")
-            else:
-                hasher = blake3()
-                with open(full, "rb") as handle:
-                    for block in iter(lambda: handle.read(1 << 20), b""):
-                        hasher.update(block)
-                mode = "x" if os.access(full, os.X_OK) else "f"
-                result[rel] = (mode, hasher.hexdigest())
-    return result

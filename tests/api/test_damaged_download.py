@@ -11,8 +11,8 @@ import pytest
 from catalog.models import Chunk, FileManifest
 from catalog.services.errors import IntegrityFailure
 from catalog.services.versions import version_push
-from tests.catalog.test_crash_and_corruption import _flip_byte
-from tests.conftest import write_random
+from tests.factories.files import write_random
+from tests.factories.store import flip_pack_byte
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def _push(personas, tmp_path, files: dict[str, bytes]) -> None:
 
 def _damage_chunk(chunk_id: str) -> None:
     chunk = Chunk.objects.get(pk=chunk_id)
-    _flip_byte(chunk.pack_id, chunk.offset + chunk.stored_length // 2)
+    flip_pack_byte(chunk.pack_id, chunk.offset + chunk.stored_length // 2)
 
 
 def test_a_damaged_small_file_is_answered_with_a_json_502_and_logged_as_one(

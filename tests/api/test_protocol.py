@@ -21,9 +21,9 @@ from catalog.services.store import get_backend
 from strata_store.chunker import chunk_bytes
 from strata_store.hashing import digest_hex, new_hasher
 from strata_store.packs import PackWriter
-from tests.api.forgery import md5_of
-from tests.api.forgery import put as send
-from tests.conftest import write_random
+from tests.factories.files import write_random
+from tests.factories.forgery import md5_of
+from tests.factories.forgery import put as send
 
 
 def snapshot() -> dict[str, int]:

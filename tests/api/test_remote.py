@@ -20,7 +20,7 @@ import pytest
 
 from strata_client import Client
 from strata_client.errors import ClientError, NotFound
-from tests.conftest import ROOT, tree_digests, write_random
+from tests.factories.files import ROOT, tree_digests, write_random
 
 MiB = 1024 * 1024
 

@@ -22,8 +22,8 @@ from catalog.models import Pack
 from lifecycle.models import PackRestore, RetentionRun
 from lifecycle.services.retention import retention_advance, retention_plan
 from strata_client import Client, Restoring
-from tests.catalog.test_retention_service import default_policies
-from tests.conftest import ROOT, tree_digests, write_random
+from tests.factories.files import ROOT, tree_digests, write_random
+from tests.factories.retention import default_policies
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from catalog.services.store import get_backend
 from catalog.services.tokens import token_create
 from catalog.services.verify import store_verify
 from strata_store.hashing import digest_hex
-from tests.api.conftest import Api
-from tests.api.forgery import Push, chunked, md5_of, pack_of, put
+from tests.factories.api import Api
+from tests.factories.forgery import Push, chunked, md5_of, pack_of, put
 
 
 def random_bytes(size: int, seed: int) -> bytes:

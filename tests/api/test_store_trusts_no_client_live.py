@@ -15,8 +15,8 @@ import pytest
 from catalog.models import AuditEvent, Chunk, Upload
 from strata_client import Client
 from strata_client.errors import ClientError
-from tests.api.forgery import chunked, md5_of, pack_of
-from tests.conftest import tree_digests, write_random
+from tests.factories.files import tree_digests, write_random
+from tests.factories.forgery import chunked, md5_of, pack_of
 
 
 class Http:

@@ -22,8 +22,8 @@ from catalog.models import Dataset, Version
 from catalog.services.store import walk_tree
 from catalog.services.tokens import token_create
 from strata_store.hashing import digest_hex
-from tests.api.conftest import Api
-from tests.api.forgery import Push, chunked
+from tests.factories.api import Api
+from tests.factories.forgery import Push, chunked
 
 SIZES = [3_000, 20_000, 120_000, 9_000]
 _runs = itertools.count()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from catalog.models import AuditEvent, Version
 from catalog.services.versions import version_push
-from tests.browser.conftest import screenshot, sign_in
+from tests.factories.browser import screenshot, sign_in
 
 CARDS = Path(__file__).resolve().parent.parent / "catalog" / "cards"
 

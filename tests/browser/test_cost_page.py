@@ -3,11 +3,10 @@ chart and every version's retention status, readable at a glance."""
 
 from __future__ import annotations
 
-from tests.browser.conftest import screenshot, sign_in
-from tests.catalog.test_cost_report import scenario  # noqa: F401 (fixture)
+from tests.factories.browser import screenshot, sign_in
 
 
-def test_cost_page_reads_calmly_in_chromium(page, personas, scenario):  # noqa: F811
+def test_cost_page_reads_calmly_in_chromium(page, personas, cost_scenario):
     sign_in(page, "bob")
     page.goto("/cost/")
     assert page.get_by_role("heading", name="Storage cost").is_visible()

@@ -9,9 +9,8 @@ import pytest
 from catalog.models import Branch
 from governance.models import RollbackRequest
 from ops.demo import MODEL, demo_build
-from tests.browser.conftest import screenshot
-from tests.conftest import worker_environment
-from tests.services import CeleryWorker
+from tests.factories.browser import screenshot
+from tests.workers import CeleryWorker, worker_environment
 
 
 @pytest.mark.slow

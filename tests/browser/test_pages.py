@@ -11,8 +11,8 @@ from playwright.sync_api import expect
 
 from catalog.models import Dataset, Version
 from catalog.services.datasets import dataset_update
-from tests.browser.conftest import screenshot, sign_in
-from tests.catalog.test_views_data import push, reviews
+from tests.factories.browser import screenshot, sign_in
+from tests.factories.datasets import push, reviews
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,9 +8,8 @@ import pytest
 from catalog.models import Branch
 from catalog.services.versions import version_push
 from governance.models import RollbackRequest
-from tests.browser.conftest import screenshot, sign_in
-from tests.conftest import worker_environment
-from tests.services import CeleryWorker
+from tests.factories.browser import screenshot, sign_in
+from tests.workers import CeleryWorker, worker_environment
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from catalog.services.datasets import dataset_update
 from catalog.services.refs import tag_create
 from catalog.services.remote import upload_open
 from governance.services.rollback import rollback_request
-from tests.catalog.test_views_data import reviews
+from tests.factories.datasets import reviews
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from catalog.models import AuditEvent
-from tests.conftest import ROOT, write_random
+from tests.factories.files import ROOT, write_random
 
 
 def _push(strata, path, dataset, *extra):

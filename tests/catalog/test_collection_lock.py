@@ -19,8 +19,8 @@ from catalog.services.versions import version_push
 from lifecycle.models import RetentionRun
 from lifecycle.services.collection import collecting
 from lifecycle.services.retention import retention_advance, retention_plan
-from tests.catalog.test_retention_service import Calendar, day, local_store  # noqa: F401 (a fixture)
-from tests.conftest import tree_digests, write_random
+from tests.factories.files import tree_digests, write_random
+from tests.factories.retention import Calendar, day
 
 
 def _doomed_file(tmp_path):

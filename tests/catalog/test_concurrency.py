@@ -10,7 +10,7 @@ from catalog.models import Branch, Version
 from catalog.selectors import version_log
 from catalog.services.errors import ConflictError
 from catalog.services.versions import version_push
-from tests.conftest import write_random
+from tests.factories.files import write_random
 
 
 class _PushInTheMiddle:

@@ -18,56 +18,16 @@ The scenario (prices $23, $12.50 and $4 per TB-month; a TB is 2^40 bytes):
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from decimal import Decimal
 
-import pytest
 from django.core.management import call_command
-from django.utils import timezone
 
-from catalog.models import Pack, Version
-from catalog.services.store import get_backend
-from catalog.services.versions import version_push
 from lifecycle.services.costs import cost_report, timeline_svg
-from tests.catalog.test_retention_service import default_policies, pack_of
-from tests.conftest import write_random
-
-TB = 2**40
+from tests.factories.retention import TB
 
 
-@pytest.fixture
-def scenario(db, tmp_path, settings):
-    default_policies()
-    settings.STRATA_STORAGE_URL = f"file://{tmp_path / 'store'}"
-    settings.STRATA_CACHE_DIR = tmp_path / "cache"
-    settings.STRATA_LOCAL_RESTORE_SECONDS = 4 * 3600
-    now = timezone.now()
-
-    def push(dataset: str, files: dict[str, int], days_ago: int) -> Version:
-        folder = tmp_path / dataset
-        for name, seed in files.items():
-            write_random(folder / name, 20_000, seed)
-        version = version_push(path=str(folder), dataset_name=dataset, author="alice").version
-        Version.objects.filter(pk=version.pk).update(created=now - timedelta(days=days_ago))
-        return version
-
-    v1 = push("reviews", {"a.bin": 1}, 25)
-    v2 = push("reviews", {"a.bin": 1, "b.bin": 2}, 5)
-    old = push("archive", {"c.bin": 3}, 225)
-    pack_a, pack_b, pack_c = pack_of(v1, "a.bin"), pack_of(v2, "b.bin"), pack_of(old, "c.bin")
-    Pack.objects.filter(pk=pack_a).update(size=TB, tier="hot", created=now - timedelta(days=25))
-    Pack.objects.filter(pk=pack_b).update(
-        size=TB // 2, tier="warm", created=now - timedelta(days=5), tier_since=now - timedelta(days=5)
-    )
-    Pack.objects.filter(pk=pack_c).update(
-        size=3 * TB, tier="cold", created=now - timedelta(days=225), tier_since=now - timedelta(days=125)
-    )
-    get_backend().set_tier(pack_c, "cold")
-    return {"now": now, "v1": v1, "v2": v2, "old": old}
-
-
-def test_cost_figures_match_the_hand_worked_scenario_to_the_cent(scenario):
-    report = cost_report(now=scenario["now"])
+def test_cost_figures_match_the_hand_worked_scenario_to_the_cent(cost_scenario):
+    report = cost_report(now=cost_scenario["now"])
     data = report.as_dict()
     assert {tier: row["monthly_dollars"] for tier, row in data["tiers"].items()} == {
         "hot": "23.00",
@@ -94,7 +54,7 @@ def test_cost_figures_match_the_hand_worked_scenario_to_the_cent(scenario):
     assert svg.startswith("<svg") and "$41.25/month" in svg
 
 
-def test_strata_cost_json_gives_the_same_figures(scenario):
+def test_strata_cost_json_gives_the_same_figures(cost_scenario):
     from io import StringIO
 
     out = StringIO()

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from lifecycle.models import RetentionRun
-from tests.catalog.test_cost_report import scenario  # noqa: F401 (fixture)
 
 
-def test_cost_page_shows_the_hand_worked_figures(client, personas, scenario):  # noqa: F811
+def test_cost_page_shows_the_hand_worked_figures(client, personas, cost_scenario):
     client.force_login(personas["bob"])
     page = client.get("/cost/").content.decode()
     for figure in ("$41.25", "$23.00", "$6.25", "$12.00", "$30.75", "$5.21", "about 4 h", "<svg"):
         assert figure in page, figure
 
 
-def test_an_admin_plans_a_run_and_an_approver_approves_a_large_one(client, personas, scenario, settings):  # noqa: F811
+def test_an_admin_plans_a_run_and_an_approver_approves_a_large_one(client, personas, cost_scenario, settings):
     settings.STRATA_RETENTION_APPROVAL_BYTES = 0
     settings.CELERY_TASK_ALWAYS_EAGER = False
     client.force_login(personas["bob"])
@@ -36,7 +35,7 @@ def test_an_admin_plans_a_run_and_an_approver_approves_a_large_one(client, perso
 def test_only_admins_edit_retention_policies_in_the_admin_and_each_change_is_audited(client, personas):
     from catalog.models import AuditEvent
     from lifecycle.models import RetentionPolicy
-    from tests.catalog.test_retention_service import default_policies
+    from tests.factories.retention import default_policies
 
     default_policies()
     policy = RetentionPolicy.objects.get(pattern="exp/*")
@@ -74,7 +73,7 @@ def test_a_run_names_expiring_versions_of_restricted_datasets_only_to_their_read
     from catalog.services.refs import branch_create
     from catalog.services.versions import version_push
     from lifecycle.services.retention import retention_plan
-    from tests.catalog.test_retention_service import default_policies
+    from tests.factories.retention import default_policies
 
     settings.STRATA_STORAGE_URL = f"file://{tmp_path / 'store'}"
     settings.STRATA_CACHE_DIR = tmp_path / "cache"

@@ -6,27 +6,13 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
 from catalog.models import Chunk, Dataset, Pack, Version
 from catalog.services.store import get_backend
-from tests.conftest import write_random
-
-
-def _flip_byte(pack_id: str, offset: int) -> None:
-    backend = get_backend()
-    if hasattr(backend, "root"):
-        path = Path(backend.root) / "packs" / pack_id[:2] / f"{pack_id}.pack"
-        data = bytearray(path.read_bytes())
-        data[offset] ^= 0xFF
-        path.write_bytes(bytes(data))
-    else:  # S3: replace the object with a damaged copy, as bit rot would
-        key = backend._key(pack_id)
-        body = bytearray(backend.client.get_object(Bucket=backend.bucket, Key=key)["Body"].read())
-        body[offset] ^= 0xFF
-        backend.client.put_object(Bucket=backend.bucket, Key=key, Body=bytes(body))
+from tests.factories.files import write_random
+from tests.factories.store import flip_pack_byte
 
 
 def _unreferenced(verify_output: str) -> set[str]:
@@ -85,7 +71,7 @@ def test_a_flipped_byte_is_named_by_verify_and_refused_by_pull(cli, tmp_path):
     assert cli("verify", "fragile").returncode == 0
 
     victim = Chunk.objects.filter(raw_length__gt=10_000).order_by("offset").first()
-    _flip_byte(victim.pack_id, victim.offset + victim.stored_length // 2)
+    flip_pack_byte(victim.pack_id, victim.offset + victim.stored_length // 2)
 
     verified = cli("verify")
     assert verified.returncode == 1

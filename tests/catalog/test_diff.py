@@ -7,7 +7,7 @@ import pytest
 
 from catalog.selectors.diff import ADDED, MODIFIED, REMOVED, diff_trees, diff_versions
 from strata_store import tree as treeformat
-from tests.catalog.test_views_data import push
+from tests.factories.datasets import push
 
 F, X, L, D = treeformat.FILE, treeformat.EXECUTABLE, treeformat.LINK, treeformat.TREE
 

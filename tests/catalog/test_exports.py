@@ -11,7 +11,7 @@ from catalog.selectors import resolve_spec
 from catalog.selectors.exports import file_stream, tar_stream
 from catalog.services.errors import NotFound
 from catalog.services.versions import version_push
-from tests.conftest import write_random
+from tests.factories.files import write_random
 
 
 def test_tar_stream_holds_every_file_byte_for_byte(db, store_url, tmp_path):

@@ -13,7 +13,8 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ROOT, database_url
+from tests.factories.files import ROOT
+from tests.workers import database_url
 
 # Runs the push as its only child and reports the child's peak resident size.
 MEASURE = """

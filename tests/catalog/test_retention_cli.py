@@ -10,7 +10,7 @@ import pytest
 
 from catalog.models import Version
 from lifecycle.models import RetentionPolicy, RetentionRun
-from tests.conftest import write_random
+from tests.factories.files import write_random
 
 # Packs made by this test are seconds old: no grace period, or nothing is deleted.
 NO_GRACE = {"STRATA_RETENTION_GRACE_HOURS": "0"}

@@ -23,7 +23,7 @@ from catalog.services.verify import store_verify
 from catalog.services.versions import version_push
 from lifecycle.models import RetentionPolicy, RetentionRun
 from lifecycle.services.retention import retention_advance, retention_plan
-from tests.conftest import write_random
+from tests.factories.files import write_random
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 BRANCHES = ("main", "exp/a", "exp/a", "exp/b", "exp/b", "dev")  # experiments come and go most

@@ -18,8 +18,8 @@ from catalog.services.verify import store_verify
 from catalog.services.versions import version_push
 from lifecycle.models import RetentionRun
 from lifecycle.services.retention import retention_advance, retention_plan
-from tests.catalog.test_retention_service import day, default_policies, pack_of
-from tests.conftest import tree_digests, write_random
+from tests.factories.files import tree_digests, write_random
+from tests.factories.retention import day, default_policies, pack_of
 
 
 @pytest.fixture

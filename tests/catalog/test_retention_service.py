@@ -8,8 +8,7 @@ in seconds without patching time anywhere.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
 
@@ -20,82 +19,10 @@ from catalog.services.refs import branch_create
 from catalog.services.store import get_backend
 from catalog.services.verify import store_verify
 from catalog.services.versions import version_push
-from lifecycle.models import RetentionPolicy, RetentionRun
+from lifecycle.models import RetentionRun
 from lifecycle.services.retention import retention_advance, retention_approve, retention_plan
-from tests.conftest import tree_digests, write_random
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def day(number: float) -> datetime:
-    return T0 + timedelta(days=number)
-
-
-def default_policies() -> None:
-    """The defaults the data migration makes; a transactional test earlier in the
-    session may have emptied the table."""
-    RetentionPolicy.objects.get_or_create(
-        pattern="main",
-        defaults={"position": 10, "keep_forever": True, "warm_after_days": 30, "cold_after_days": 180},
-    )
-    RetentionPolicy.objects.get_or_create(pattern="exp/*", defaults={"position": 20, "expire_after_days": 30})
-
-
-@pytest.fixture
-def local_store(db, tmp_path, settings):
-    default_policies()
-    settings.STRATA_STORAGE_URL = f"file://{tmp_path / 'store'}"
-    settings.STRATA_CACHE_DIR = tmp_path / "cache"
-    settings.STRATA_LOCAL_RESTORE_SECONDS = 3600
-    settings.STRATA_RETENTION_APPROVAL_BYTES = 10**12
-    return settings.STRATA_STORAGE_URL
-
-
-class Calendar:
-    """Push folders as versions and date them on the simulated calendar."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.folders: dict[tuple[str, str], Path] = {}
-
-    def push(self, branch: str, on: float, files: dict[str, int], dataset: str = "reviews") -> Version:
-        folder = self.folders.setdefault((dataset, branch), self.root / dataset / branch.replace("/", "_"))
-        folder.mkdir(parents=True, exist_ok=True)
-        for existing in folder.iterdir():
-            if existing.name not in files:
-                existing.unlink()
-        for name, seed in files.items():
-            if not (folder / name).exists():
-                write_random(folder / name, 20_000, seed)
-        before = set(Pack.objects.values_list("id", flat=True))
-        version = version_push(path=str(folder), dataset_name=dataset, author="alice", branch=branch).version
-        Version.objects.filter(pk=version.pk).update(created=day(on))
-        Pack.objects.exclude(id__in=before).update(created=day(on), tier_since=day(on))
-        version.refresh_from_db()
-        return version
-
-    def branch(self, dataset: str, name: str, start: Version) -> None:
-        branch_create(dataset=start.dataset, name=name, start=start, actor="alice")
-
-
-def run_retention(on: float) -> RetentionRun:
-    run = retention_plan(now=day(on))
-    if run.state == RetentionRun.State.AWAITING:
-        return run
-    return retention_advance(run_id=run.pk)
-
-
-def pack_of(version: Version, name: str) -> str:
-    from catalog.services.store import DatabaseChunkIndex, file_chunks, walk_tree
-
-    entry = next(item.entry for item in walk_tree(version.tree_id) if item.path == name)
-    chunk_id = file_chunks([entry.digest])[entry.digest][0]
-    return DatabaseChunkIndex().locate([chunk_id])[chunk_id].pack_id
-
-
-def tier(pack_id: str) -> str | None:
-    pack = Pack.objects.filter(pk=pack_id).first()
-    return pack.tier if pack else None
+from tests.factories.files import tree_digests, write_random
+from tests.factories.retention import Calendar, day, default_policies, pack_of, run_retention, tier
 
 
 def test_four_hundred_days_of_pushes_move_expire_and_delete_as_the_policies_say(local_store, tmp_path):

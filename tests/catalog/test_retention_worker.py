@@ -18,9 +18,10 @@ from catalog.services.verify import store_verify
 from lifecycle.models import RetentionRun
 from lifecycle.services.retention import retention_plan
 from lifecycle.tasks import retention_apply
-from tests.catalog.test_retention_service import Calendar, day, default_policies, pack_of, tier
-from tests.conftest import ROOT, worker_environment
-from tests.services import CeleryWorker as Worker
+from tests.factories.files import ROOT
+from tests.factories.retention import Calendar, day, default_policies, pack_of, tier
+from tests.workers import CeleryWorker as Worker
+from tests.workers import worker_environment
 
 State = RetentionRun.State
 
@@ -147,7 +148,7 @@ def test_a_worker_killed_during_a_repack_loses_nothing_and_the_rerun_completes(
     that expire: it is repacked. Killed before or after the new pack is stored,
     the next worker finishes, and every kept byte reads back."""
     from catalog.services.versions import version_push
-    from tests.conftest import write_random
+    from tests.factories.files import write_random
 
     settings.STRATA_PACK_SIZE = 10 * 1024 * 1024  # one pack per push
     cal = Calendar(tmp_path / "work")

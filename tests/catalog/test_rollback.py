@@ -22,8 +22,9 @@ from catalog.services.store import get_backend
 from catalog.services.versions import version_push
 from governance.models import RollbackRequest
 from governance.services.rollback import rollback_approve, rollback_reject, rollback_request
-from tests.conftest import tree_digests, worker_environment
-from tests.services import CeleryWorker as Worker
+from tests.factories.files import tree_digests
+from tests.workers import CeleryWorker as Worker
+from tests.workers import worker_environment
 
 State = RollbackRequest.State
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tree_digests, write_random
+from tests.factories.files import tree_digests, write_random
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from catalog.models import Version
 from catalog.tasks import verify_store
 from lifecycle.models import RetentionPolicy, RetentionRun
 from lifecycle.services.retention import retention_advance, retention_plan
-from tests.conftest import write_random
+from tests.factories.files import write_random
 
 
 def _policies() -> None:

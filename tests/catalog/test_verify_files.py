@@ -12,7 +12,7 @@ from blake3 import blake3
 
 from catalog.models import FileManifest
 from catalog.tasks import verify_store
-from tests.conftest import write_random
+from tests.factories.files import write_random
 
 DAY = 24 * 3600
 

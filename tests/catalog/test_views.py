@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from catalog.models import Dataset, Version
 from catalog.services.datasets import dataset_update
-from tests.catalog.test_views_data import clone_datasets, push, reviews
+from tests.factories.datasets import clone_datasets, push, reviews
 
 pytestmark = pytest.mark.django_db
 

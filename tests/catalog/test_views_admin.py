@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.urls import reverse
 
 from catalog.models import AuditEvent, Dataset
-from tests.catalog.test_views_data import reviews
+from tests.factories.datasets import reviews
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from catalog.models import AuditEvent, Dataset, Version
 from catalog.services.datasets import dataset_update
-from tests.catalog.test_views_data import push
+from tests.factories.datasets import push
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from django.urls import reverse
 from catalog.models import Dataset, Pack, Version
 from catalog.selectors.exports import file_stream
 from catalog.services.uploads import UploadLimitHandler
-from tests.catalog.test_views_data import push
+from tests.factories.datasets import push
 
 pytestmark = pytest.mark.django_db
 

@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from tests.conftest import ROOT
+from tests.factories.files import ROOT
 
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"

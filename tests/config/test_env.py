@@ -12,7 +12,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_choice, env_decimal, env_float, env_int, env_list, env_str
-from tests.conftest import ROOT
+from tests.factories.files import ROOT
 
 NAME = "STRATA_TEST_ENV_VALUE"
 

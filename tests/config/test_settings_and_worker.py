@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, database_url
+from tests.factories.files import ROOT
+from tests.workers import database_url
 
 
 def _django(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

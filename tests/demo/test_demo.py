@@ -23,9 +23,9 @@ from lifecycle.services.costs import cost_report
 from lineage.models import Run
 from ops.demo import MODEL, DemoError, demo_build
 from registry.models import ModelVersion
-from tests.catalog.test_retention_service import default_policies
-from tests.conftest import ROOT
-from tests.services import free_port
+from tests.factories.files import ROOT
+from tests.factories.retention import default_policies
+from tests.workers import free_port
 
 
 def test_the_demo_tells_the_whole_story(db, settings, tmp_path, client):

@@ -256,7 +256,7 @@ def test_a_broken_project_is_refused_with_one_sentence(db, tmp_path, files, reas
 
 
 def test_the_command_line_exits_2_with_one_sentence(transactional_db, tmp_path, settings):
-    from tests.conftest import database_url
+    from tests.workers import database_url
 
     folder = tmp_path / "loop"
     write(

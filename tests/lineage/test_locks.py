@@ -21,7 +21,7 @@ from catalog.services.store import get_backend
 from registry.services.locks import LockRefused, NeedsRestore, lock_build, lock_parse
 from registry.services.training import training_record
 from strata_store.backends import COLD
-from tests.conftest import tree_digests, write_random
+from tests.factories.files import tree_digests, write_random
 
 _counter = itertools.count()
 

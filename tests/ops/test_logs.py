@@ -14,9 +14,9 @@ from django.urls import reverse
 
 from lifecycle.models import RetentionRun
 from ops.logging import JsonFormatter
-from tests.catalog.test_views_data import push
-from tests.conftest import ROOT
-from tests.ops.conftest import wait_until
+from tests.factories.datasets import push
+from tests.factories.files import ROOT
+from tests.workers import wait_until
 
 
 @pytest.fixture

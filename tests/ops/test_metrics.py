@@ -13,10 +13,11 @@ from django.urls import reverse
 from catalog.models import Chunk, Pack
 from catalog.services.pull import version_pull
 from catalog.services.versions import version_push
-from tests.catalog.test_views_data import push
-from tests.conftest import worker_environment, write_random
-from tests.ops.conftest import sample, wait_until
-from tests.services import CeleryWorker as Worker
+from tests.factories.datasets import push
+from tests.factories.files import write_random
+from tests.factories.metrics import sample
+from tests.workers import CeleryWorker as Worker
+from tests.workers import wait_until, worker_environment
 
 PUSHED = ("strata_store_transferred_bytes_total", {"direction": "push"})
 PULLED = ("strata_store_transferred_bytes_total", {"direction": "pull"})

@@ -12,8 +12,7 @@ import uuid
 import pytest
 from django.test import override_settings
 
-from tests.ops.conftest import wait_until
-from tests.services import _redis_answers, free_port
+from tests.workers import free_port, redis_answers, wait_until
 
 
 @pytest.fixture
@@ -39,7 +38,7 @@ class PrivateRedis:
             [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
         )
-        wait_until(lambda: _redis_answers(self.url), timeout=20, what="redis-server starting")
+        wait_until(lambda: redis_answers(self.url), timeout=20, what="redis-server starting")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

