@@ -211,16 +211,41 @@ def plan(
     """Decide every version, mark every pack, and list what to move, delete, repack."""
     prices = prices or Prices()
     result = Plan(now=now)
+    roots = _decide_versions(
+        result, versions, policies=policies, branch_last_commit=branch_last_commit, now=now
+    )
+    live_chunks = _mark(result, roots, graph)
+    for pack in packs:
+        _sweep_pack(result, pack, now=now, grace=grace, repack_below=repack_below, prices=prices)
+    if collect_live_chunks:
+        result.live_chunks = live_chunks
+    return result
+
+
+def _decide_versions(
+    result: Plan,
+    versions: Iterable[VersionFacts],
+    *,
+    policies: Sequence[Policy],
+    branch_last_commit: Mapping[str, datetime],
+    now: datetime,
+) -> dict[str, list[str]]:
+    """Decide each version into `result`; return the root trees of the kept
+    ones, by the tier they need."""
     roots: dict[str, list[str]] = {HOT: [], WARM: [], COLD: []}
-    live_chunks: set[str] = set()
     for version in versions:
         decision = decide_version(version, policies=policies, branch_last_commit=branch_last_commit, now=now)
         result.versions[version.id] = decision
         if decision.kept and decision.tier is not None:
             roots[decision.tier].append(version.root_tree)
+    return roots
 
-    # Mark, hottest first, so each tree, file and chunk is walked at most once per
-    # tier and ends up with the hottest tier any kept version needs.
+
+def _mark(result: Plan, roots: dict[str, list[str]], graph: ObjectGraph) -> set[str]:
+    """Mark, hottest first, so each tree, file and chunk is walked at most once per
+    tier and ends up with the hottest tier any kept version needs. Fills the
+    plan's pack tiers and live bytes; returns the live chunks."""
+    live_chunks: set[str] = set()
     tree_tier: dict[str, str] = {}
     file_tier: dict[str, str] = {}
     for tier in (HOT, WARM, COLD):
@@ -236,46 +261,52 @@ def plan(
                 if digest in file_tier:
                     continue
                 file_tier[digest] = tier
-                for chunk_id in graph.chunks(digest):
-                    pack_id, length = graph.chunk(chunk_id)
-                    current = result.pack_tiers.get(pack_id)
-                    result.pack_tiers[pack_id] = tier if current is None else hotter(current, tier)
-                    if chunk_id not in live_chunks:
-                        # Once per chunk, however many files share it: the live
-                        # bytes are weighed against the pack's payload below.
-                        live_chunks.add(chunk_id)
-                        result.live_bytes[pack_id] = result.live_bytes.get(pack_id, 0) + length
+                _mark_chunks(result, graph.chunks(digest), graph, tier, live_chunks)
+    return live_chunks
 
-    # Sweep.
-    for pack in packs:
-        needed = result.pack_tiers.get(pack.id)
-        days_in_tier = (now - pack.tier_since).days
-        if needed is None:
-            if pack.leased:
-                result.deferred.append((pack.id, "leased by an upload in flight"))
-            elif now - pack.created < grace:
-                result.deferred.append((pack.id, "younger than the grace period"))
-            else:
-                result.deletions.append(pack.id)
-                result.freed_bytes[pack.tier] += pack.size
-                result.early_charges += early_deletion_charge(pack.size, pack.tier, days_in_tier, prices)
-            continue
-        if _mostly_dead(pack, result.live_bytes.get(pack.id, 0), repack_below):
-            result.repacks.append(pack.id)
-        if needed != pack.tier:
-            if (
-                _RANK[needed] > _RANK[pack.tier]
-                and days_in_tier < MINIMUM_DAYS[pack.tier]
-                and pack.tier != HOT
-            ):
-                # Moving colder before the minimum duration costs more than it saves.
-                result.deferred.append((pack.id, f"in {pack.tier} for {days_in_tier} days only"))
-                continue
-            result.moves.append((pack.id, pack.tier, needed))
+
+def _mark_chunks(
+    result: Plan, chunk_ids: Iterable[str], graph: ObjectGraph, tier: str, live_chunks: set[str]
+) -> None:
+    """Mark a file's chunks' packs with `tier` (unless they need a hotter one) and
+    count their live bytes."""
+    for chunk_id in chunk_ids:
+        pack_id, length = graph.chunk(chunk_id)
+        current = result.pack_tiers.get(pack_id)
+        result.pack_tiers[pack_id] = tier if current is None else hotter(current, tier)
+        if chunk_id not in live_chunks:
+            # Once per chunk, however many files share it: the live
+            # bytes are weighed against the pack's payload below.
+            live_chunks.add(chunk_id)
+            result.live_bytes[pack_id] = result.live_bytes.get(pack_id, 0) + length
+
+
+def _sweep_pack(
+    result: Plan, pack: PackFacts, *, now: datetime, grace: timedelta, repack_below: float, prices: Prices
+) -> None:
+    """What becomes of one pack: deleted or deferred when nothing marked it, else
+    repacked when mostly dead and moved when in the wrong tier."""
+    needed = result.pack_tiers.get(pack.id)
+    days_in_tier = (now - pack.tier_since).days
+    if needed is None:
+        if pack.leased:
+            result.deferred.append((pack.id, "leased by an upload in flight"))
+        elif now - pack.created < grace:
+            result.deferred.append((pack.id, "younger than the grace period"))
+        else:
+            result.deletions.append(pack.id)
+            result.freed_bytes[pack.tier] += pack.size
             result.early_charges += early_deletion_charge(pack.size, pack.tier, days_in_tier, prices)
-    if collect_live_chunks:
-        result.live_chunks = live_chunks
-    return result
+        return
+    if _mostly_dead(pack, result.live_bytes.get(pack.id, 0), repack_below):
+        result.repacks.append(pack.id)
+    if needed != pack.tier:
+        if _RANK[needed] > _RANK[pack.tier] and days_in_tier < MINIMUM_DAYS[pack.tier] and pack.tier != HOT:
+            # Moving colder before the minimum duration costs more than it saves.
+            result.deferred.append((pack.id, f"in {pack.tier} for {days_in_tier} days only"))
+            return
+        result.moves.append((pack.id, pack.tier, needed))
+        result.early_charges += early_deletion_charge(pack.size, pack.tier, days_in_tier, prices)
 
 
 def _mostly_dead(pack: PackFacts, live_bytes: int, repack_below: float) -> bool:
