@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 
@@ -207,6 +208,30 @@ def test_a_push_whose_run_cannot_be_recorded_leaves_the_branch_where_it_was(pers
     assert Branch.objects.get(dataset__name="reviews", name="main").head_id == head.id
     assert Version.objects.filter(dataset__name="reviews").count() == 1
     assert not Run.objects.exists()
+
+
+@pytest.mark.parametrize("store_url", ["local"], indirect=True)
+def test_a_push_killed_before_its_run_is_recorded_commits_neither(cli, tmp_path):
+    """The version and the run that made it are committed in one transaction: a
+    push killed between them leaves the branch where it was, and pushing again
+    makes the version and its run once."""
+    folder = tmp_path / "reviews"
+    folder.mkdir()
+    (folder / "data.jsonl").write_text('{"text": "one"}\n')
+    cli("push", str(folder), "reviews", check=True)
+    head = Branch.objects.get(dataset__name="reviews", name="main").head_id
+    (folder / "data.jsonl").write_text('{"text": "two"}\n')
+    step = ("push", str(folder), "reviews", "--step", "filter-toxicity", "--input", "reviews@main")
+
+    killed = cli(*step, env_extra={"STRATA_FAILPOINTS": "push.recording-run"})
+    assert killed.returncode == -signal.SIGKILL
+    assert Branch.objects.get(dataset__name="reviews", name="main").head_id == head
+    assert Version.objects.count() == 1 and not Run.objects.exists()
+
+    payload = json.loads(cli(*step, "--json", check=True).stdout)
+    assert payload["created"] and payload["semver"] == "1.1.0"
+    assert [n["label"] for n in payload["run"]["outputs"]] == ["reviews@1.1.0"]
+    assert Version.objects.count() == 2 and Run.objects.count() == 1
 
 
 def test_the_dashboard_form_records_a_run(personas, make_version, client):
