@@ -5,7 +5,7 @@ A retention run takes the same road as on the dashboard: `retention_plan` record
 it (approved at once unless its sweep needs an approver), `retention_approve`
 releases a waiting one. Where the dashboard then queues the apply on a worker,
 the command applies it here and now with `retention_advance`, the function the
-worker's task calls.
+worker's task calls, and says so.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from lifecycle.models import RetentionRun
 from lifecycle.services.costs import CostReport, cost_report
 from lifecycle.services.retention import retention_advance, retention_approve, retention_plan
 from ops.cli.common import Output, count, subcommand
+
+# Said after a run applied by the command rather than queued on a worker.
+APPLIED_HERE = "  applied by this command, as a worker applies a run approved on the dashboard"
 
 
 def register(subparsers: Any) -> None:
@@ -108,7 +111,8 @@ def handle_retention(out: Output, options: dict[str, Any]) -> None:
         f"{count(report.get('moves', 0), 'pack moves tier', 'packs move tier')}, "
         f"{report.get('repacks', 0)} repacked, {report.get('deletions', 0)} deleted ({freed} freed); "
         f"early-deletion charges ${report.get('early_deletion_charges', '0.00')}"
-        + (f"\n  error: {run.error}" if run.error else ""),
+        + (f"\n  error: {run.error}" if run.error else "")
+        + (f"\n{APPLIED_HERE}" if applied else ""),
     )
 
 

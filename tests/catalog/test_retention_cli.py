@@ -59,10 +59,13 @@ def test_a_large_sweep_waits_and_approve_applies_it(cli, tmp_path):
     large = NO_GRACE | {"STRATA_RETENTION_APPROVAL_BYTES": "1"}
     waiting = cli("retention", "run", env_extra=large, check=True)
     assert "waiting for an approver" in waiting.stdout
+    assert "applied by this command" not in waiting.stdout
     run = RetentionRun.objects.get(state=RetentionRun.State.AWAITING)
 
     approved = cli("retention", "approve", str(run.pk), env_extra=large, check=True)
     assert f"retention run #{run.pk}: done" in approved.stdout
+    # Applied here, by the function a worker's task calls for a run approved on the dashboard.
+    assert "applied by this command" in approved.stdout
     run.refresh_from_db()
     assert run.state == RetentionRun.State.DONE
     assert run.approver_name == ""  # the local operator, audited as "local"
