@@ -553,35 +553,33 @@ def version_push_recorded(
     made it as `step`, with its `inputs` and `params`: both, or neither.
 
     The step is checked first (its inputs resolved to exact versions now), so a
-    typo costs nothing. The version and its run are then committed in one
-    transaction: the bytes are stored before it, and a run that cannot be
-    recorded leaves no version and the branch where it was. A push that makes no
-    new version records no run. Without a step this is ``version_push`` alone.
+    typo costs nothing. The data is stored and registered before the version's
+    transaction, and the run is recorded in it: a run that cannot be recorded
+    leaves no version and the branch where it was. A push that makes no new
+    version records no run. Without a step this is ``version_push`` alone.
     """
     prepared = push_step_prepare(user=user, name=step, inputs=inputs, params=params)
-    push = {
-        "path": path,
-        "dataset_name": dataset_name,
-        "author": author,
-        "user": user,
-        "branch": branch,
-        "message": message,
-        "stage": stage,
-        "semver": semver,
-        "semver_override": semver_override,
-        "progress": progress,
-        "created": created,
-    }
-    if prepared is None:
-        return RecordedPush(push=version_push(**push), run=None)
-    # The version and its run together, as a split does: a version never appears
-    # without the run that says where it came from. The price: the data rows
-    # `version_commit` registers on its own are part of this transaction too, so a
-    # push refused here registers nothing, and pushing again reads the files again.
-    with transaction.atomic():
-        result = version_push(**push)
-        if not result.created:
-            return RecordedPush(push=result, run=None)
+    recorded: list[RunResult] = []
+
+    def record_run(version: Version) -> None:
+        assert prepared is not None
         failpoints.hit("push.recording-run")
-        recorded = push_step_record(user=user, prepared=prepared, version=result.version, actor=author)
-    return RecordedPush(push=result, run=recorded)
+        recorded.append(push_step_record(user=user, prepared=prepared, version=version, actor=author))
+
+    result = version_push(
+        path=path,
+        dataset_name=dataset_name,
+        author=author,
+        user=user,
+        branch=branch,
+        message=message,
+        stage=stage,
+        semver=semver,
+        semver_override=semver_override,
+        progress=progress,
+        created=created,
+        # In the version's own transaction, under the lock garbage collection
+        # takes: the version never appears without the run that made it.
+        within=[record_run] if prepared is not None else [],
+    )
+    return RecordedPush(push=result, run=recorded[0] if recorded else None)
