@@ -25,6 +25,9 @@ from django.core.exceptions import BadRequest, RequestDataTooBig, TooManyFieldsS
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.urls import Resolver404, resolve
 
+from catalog.services.errors import StrataError
+from catalog.views.errors import error_page
+
 MESSAGE = "the request holds a NUL character, which Strata cannot store; remove it."
 # The one endpoint whose body is binary: pack bytes, put with a signed URL.
 _BINARY_BODY = ("PUT", "api:store_pack")
@@ -116,3 +119,22 @@ class RefuseNulMiddleware:
         if getattr(request, "strata_nul", False):
             return _refusal(request)
         return response
+
+
+class ErrorPageMiddleware:
+    """A service's refusal raised by a view becomes its page, here and nowhere else:
+    NotFound the 404 page, Forbidden the 403 page, any other user error a 400 page
+    with its sentence (see `catalog.views.errors`). A failure (5xx) is left to the
+    500 page, which logs it under a reference. The API answers its own errors
+    (`config.api`), so none reaches this."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, StrataError) and exception.http_status < 500:
+            return error_page(request, exception)
+        return None

@@ -80,6 +80,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so it sees what a view raises first: a service's refusal becomes its page.
+    "config.middleware.ErrorPageMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -1,7 +1,7 @@
 """Pages of the dashboard. Thin: parse the request, call one selector or service,
-render. Who may do what is decided by the services and `catalog.permissions`; a
-view only turns their errors into pages (NotFound → 404, Forbidden → 403, any other
-UserError → the form again with its sentence)."""
+render. Who may do what is decided by the services and `catalog.permissions`; their
+errors become pages in one place (`catalog.views.errors`): NotFound → 404,
+Forbidden → 403, any other UserError → the form again with its sentence."""
 
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import (
-    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseServerError,
@@ -33,59 +31,27 @@ from catalog.models import Dataset, Stage, Version
 from catalog.selectors import diff, previews
 from catalog.selectors.exports import file_stream, tar_stream
 from catalog.services.datasets import dataset_update
-from catalog.services.errors import Forbidden, NotFound, UserError
-from catalog.services.uploads import UploadLimitHandler, UploadTooLarge, upload_limit, version_upload
+from catalog.services.errors import NotFound, UserError
+from catalog.services.uploads import UploadLimitHandler, upload_limit, version_upload
+from catalog.views.errors import form_error
 
 logger = logging.getLogger(__name__)
 
 COMPARE_ROWS = 1000
 
 
-# Words that start the services' sentences. Only these are capitalised: a sentence
-# may also start with a name (a path, a dataset) whose case must be kept.
-_SENTENCE_STARTS = {
-    "there",
-    "you",
-    "a",
-    "an",
-    "the",
-    "this",
-    "that",
-    "choose",
-    "cannot",
-    "another",
-    "nothing",
-}
-
-
-def _sentence(error: Exception | str) -> str:
-    """Service errors are sentences that start in lower case, to follow a colon on
-    the command line; on a page they stand alone."""
-    text = str(error)
-    if text.split(" ", 1)[0] in _SENTENCE_STARTS:
-        return text[:1].upper() + text[1:]
-    return text
-
-
 def _dataset_for(request: HttpRequest, name: str, write: bool = False) -> Dataset:
     """The dataset `name` as the signed-in user may see it: 404 when it does not
     exist or is hidden from them, 403 when `write` and they may not change it."""
-    try:
-        dataset = selectors.dataset_get(name, request.user)
-        if write:
-            permissions.require_write(request.user, dataset)
-    except NotFound as error:
-        raise Http404(_sentence(error)) from None
-    except Forbidden as error:
-        raise PermissionDenied(_sentence(error)) from None
+    dataset = selectors.dataset_get(name, request.user)
+    if write:
+        permissions.require_write(request.user, dataset)
     return dataset
 
 
 def _version_for(dataset: Dataset, ref: str) -> Version:
-    try:
-        return selectors.version_get(dataset, ref)
-    except UserError as error:
-        raise Http404(_sentence(error)) from None
+    """The version a page's address names (404 when it names none)."""
+    return selectors.version_get(dataset, ref)
 
 
 # -- catalog ------------------------------------------------------------------------------
@@ -117,10 +83,7 @@ def dataset_detail(request: HttpRequest, name: str) -> HttpResponse:
         page = int(request.GET.get("page", "1"))
     except ValueError:
         page = 1
-    try:
-        overview = selectors.dataset_overview(user=request.user, name=name, page=page)
-    except NotFound as error:
-        raise Http404(_sentence(error)) from None
+    overview = selectors.dataset_overview(user=request.user, name=name, page=page)
     return render(request, "catalog/dataset_detail.html", {"o": overview, "dataset": overview.dataset})
 
 
@@ -129,28 +92,20 @@ def dataset_detail(request: HttpRequest, name: str) -> HttpResponse:
 def dataset_edit(request: HttpRequest, name: str) -> HttpResponse:
     """Edit what is said about a dataset. The service checks the role again on save."""
     dataset = _dataset_for(request, name, write=request.method == "GET")
-    error = ""
     if request.method == "POST":
         form = DatasetMetadataForm(request.POST)
-        if form.is_valid():
-            try:
-                dataset_update(user=request.user, dataset=dataset, **form.changes())
-            except Forbidden as refused:
-                raise PermissionDenied(_sentence(refused)) from None
-            except NotFound as missing:
-                raise Http404(_sentence(missing)) from None
-            except UserError as bad:
-                error = _sentence(bad)
-            else:
-                messages.success(request, f"Saved the details of {dataset.name}.")
-                return redirect("catalog:dataset_detail", name=dataset.name)
     else:
         form = DatasetMetadataForm.for_dataset(dataset)
+    with form_error() as refused:
+        if request.method == "POST" and form.is_valid():
+            dataset_update(user=request.user, dataset=dataset, **form.changes())
+            messages.success(request, f"Saved the details of {dataset.name}.")
+            return redirect("catalog:dataset_detail", name=dataset.name)
     return render(
         request,
         "catalog/dataset_edit.html",
-        {"dataset": dataset, "form": form, "error": error},
-        status=400 if error or form.errors else 200,
+        {"dataset": dataset, "form": form, "error": refused.message},
+        status=400 if refused or form.errors else 200,
     )
 
 
@@ -163,10 +118,7 @@ def version_detail(request: HttpRequest, name: str, version_id: str) -> HttpResp
     """A version's files, one folder at a time (`?path=`). A path naming a file
     goes to that file's page. An htmx request gets only the listing."""
     path = request.GET.get("path", "")
-    try:
-        overview = selectors.version_overview(user=request.user, name=name, ref=version_id, path=path)
-    except UserError as error:
-        raise Http404(_sentence(error)) from None
+    overview = selectors.version_overview(user=request.user, name=name, ref=version_id, path=path)
     if overview.file_path:
         return redirect(
             "catalog:file_detail", name=name, version_id=overview.version.semver, file_path=overview.file_path
@@ -184,10 +136,7 @@ def version_detail(request: HttpRequest, name: str, version_id: str) -> HttpResp
 def _file_context(request: HttpRequest, name: str, version_id: str, file_path: str) -> dict[str, object]:
     dataset = _dataset_for(request, name)
     version = _version_for(dataset, version_id)
-    try:
-        entry, preview = previews.file_preview(version, file_path)
-    except NotFound as error:
-        raise Http404(_sentence(error)) from None
+    entry, preview = previews.file_preview(version, file_path)
     parts = [part for part in file_path.strip("/").split("/") if part]
     crumbs = [(part, "/".join(parts[: index + 1])) for index, part in enumerate(parts[:-1])]
     return {
@@ -217,10 +166,7 @@ def file_download(request: HttpRequest, name: str, version_id: str, file_path: s
     """One file, streamed as it is read and verified."""
     dataset = _dataset_for(request, name)
     version = _version_for(dataset, version_id)
-    try:
-        stream = file_stream(version, file_path)
-    except NotFound as error:
-        raise Http404(_sentence(error)) from None
+    stream = file_stream(version, file_path)
     content_type = mimetypes.guess_type(file_path)[0] or "application/octet-stream"
     response = StreamingHttpResponse(stream.chunks, content_type=content_type)
     response["Content-Length"] = str(stream.entry.size)
@@ -233,10 +179,7 @@ def file_download(request: HttpRequest, name: str, version_id: str, file_path: s
 def file_thumbnail(request: HttpRequest, name: str, version_id: str, file_path: str) -> HttpResponse:
     dataset = _dataset_for(request, name)
     version = _version_for(dataset, version_id)
-    try:
-        data, content_type = previews.thumbnail(version, file_path)
-    except NotFound as error:
-        raise Http404(_sentence(error)) from None
+    data, content_type = previews.thumbnail(version, file_path)
     response = HttpResponse(data, content_type=content_type)
     # A version never changes, so neither does its thumbnail.
     response["Cache-Control"] = "private, max-age=86400, immutable"
@@ -284,11 +227,12 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
     elif len(old_ref) > 100 or len(new_ref) > 100:
         error = "Those do not look like versions: give a version number such as 1.2.0, a tag or a branch."
     else:
-        try:
+        # The two versions are named in the form: one that is not there is said beside it.
+        with form_error(not_found=True) as refused:
             old = selectors.version_get(dataset, old_ref)
             new = selectors.version_get(dataset, new_ref)
-        except UserError as bad:
-            error = f"Cannot compare: {bad}"
+        if refused:
+            error = f"Cannot compare: {refused.error}"
     changes = diff.diff_versions(old, new) if old is not None and new is not None else None
     tables = []
     if changes is not None and changes.modified:
@@ -327,10 +271,6 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
 # -- uploads ------------------------------------------------------------------------------------
 
 
-def _upload_error_status(error: UserError | str) -> int:
-    return 413 if isinstance(error, UploadTooLarge) else 400
-
-
 @csrf_exempt
 @login_required
 def upload(request: HttpRequest, name: str) -> HttpResponse:
@@ -355,7 +295,7 @@ def _upload(request: HttpRequest, name: str) -> HttpResponse:
     error = getattr(request, "upload_refused", "")
     status = 413 if error else 200
     if request.method == "POST" and not error and form.is_valid():
-        try:
+        with form_error() as refused:
             result = version_upload(
                 user=request.user,
                 dataset_name=dataset.name,
@@ -364,12 +304,8 @@ def _upload(request: HttpRequest, name: str) -> HttpResponse:
                 message=form.cleaned_data["message"],
                 stage=form.cleaned_data["stage"],
             )
-        except Forbidden as refused:
-            raise PermissionDenied(_sentence(refused)) from None
-        except UserError as bad:
-            error, status = _sentence(bad), _upload_error_status(bad)
-        else:
             return _uploaded(request, result)
+        error, status = refused.message, refused.status
     if request.method == "POST" and not error and form.errors:
         status = 400
     context = {"dataset": dataset, "form": form, "error": error, "limit": upload_limit()}
@@ -389,16 +325,13 @@ def dataset_new(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def _dataset_new(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
-        try:
-            permissions.require_role(request.user, permissions.STEWARD, "create datasets")
-        except Forbidden as refused:
-            raise PermissionDenied(_sentence(refused)) from None
+        permissions.require_role(request.user, permissions.STEWARD, "create datasets")
     form = NewDatasetForm(request.POST or None)
     error = getattr(request, "upload_refused", "")
     status = 413 if error else 200
     if request.method == "POST" and not error and form.is_valid():
         name = form.cleaned_data["name"]
-        try:
+        with form_error() as refused:
             if Dataset.objects.filter(name=name).exists():
                 raise UserError(f"a dataset named {name} already exists; upload a new version of it instead.")
             result = version_upload(
@@ -408,12 +341,8 @@ def _dataset_new(request: HttpRequest) -> HttpResponse:
                 message=form.cleaned_data["message"],
                 stage=form.cleaned_data["stage"],
             )
-        except Forbidden as refused:
-            raise PermissionDenied(_sentence(refused)) from None
-        except UserError as bad:
-            error, status = _sentence(bad), _upload_error_status(bad)
-        else:
             return _uploaded(request, result)
+        error, status = refused.message, refused.status
     if request.method == "POST" and not error and form.errors:
         status = 400
     return render(

@@ -13,16 +13,17 @@ from django.utils.cache import add_never_cache_headers
 from catalog.models import ApiToken
 from catalog.services.errors import UserError
 from catalog.services.tokens import token_create, token_revoke
+from catalog.views.errors import form_error
 
 EXPIRY_CHOICES = [(30, "30 days"), (90, "90 days"), (365, "1 year"), (0, "never")]
 
 
 @login_required
 def account_tokens(request: HttpRequest) -> HttpResponse:
-    error = None
     new_token = None
-    if request.method == "POST":
-        try:
+    # The token to revoke is named in the form: one that is not the user's is said beside it.
+    with form_error(not_found=True) as refused:
+        if request.method == "POST":
             if request.POST.get("action") == "revoke":
                 token = token_revoke(token_id=_int(request.POST.get("token"), "token"), actor=request.user)
                 messages.success(request, f"Token {token.name} ({token.prefix}…) is revoked.")
@@ -38,8 +39,6 @@ def account_tokens(request: HttpRequest) -> HttpResponse:
             # session (its store is a table or a cache others can read), not in a
             # redirect. A reload asks the browser to post again, for a new token.
             new_token = {"name": token.name, "secret": secret}
-        except UserError as problem:
-            error = str(problem)
     tokens = ApiToken.objects.filter(user=request.user).order_by("-created")
     response = render(
         request,
@@ -47,11 +46,11 @@ def account_tokens(request: HttpRequest) -> HttpResponse:
         {
             "tokens": tokens,
             "new_token": new_token,
-            "error": error,
+            "error": refused.message,
             "expiry_choices": EXPIRY_CHOICES,
             "api_url": request.build_absolute_uri("/"),
         },
-        status=400 if error else 200,
+        status=refused.status,
     )
     if new_token is not None:
         add_never_cache_headers(response)  # nor in a cache on the way

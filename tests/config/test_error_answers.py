@@ -59,3 +59,18 @@ def test_a_missing_dataset_is_a_404_with_one_sentence_in_the_api_and_on_the_page
     page = client.get("/datasets/nope/")
     assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
     assert "There is no dataset named &#x27;nope&#x27;." in page.content.decode()
+
+
+def test_a_refusal_on_a_page_without_a_form_is_a_400_page_with_its_sentence(client, personas):
+    client.force_login(personas["bob"])
+    page = client.get("/lineage/nodes/987654/", {"depth": "0"})
+    assert page.status_code == 400 and page["Content-Type"].startswith("text/html")
+    assert "Depth must be a whole number from 1 to 5" in page.content.decode()
+
+
+def test_an_htmx_request_gets_the_sentence_alone_with_the_status(client, personas):
+    client.force_login(personas["bob"])
+    answer = client.get("/lineage/nodes/987654/", HTTP_HX_REQUEST="true")
+    assert answer.status_code == 404
+    text = answer.content.decode()
+    assert "There is no lineage node 987654." in text and "<html" not in text
