@@ -2,8 +2,8 @@
 comparison of two versions' upstream (the model pages are the registry's).
 
 Thin, like every view: parse the query, call one selector or service, render.
-A bad request (depth out of range, unknown node) renders the page's own message
-with a 4xx status instead of a bare error page.
+A bad request (depth out of range, unknown node) is answered with its sentence and
+a 4xx status by `catalog.views.errors`: beside the form where there is one.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from catalog.models import Version
-from catalog.services.errors import Forbidden, NotFound, StrataError, UserError
+from catalog.services.errors import NotFound
+from catalog.views.errors import form_error, refusals_as_data
 from lineage import selectors
 from lineage.domain import graph as lgraph
 from lineage.domain.render import render_svg
@@ -33,11 +34,6 @@ def _query(request: HttpRequest, **changes: Any) -> str:
     params = {key: request.GET.get(key) for key in ("depth", "direction", "select")}
     params.update(changes)
     return urlencode({key: value for key, value in params.items() if value not in (None, "")})
-
-
-def _problem(request: HttpRequest, error: StrataError, status: int | None = None) -> HttpResponse:
-    status = status or (404 if isinstance(error, NotFound) else 400)
-    return render(request, "lineage/problem.html", {"message": str(error)}, status=status)
 
 
 def _href_for(request: HttpRequest, focus_id: int):
@@ -80,16 +76,13 @@ def facets_shown(facets: dict[str, Any]) -> list[FacetShown]:
 def node_page(request: HttpRequest, node_id: int) -> HttpResponse:
     depth = request.GET.get("depth", lgraph.DEFAULT_DEPTH)
     direction = request.GET.get("direction", "both")
-    try:
-        view = selectors.lineage_view(
-            user=request.user,
-            node_id=node_id,
-            depth=depth,
-            direction=direction,
-            selected=request.GET.get("select"),
-        )
-    except StrataError as error:
-        return _problem(request, error)
+    view = selectors.lineage_view(
+        user=request.user,
+        node_id=node_id,
+        depth=depth,
+        direction=direction,
+        selected=request.GET.get("select"),
+    )
     svg = render_svg(view.layout, _href_for(request, view.focus.pk), selected=view.details.node.pk)
     details = view.details
     params = (
@@ -124,19 +117,14 @@ def node_page(request: HttpRequest, node_id: int) -> HttpResponse:
 
 
 @login_required
+@refusals_as_data
 def node_export(request: HttpRequest, node_id: int, fmt: str) -> HttpResponse:
-    try:
-        view = selectors.lineage_view(
-            user=request.user,
-            node_id=node_id,
-            depth=request.GET.get("depth", lgraph.DEFAULT_DEPTH),
-            direction=request.GET.get("direction", "both"),
-        )
-    except StrataError as error:
-        status = 404 if isinstance(error, NotFound) else 400
-        if fmt == "json":
-            return JsonResponse({"error": str(error)}, status=status)
-        return HttpResponse(str(error), status=status, content_type="text/plain; charset=utf-8")
+    view = selectors.lineage_view(
+        user=request.user,
+        node_id=node_id,
+        depth=request.GET.get("depth", lgraph.DEFAULT_DEPTH),
+        direction=request.GET.get("direction", "both"),
+    )
     name = f"lineage-{view.focus.pk}-{view.direction}-{view.depth}"
     if fmt == "json":
         response: HttpResponse = JsonResponse(selectors.graph_json(view), json_dumps_params={"indent": 2})
@@ -159,12 +147,9 @@ def node_export(request: HttpRequest, node_id: int, fmt: str) -> HttpResponse:
 def version_page(request: HttpRequest, version_id: str) -> HttpResponse:
     """The lineage of a dataset version: its node's page, or a word on how to record some."""
     version = Version.objects.select_related("dataset").filter(pk=version_id).first()
-    try:
-        if version is None:
-            raise NotFound(f"there is no version {version_id}.")
-        node = selectors.node_for_version(user=request.user, version=version)
-    except StrataError as error:
-        return _problem(request, error)
+    if version is None:
+        raise NotFound(f"there is no version {version_id}.")
+    node = selectors.node_for_version(user=request.user, version=version)
     if node is not None:
         return HttpResponseRedirect(reverse("lineage:node", args=[node.pk]) + "?" + request.GET.urlencode())
     return render(request, "lineage/no_lineage.html", {"version": version})
@@ -184,8 +169,9 @@ def _lines(text: str) -> list[str]:
 def run_new(request: HttpRequest) -> HttpResponse:
     """Record a run from the dashboard: the same service as the API and CLI."""
     form = {key: request.POST.get(key, "") for key in ("name", "step", "params", "code", "inputs", "outputs")}
-    if request.method == "POST":
-        try:
+    # The inputs and outputs are named in the form: one that is not there is said beside it.
+    with form_error(not_found=True) as refused:
+        if request.method == "POST":
             result = services.run_record(
                 user=request.user,
                 name=form["name"],
@@ -196,15 +182,9 @@ def run_new(request: HttpRequest) -> HttpResponse:
                 outputs=_lines(form["outputs"]),
                 origin="dashboard",
             )
-        except UserError as error:
-            return render(
-                request,
-                "lineage/run_new.html",
-                {"form": form, "error": str(error), "steps": StepKind.choices},
-                status=403 if isinstance(error, Forbidden) else 400,
-            )
-        return HttpResponseRedirect(reverse("lineage:node", args=[result.run.node_id]))
-    return render(request, "lineage/run_new.html", {"form": form, "steps": StepKind.choices})
+            return HttpResponseRedirect(reverse("lineage:node", args=[result.run.node_id]))
+    context = {"form": form, "error": refused.message, "steps": StepKind.choices}
+    return render(request, "lineage/run_new.html", context, status=refused.status)
 
 
 @login_required
@@ -212,14 +192,10 @@ def compare(request: HttpRequest) -> HttpResponse:
     """What changed upstream between two versions: ?a=reviews@1.0.0&b=reviews@1.1.0."""
     spec_a, spec_b = request.GET.get("a", "").strip(), request.GET.get("b", "").strip()
     context: dict[str, Any] = {"a": spec_a, "b": spec_b}
-    if spec_a and spec_b:
-        try:
+    with form_error() as refused:
+        if spec_a and spec_b:
             context["result"] = selectors.upstream_changes(
                 user=request.user, spec_a=spec_a, spec_b=spec_b
             ).as_dict()
-        except StrataError as error:
-            context["error"] = str(error)
-            return render(
-                request, "lineage/compare.html", context, status=404 if isinstance(error, NotFound) else 400
-            )
-    return render(request, "lineage/compare.html", context)
+    context["error"] = refused.message
+    return render(request, "lineage/compare.html", context, status=refused.status)

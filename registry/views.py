@@ -2,8 +2,8 @@
 strata.lock to download), and two model versions compared.
 
 Thin, like every view: parse the query, call one selector or service, render.
-A bad request (a spec that names nothing) renders the page's own message with a
-4xx status instead of a bare error page.
+A bad request (a spec that names nothing) is answered with its sentence and a 4xx
+status by `catalog.views.errors`: beside the form where there is one.
 """
 
 from __future__ import annotations
@@ -16,16 +16,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from catalog.services.errors import NotFound, StrataError
+from catalog.views.errors import form_error
 from lineage.domain.render import render_svg
 from registry import selectors
 from registry.domain.metrics import better_direction
 from registry.services.locks import lock_build, lock_dump
-
-
-def _problem(request: HttpRequest, error: StrataError) -> HttpResponse:
-    status = 404 if isinstance(error, NotFound) else 400
-    return render(request, "lineage/problem.html", {"message": str(error)}, status=status)
 
 
 def _node_href(node_id: Any) -> str | None:
@@ -42,10 +37,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     """A model's versions, newest first, with their metrics side by side."""
-    try:
-        versions = selectors.model_versions(user=request.user, name=name)
-    except StrataError as error:
-        return _problem(request, error)
+    versions = selectors.model_versions(user=request.user, name=name)
     metric_names = sorted({metric for model in versions for metric in model.metrics})
     rows = selectors.model_version_rows(user=request.user, versions=versions, metric_names=metric_names)
     context = {
@@ -60,10 +52,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 def model_version(request: HttpRequest, name: str, version: str) -> HttpResponse:
     """A model version: the exact data it trained on, its metrics, its lineage."""
-    try:
-        page = selectors.model_page(user=request.user, spec=f"{name}@{version}")
-    except StrataError as error:
-        return _problem(request, error)
+    page = selectors.model_page(user=request.user, spec=f"{name}@{version}")
     context = {
         "page": page,
         "model": page.model,
@@ -76,10 +65,7 @@ def model_version(request: HttpRequest, name: str, version: str) -> HttpResponse
 @login_required
 def model_version_lock(request: HttpRequest, name: str, version: str) -> HttpResponse:
     """The model version's strata.lock, to download and `strata reproduce`."""
-    try:
-        lock = lock_build(user=request.user, model=f"{name}@{version}")
-    except StrataError as error:
-        return _problem(request, error)
+    lock = lock_build(user=request.user, model=f"{name}@{version}")
     response = HttpResponse(lock_dump(lock), content_type="application/yaml; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="strata.lock"'
     return response
@@ -90,12 +76,9 @@ def model_compare(request: HttpRequest) -> HttpResponse:
     """Two model versions: ?a=fraud@3.0&b=fraud@3.1."""
     spec_a, spec_b = request.GET.get("a", "").strip()[:200], request.GET.get("b", "").strip()[:200]
     context: dict[str, Any] = {"a": spec_a, "b": spec_b}
-    if spec_a or spec_b:
-        try:
+    with form_error() as refused:
+        if spec_a or spec_b:
             selectors.check_pair(spec_a, spec_b)
             context["result"] = selectors.model_compare(user=request.user, spec_a=spec_a, spec_b=spec_b)
-        except StrataError as error:
-            context["error"] = str(error)
-            status = 404 if isinstance(error, NotFound) else 400
-            return render(request, "registry/model_compare.html", context, status=status)
-    return render(request, "registry/model_compare.html", context)
+    context["error"] = refused.message
+    return render(request, "registry/model_compare.html", context, status=refused.status)
