@@ -109,7 +109,7 @@ def card_detail(request: HttpRequest, name: str, version_id: str) -> HttpRespons
         "can_golden": _can(request.user, dataset, permissions.STEWARD, permissions.APPROVER),
         "is_head": Branch.objects.filter(dataset=dataset, head=version).exists(),
     }
-    return render(request, "catalog/card_detail.html", context)
+    return render(request, "cards/card_detail.html", context)
 
 
 @login_required
@@ -154,7 +154,7 @@ def card_edit(request: HttpRequest, name: str) -> HttpResponse:
             error = str(bad)
         else:
             messages.success(request, f"Card saved as {dataset.name}@{version.semver}.")
-            return redirect("catalog:card_detail", dataset.name, version.semver)
+            return redirect("cards:card_detail", dataset.name, version.semver)
     sections = card.sections
     context = {
         "dataset": dataset,
@@ -164,7 +164,7 @@ def card_edit(request: HttpRequest, name: str) -> HttpResponse:
         "fields": [(key, title, sections.get(key, "")) for key, title, _ in SECTIONS],
         "score": completeness(card),
     }
-    return render(request, "catalog/card_edit.html", context, status=400 if error else 200)
+    return render(request, "cards/card_edit.html", context, status=400 if error else 200)
 
 
 @login_required
@@ -196,9 +196,9 @@ def card_upload(request: HttpRequest, name: str) -> HttpResponse:
     except UserError as bad:
         messages.error(request, str(bad)[:1].upper() + str(bad)[1:])
         head = selectors.resolve_ref(dataset, None)
-        return redirect("catalog:card_detail", dataset.name, head.semver)
+        return redirect("cards:card_detail", dataset.name, head.semver)
     messages.success(request, f"Card imported as {dataset.name}@{version.semver}.")
-    return redirect("catalog:card_detail", dataset.name, version.semver)
+    return redirect("cards:card_detail", dataset.name, version.semver)
 
 
 @login_required
@@ -216,7 +216,7 @@ def version_golden(request: HttpRequest, name: str, version_id: str) -> HttpResp
         messages.error(request, str(bad)[:1].upper() + str(bad)[1:])
     else:
         messages.success(request, f"{dataset.name}@{version.semver} is golden.")
-    return redirect("catalog:card_detail", dataset.name, version.semver)
+    return redirect("cards:card_detail", dataset.name, version.semver)
 
 
 @login_required
@@ -268,7 +268,7 @@ def split_new(request: HttpRequest, name: str) -> HttpResponse:
                 messages.success(request, f"Split made as {dataset.name}@{result.version.semver}.")
             else:
                 messages.info(request, f"{dataset.name}@{result.version.semver} already holds this split.")
-            return redirect("catalog:card_detail", dataset.name, result.version.semver)
+            return redirect("cards:card_detail", dataset.name, result.version.semver)
     branches = list(Branch.objects.filter(dataset=dataset).values_list("name", flat=True))
     context = {"dataset": dataset, "form": form, "error": error, "branches": branches}
-    return render(request, "catalog/split_new.html", context, status=400 if error else 200)
+    return render(request, "cards/split_new.html", context, status=400 if error else 200)

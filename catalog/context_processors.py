@@ -13,9 +13,9 @@ def section(request: HttpRequest) -> dict[str, str]:
         found = "models"
     elif name.startswith("lineage:"):
         found = "lineage"
-    elif name.startswith("catalog:rollback"):
+    elif name.startswith("governance:"):
         found = "rollbacks"
-    elif name.startswith(("catalog:cost", "catalog:retention")):
+    elif name.startswith("lifecycle:"):
         found = "cost"
     else:
         found = "datasets"

@@ -68,7 +68,7 @@ def rollback_new(request: HttpRequest, name: str) -> HttpResponse:
             error = str(bad)
         else:
             messages.success(request, "Rollback requested: an approver has been asked to review it.")
-            return redirect("catalog:rollback_detail", made.pk)
+            return redirect("governance:rollback_detail", made.pk)
     changes = (
         diff.diff_versions(branch.head, target) if target is not None and target != branch.head else None
     )
@@ -85,7 +85,7 @@ def rollback_new(request: HttpRequest, name: str) -> HttpResponse:
         "reason": request.POST.get("reason", ""),
         "error": error,
     }
-    return render(request, "catalog/rollback_new.html", context, status=400 if error else 200)
+    return render(request, "governance/rollback_new.html", context, status=400 if error else 200)
 
 
 def _request_for(request: HttpRequest, request_id: int) -> RollbackRequest:
@@ -132,7 +132,7 @@ def rollback_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     rollback = _request_for(request, request_id)
     context = _detail_context(request, rollback)
     if request.htmx:
-        response = render(request, "catalog/_rollback_status.html", context)
+        response = render(request, "governance/_rollback_status.html", context)
         # 286 tells htmx to stop polling: nothing will change any more.
         if rollback.finished:
             response.status_code = 286
@@ -143,7 +143,7 @@ def rollback_detail(request: HttpRequest, request_id: int) -> HttpResponse:
         undone=undone,
         models=_trained_on([v.id for v in undone]),
     )
-    return render(request, "catalog/rollback_detail.html", context)
+    return render(request, "governance/rollback_detail.html", context)
 
 
 @login_required
@@ -162,7 +162,7 @@ def rollback_decide(request: HttpRequest, request_id: int, decision: str) -> Htt
         messages.error(request, str(refused).capitalize())
     except (UserError, NotFound) as bad:
         messages.error(request, str(bad).capitalize())
-    return redirect("catalog:rollback_detail", rollback.pk)
+    return redirect("governance:rollback_detail", rollback.pk)
 
 
 @login_required
@@ -172,4 +172,4 @@ def rollback_list(request: HttpRequest) -> HttpResponse:
     rows = RollbackRequest.objects.filter(dataset__in=visible).select_related("dataset", "target")
     waiting = list(rows.filter(state=RollbackRequest.State.REQUESTED).order_by("created"))
     recent = list(rows.exclude(state=RollbackRequest.State.REQUESTED).order_by("-created")[:50])
-    return render(request, "catalog/rollback_list.html", {"waiting": waiting, "recent": recent})
+    return render(request, "governance/rollback_list.html", {"waiting": waiting, "recent": recent})

@@ -30,7 +30,7 @@ def cost_page(request: HttpRequest) -> HttpResponse:
     report = cost_report(user=request.user)
     return render(
         request,
-        "catalog/cost.html",
+        "lifecycle/cost.html",
         {
             "section": "cost",
             "report": report,
@@ -48,7 +48,7 @@ def retention_list(request: HttpRequest) -> HttpResponse:
     runs = list(RetentionRun.objects.all()[:50])
     return render(
         request,
-        "catalog/retention_list.html",
+        "lifecycle/retention_list.html",
         {"section": "cost", "runs": runs, "can_plan": permissions.is_admin(request.user)},
     )
 
@@ -75,11 +75,11 @@ def retention_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         and permissions.has_role(request.user, permissions.APPROVER),
     }
     if request.htmx:
-        response = render(request, "catalog/_retention_status.html", context)
+        response = render(request, "lifecycle/_retention_status.html", context)
         if context["finished"]:
             response.status_code = 286  # htmx: stop polling
         return response
-    return render(request, "catalog/retention_detail.html", context)
+    return render(request, "lifecycle/retention_detail.html", context)
 
 
 @login_required
@@ -90,10 +90,10 @@ def retention_new(request: HttpRequest) -> HttpResponse:
         run = retention_plan(user=request.user)
     except Forbidden as error:
         messages.error(request, str(error))
-        return redirect("catalog:retention_list")
+        return redirect("lifecycle:retention_list")
     if run.state == RetentionRun.State.APPROVED:
         transaction.on_commit(lambda: retention_apply.delay(run.pk))
-    return redirect("catalog:retention_detail", run_id=run.pk)
+    return redirect("lifecycle:retention_detail", run_id=run.pk)
 
 
 @login_required
@@ -108,4 +108,4 @@ def retention_decide(request: HttpRequest, run_id: int, decision: str) -> HttpRe
             retention_cancel(user=request.user, run=run)
     except UserError as error:
         messages.error(request, str(error))
-    return redirect("catalog:retention_detail", run_id=run.pk)
+    return redirect("lifecycle:retention_detail", run_id=run.pk)

@@ -123,7 +123,7 @@ def test_text_format_keeps_the_plain_lines(tmp_path):
 
 def test_a_task_logs_with_the_id_of_the_request_that_queued_it(client, personas, worker):
     client.force_login(personas["erin"])
-    response = client.post(reverse("catalog:retention_new"), headers={"X-Request-ID": "obs-retention-1"})
+    response = client.post(reverse("lifecycle:retention_new"), headers={"X-Request-ID": "obs-retention-1"})
     assert response.status_code == 302
     run = RetentionRun.objects.get()
 
