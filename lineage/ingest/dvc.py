@@ -293,36 +293,12 @@ def dvc_import(*, user: permissions.User, path: str, project: str = "", actor: s
     report.not_run = sorted(
         stage for stage in definitions if not any(s == stage or s.startswith(stage + "@") for s in lock)
     )
-
-    planned: list[Planned] = []
-    for stage, body in sorted(lock.items()):
-        definition = _definition_for(stage, definitions)
-        wdir = str(definition.get("wdir") or ".")
-        where = f"dvc.lock stage {stage!r}"
-        inputs = [reader.endpoint(entry, wdir, where) for entry in body.get("deps") or []]
-        outputs = [reader.endpoint(entry, wdir, where) for entry in body.get("outs") or []]
-        params = _params_of(body, definition, params_file)
-        fields = {
-            "step": step_for(stage, definition.get("meta"), _command(body["cmd"])),
-            "name": stage,
-            "namespace": reader.namespace,
-            "params": params,
-            "command": _command(body["cmd"]),
-            "actor": actor_name(user, actor),
-            "status": RunStatus.COMPLETED,
-            "origin": "dvc",
-        }
-        identity = {
-            "project": name,
-            "stage": stage,
-            "cmd": fields["command"],
-            "params": params,
-            "deps": sorted((e.name, e.version_tag) for e in inputs),
-            "outs": sorted((e.name, e.version_tag) for e in outputs),
-        }
-        planned.append((stage, _key(identity), fields, inputs, outputs))
-
-    planned += [_plan_data_file(reader, data_file, actor_name(user, actor)) for data_file in data_files]
+    who = actor_name(user, actor)
+    planned = [
+        _plan_lock_stage(reader, stage, body, _definition_for(stage, definitions), params_file, who)
+        for stage, body in sorted(lock.items())
+    ]
+    planned += [_plan_data_file(reader, data_file, who) for data_file in data_files]
     _refuse_cycle(planned)
     read = DvcProject(
         root=root,
@@ -331,12 +307,59 @@ def dvc_import(*, user: permissions.User, path: str, project: str = "", actor: s
         definitions=definitions,
         planned=planned,
         user=user,
-        actor=actor_name(user, actor),
+        actor=who,
         report=report,
     )
     # What the apps above lineage make of the project (the registry: pins and
     # model versions), planned now, before anything is written.
     after_run: list[Callable[[str, RunResult], None]] = [extend(read) for extend in DVC_EXTENSIONS]
+    _record(user, planned, after_run, report)
+    return report
+
+
+def _plan_lock_stage(
+    reader: _Project,
+    stage: str,
+    body: dict[str, Any],
+    definition: dict[str, Any],
+    params_file: dict[str, Any],
+    actor: str,
+) -> Planned:
+    """A stage of dvc.lock: a run that happened, keyed by what the lock says of it."""
+    wdir = str(definition.get("wdir") or ".")
+    where = f"dvc.lock stage {stage!r}"
+    inputs = [reader.endpoint(entry, wdir, where) for entry in body.get("deps") or []]
+    outputs = [reader.endpoint(entry, wdir, where) for entry in body.get("outs") or []]
+    params = _params_of(body, definition, params_file)
+    fields = {
+        "step": step_for(stage, definition.get("meta"), _command(body["cmd"])),
+        "name": stage,
+        "namespace": reader.namespace,
+        "params": params,
+        "command": _command(body["cmd"]),
+        "actor": actor,
+        "status": RunStatus.COMPLETED,
+        "origin": "dvc",
+    }
+    identity = {
+        "project": reader.name,
+        "stage": stage,
+        "cmd": fields["command"],
+        "params": params,
+        "deps": sorted((e.name, e.version_tag) for e in inputs),
+        "outs": sorted((e.name, e.version_tag) for e in outputs),
+    }
+    return (stage, _key(identity), fields, inputs, outputs)
+
+
+def _record(
+    user: permissions.User,
+    planned: list[Planned],
+    after_run: list[Callable[[str, RunResult], None]],
+    report: DvcImport,
+) -> None:
+    """Write what was planned, in one transaction: each run (once: a run already
+    recorded is left as it is) and what the extensions add to it."""
     with transaction.atomic():
         for stage, key, fields, inputs, outputs in planned:
             if not key:
@@ -348,7 +371,6 @@ def dvc_import(*, user: permissions.User, path: str, project: str = "", actor: s
             report.run_ids.append(result.run.node_id)
             for recorded in after_run:
                 recorded(key, result)
-    return report
 
 
 def _plan_data_file(reader: _Project, data_file: Path, actor: str) -> Planned:
