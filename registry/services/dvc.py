@@ -34,7 +34,7 @@ import yaml
 
 from catalog import permissions
 from catalog.services.errors import UserError
-from lineage.ingest.dvc import DvcImport, DvcProject
+from lineage.ingest.dvc import DvcImport, DvcProject, Planned
 from lineage.models import Node, StepKind
 from lineage.services.runs import Endpoint, RunResult, version_endpoint
 from registry.models import MODEL_NAME_RE, ModelVersion
@@ -208,7 +208,45 @@ def _models_of_train_stages(
     """Turn the model-like outs of training stages into model version endpoints
     (in place, wherever the same file appears), each with the pins of the
     strata.locks read by its stage or any stage upstream of it."""
-    planned, definitions, report = project.planned, project.definitions, project.report
+    planned, report = project.planned, project.report
+    graph = _stage_graph(planned)
+    top_level = _top_level_metrics(project)
+    trained: dict[str, list[tuple[Endpoint, list[Pin]]]] = {}
+    replaced: dict[str, Endpoint] = {}
+    for stage, key, fields, _inputs, outputs in planned:
+        if not key or fields.get("step") != StepKind.TRAINING:
+            continue
+        pins = _upstream_pins(graph, key, pins_of)
+        models = [e for e in outputs if looks_like_model(e.name)]
+        for endpoint in models:
+            digest = endpoint.version_tag.removesuffix(".dir")
+            if not digest:
+                report.notes.append(
+                    f"{endpoint.name} of stage {stage} has no md5, so no model version was made."
+                )
+                continue
+            metric_paths = _model_metric_paths(
+                project, stage, endpoint, top_level if len(models) == 1 else []
+            )
+            model_endpoint = _model_endpoint(
+                project,
+                stage,
+                endpoint,
+                version=digest[:12],
+                params=fields.get("params") or {},
+                metrics=_read_metrics(project.root, metric_paths, report),
+            )
+            replaced[endpoint.key] = model_endpoint
+            trained.setdefault(key, []).append((model_endpoint, pins))
+    for _stage, _key, _fields, inputs, outputs in planned:
+        for endpoints in (inputs, outputs):
+            endpoints[:] = [replaced.get(e.key, e) for e in endpoints]
+    return trained
+
+
+def _stage_graph(planned: list[Planned]) -> nx.DiGraph:
+    """The stages' runs by key, each with an edge to every stage that reads one of
+    its outs."""
     graph = nx.DiGraph()
     producer: dict[str, str] = {}
     for _stage, key, _fields, _inputs, outputs in planned:
@@ -220,64 +258,68 @@ def _models_of_train_stages(
         for endpoint in inputs if key else []:
             if endpoint.key in producer:
                 graph.add_edge(producer[endpoint.key], key)
-    top_level = _top_level_metrics(project)
-    trained: dict[str, list[tuple[Endpoint, list[Pin]]]] = {}
-    replaced: dict[str, Endpoint] = {}
-    for stage, key, fields, _inputs, outputs in planned:
-        if not key or fields.get("step") != StepKind.TRAINING:
-            continue
-        pins: list[Pin] = []
-        for upstream in [key, *sorted(nx.ancestors(graph, key))]:
-            for pin in pins_of.get(upstream, []):
-                if not any(p.role == pin.role for p in pins):
-                    pins.append(pin)
-        definition = project.definition(stage)
-        wdir = str(definition.get("wdir") or ".")
-        models = [e for e in outputs if looks_like_model(e.name)]
-        for endpoint in models:
-            digest = endpoint.version_tag.removesuffix(".dir")
-            if not digest:
-                report.notes.append(
-                    f"{endpoint.name} of stage {stage} has no md5, so no model version was made."
-                )
-                continue
-            metric_paths = _metric_paths(definition.get("metrics"), wdir)
-            for other, body in definitions.items():
-                deps = [
-                    os.path.normpath(os.path.join(str(body.get("wdir") or "."), d)).replace(os.sep, "/")
-                    for d in body.get("deps") or []
-                    if isinstance(d, str)
-                ]
-                if endpoint.name in deps and other != stage:
-                    metric_paths += _metric_paths(body.get("metrics"), str(body.get("wdir") or "."))
-            if len(models) == 1:
-                metric_paths += top_level
-            name, version = _model_name(project.name, endpoint.name), digest[:12]
-            model_endpoint = Endpoint(
-                key=model_key(name, version),
-                kind=Node.Kind.MODEL,
-                label=f"{name}@{version}",
-                uri=endpoint.uri,
-                namespace=endpoint.namespace,
-                name=endpoint.name,
-                version_tag=endpoint.version_tag,
-                model={
-                    "name": name,
-                    "version": version,
-                    "metrics": _read_metrics(project.root, metric_paths, report),
-                    "params": fields.get("params") or {},
-                    "artifact_uri": endpoint.uri,
-                    "description": f"Trained by stage {stage} of DVC project {project.name}.",
-                    "actor": project.actor,
-                    "origin": "dvc",
-                },
-            )
-            replaced[endpoint.key] = model_endpoint
-            trained.setdefault(key, []).append((model_endpoint, pins))
-    for _stage, _key, _fields, inputs, outputs in planned:
-        for endpoints in (inputs, outputs):
-            endpoints[:] = [replaced.get(e.key, e) for e in endpoints]
-    return trained
+    return graph
+
+
+def _upstream_pins(graph: nx.DiGraph, key: str, pins_of: dict[str, list[Pin]]) -> list[Pin]:
+    """The pins of a stage and of the stages upstream of it, the first of each role."""
+    pins: list[Pin] = []
+    for upstream in [key, *sorted(nx.ancestors(graph, key))]:
+        for pin in pins_of.get(upstream, []):
+            if not any(p.role == pin.role for p in pins):
+                pins.append(pin)
+    return pins
+
+
+def _model_metric_paths(
+    project: DvcProject, stage: str, endpoint: Endpoint, top_level: list[str]
+) -> list[str]:
+    """The metrics files of a model: its stage's, those of the other stages that
+    read it, then `top_level`."""
+    definition = project.definition(stage)
+    metric_paths = _metric_paths(definition.get("metrics"), str(definition.get("wdir") or "."))
+    for other, body in project.definitions.items():
+        deps = [
+            os.path.normpath(os.path.join(str(body.get("wdir") or "."), d)).replace(os.sep, "/")
+            for d in body.get("deps") or []
+            if isinstance(d, str)
+        ]
+        if endpoint.name in deps and other != stage:
+            metric_paths += _metric_paths(body.get("metrics"), str(body.get("wdir") or "."))
+    return metric_paths + top_level
+
+
+def _model_endpoint(
+    project: DvcProject,
+    stage: str,
+    endpoint: Endpoint,
+    *,
+    version: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+) -> Endpoint:
+    """The model version a training stage's out is, named after the project and
+    the file."""
+    name = _model_name(project.name, endpoint.name)
+    return Endpoint(
+        key=model_key(name, version),
+        kind=Node.Kind.MODEL,
+        label=f"{name}@{version}",
+        uri=endpoint.uri,
+        namespace=endpoint.namespace,
+        name=endpoint.name,
+        version_tag=endpoint.version_tag,
+        model={
+            "name": name,
+            "version": version,
+            "metrics": metrics,
+            "params": params,
+            "artifact_uri": endpoint.uri,
+            "description": f"Trained by stage {stage} of DVC project {project.name}.",
+            "actor": project.actor,
+            "origin": "dvc",
+        },
+    )
 
 
 def _top_level_metrics(project: DvcProject) -> list[str]:
