@@ -4,7 +4,8 @@ Hugging Face README.md, the split form and golden marking.
 
 Thin like every view: parse, call one service, render. Who may do what is decided
 by the services (stewards edit cards and make splits; stewards and approvers mark
-versions golden); a refusal is shown as a message on the page.
+versions golden); a refusal is shown beside the form or as a message on the page
+(`catalog.views.errors`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from cards.services.cards import (
 from cards.services.splits import split_make
 from catalog import permissions, selectors
 from catalog.models import Branch
-from catalog.services.errors import Forbidden, UserError
+from catalog.services.errors import UserError
+from catalog.views.errors import flash_error, form_error
 from catalog.views.pages import _dataset_for, _version_for
 
 # What a card's Markdown may become: text formatting, links, tables, code; no
@@ -68,6 +70,26 @@ def _metadata_text(value: Any) -> str:
         text = yaml.safe_dump(value, sort_keys=False, default_flow_style=True, width=10_000).strip()
         return text if len(text) <= 200 else text[:199] + "…"
     return str(value)
+
+
+def _metadata(text: str) -> dict[str, Any]:
+    """The card's metadata as typed in the editor: YAML fields, one per line."""
+    try:
+        metadata = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as problem:
+        mark = getattr(problem, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"the metadata is not valid YAML{where}: fix it and save again.") from None
+    if not isinstance(metadata, dict):
+        raise UserError("the metadata must be YAML fields (name: value), one per line.")
+    return metadata
+
+
+def _whole_number(value: object, what: str) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        raise UserError(f"the {what} must be a whole number, not {value!r}.") from None
 
 
 def _can(user: Any, dataset: Any, *roles: str) -> bool:
@@ -123,7 +145,6 @@ def card_edit(request: HttpRequest, name: str) -> HttpResponse:
         messages.error(request, f"{dataset.name} has no branch {branch_name}.")
         return redirect("catalog:dataset_detail", dataset.name)
     card = card_of(branch.head)
-    error = ""
     metadata_text = (
         yaml.safe_dump(card.metadata, sort_keys=False, allow_unicode=True) if card.metadata else ""
     )
@@ -131,16 +152,9 @@ def card_edit(request: HttpRequest, name: str) -> HttpResponse:
         metadata_text = request.POST.get("metadata", "")
         for key, _, _ in SECTIONS:
             card.set_section(key, request.POST.get(f"section_{key}", ""))
-        try:
-            try:
-                metadata = yaml.safe_load(metadata_text) if metadata_text.strip() else {}
-            except yaml.YAMLError as problem:
-                mark = getattr(problem, "problem_mark", None)
-                where = f" at line {mark.line + 1}" if mark is not None else ""
-                raise UserError(f"the metadata is not valid YAML{where}: fix it and save again.") from None
-            if not isinstance(metadata, dict):
-                raise UserError("the metadata must be YAML fields (name: value), one per line.")
-            card.metadata = metadata
+    with form_error(not_found=True) as refused:
+        if request.method == "POST":
+            card.metadata = _metadata(metadata_text)
             version = card_save(
                 user=request.user,
                 dataset=dataset,
@@ -148,23 +162,18 @@ def card_edit(request: HttpRequest, name: str) -> HttpResponse:
                 branch=branch.name,
                 message=request.POST.get("message", "").strip() or "Edit the dataset card",
             )
-        except Forbidden as refused:
-            return render(request, "403.html", {"message": str(refused)}, status=403)
-        except UserError as bad:
-            error = str(bad)
-        else:
             messages.success(request, f"Card saved as {dataset.name}@{version.semver}.")
             return redirect("cards:card_detail", dataset.name, version.semver)
     sections = card.sections
     context = {
         "dataset": dataset,
         "branch": branch,
-        "error": error,
+        "error": refused.message,
         "metadata_text": metadata_text,
         "fields": [(key, title, sections.get(key, "")) for key, title, _ in SECTIONS],
         "score": completeness(card),
     }
-    return render(request, "cards/card_edit.html", context, status=400 if error else 200)
+    return render(request, "cards/card_edit.html", context, status=refused.status)
 
 
 @login_required
@@ -183,22 +192,23 @@ def card_upload(request: HttpRequest, name: str) -> HttpResponse:
     """Import a README.md (an uploaded file) as the branch head's card."""
     dataset = _dataset_for(request, name, write=True)
     upload = request.FILES.get("readme")
-    try:
+    with flash_error(request):
         if upload is None:
             raise UserError("choose a README.md file to import.")
-        try:
-            text = upload.read().decode("utf-8")
-        except UnicodeDecodeError:
-            raise UserError(f"{upload.name} is not UTF-8 text.") from None
         version = card_import(
-            user=request.user, dataset=dataset, text=text, branch=request.POST.get("branch")
+            user=request.user, dataset=dataset, text=_utf8_text(upload), branch=request.POST.get("branch")
         )
-    except UserError as bad:
-        messages.error(request, str(bad)[:1].upper() + str(bad)[1:])
-        head = selectors.resolve_ref(dataset, None)
-        return redirect("cards:card_detail", dataset.name, head.semver)
-    messages.success(request, f"Card imported as {dataset.name}@{version.semver}.")
-    return redirect("cards:card_detail", dataset.name, version.semver)
+        messages.success(request, f"Card imported as {dataset.name}@{version.semver}.")
+        return redirect("cards:card_detail", dataset.name, version.semver)
+    head = selectors.resolve_ref(dataset, None)
+    return redirect("cards:card_detail", dataset.name, head.semver)
+
+
+def _utf8_text(upload: Any) -> str:
+    try:
+        return upload.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{upload.name} is not UTF-8 text.") from None
 
 
 @login_required
@@ -208,13 +218,10 @@ def version_golden(request: HttpRequest, name: str, version_id: str) -> HttpResp
     leakage gates; an override reason is recorded in the audit log."""
     dataset = _dataset_for(request, name)
     version = _version_for(dataset, version_id)
-    try:
+    with flash_error(request):
         version_mark_golden(
             user=request.user, version=version, override_reason=request.POST.get("override_reason", "")
         )
-    except UserError as bad:
-        messages.error(request, str(bad)[:1].upper() + str(bad)[1:])
-    else:
         messages.success(request, f"{dataset.name}@{version.semver} is golden.")
     return redirect("cards:card_detail", dataset.name, version.semver)
 
@@ -235,13 +242,10 @@ def split_new(request: HttpRequest, name: str) -> HttpResponse:
         "branch": data.get("branch") or "main",
         "file": data.get("file", ""),
     }
-    error = ""
-    if request.method == "POST":
-        try:
-            try:
-                seed = int(form["seed"])
-            except ValueError:
-                raise UserError(f"the seed must be a whole number, not {form['seed']!r}.") from None
+    # The ref to split is named in the form: one that is not there is said beside it.
+    with form_error(not_found=True) as refused:
+        if request.method == "POST":
+            seed = _whole_number(form["seed"], "seed")
             if not form["id_column"].strip():
                 raise UserError("name the id column: the column that identifies each example.")
             source = selectors.resolve_ref(dataset, form["ref"])
@@ -259,16 +263,11 @@ def split_new(request: HttpRequest, name: str) -> HttpResponse:
                 file=form["file"].strip() or None,
                 origin="web",
             )
-        except Forbidden as refused:
-            return render(request, "403.html", {"message": str(refused)}, status=403)
-        except UserError as bad:
-            error = str(bad)
-        else:
             if result.created:
                 messages.success(request, f"Split made as {dataset.name}@{result.version.semver}.")
             else:
                 messages.info(request, f"{dataset.name}@{result.version.semver} already holds this split.")
             return redirect("cards:card_detail", dataset.name, result.version.semver)
     branches = list(Branch.objects.filter(dataset=dataset).values_list("name", flat=True))
-    context = {"dataset": dataset, "form": form, "error": error, "branches": branches}
-    return render(request, "cards/split_new.html", context, status=400 if error else 200)
+    context = {"dataset": dataset, "form": form, "error": refused.message, "branches": branches}
+    return render(request, "cards/split_new.html", context, status=refused.status)

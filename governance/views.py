@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from catalog import permissions, selectors
 from catalog.models import Branch
 from catalog.selectors import diff
-from catalog.services.errors import Forbidden, NotFound, UserError
+from catalog.services.errors import NotFound, UserError
+from catalog.views.errors import flash_error, form_error
 from catalog.views.pages import _dataset_for
 from governance.models import RollbackRequest
 from governance.services.rollback import rollback_approve, rollback_reject, rollback_request
@@ -49,24 +50,19 @@ def rollback_new(request: HttpRequest, name: str) -> HttpResponse:
     branch_name = request.POST.get("branch") or request.GET.get("branch") or dataset.default_branch
     branch = Branch.objects.filter(dataset=dataset, name=branch_name).select_related("head").first()
     if branch is None:
-        raise Http404(f"{dataset.name} has no branch {branch_name}.")
+        raise NotFound(f"{dataset.name} has no branch {branch_name}.")
     history = selectors.version_log(branch.head, limit=200)
     target_ref = request.POST.get("target") or request.GET.get("target") or ""
     target = next((v for v in history if target_ref in (v.id, v.semver)), None) if target_ref else None
-    error = ""
-    if request.method == "POST":
-        try:
+    # The target is picked in the form: one that is not there is said beside it.
+    with form_error(not_found=True) as refused:
+        if request.method == "POST":
             if target is None:
                 raise UserError("pick the version to roll back to from the branch's history.")
             made = rollback_request(
                 user=request.user, dataset=dataset, branch=branch.name, target=target,
                 reason=request.POST.get("reason", ""),
             )  # fmt: skip
-        except Forbidden as refused:
-            return render(request, "403.html", {"message": str(refused)}, status=403)
-        except UserError as bad:
-            error = str(bad)
-        else:
             messages.success(request, "Rollback requested: an approver has been asked to review it.")
             return redirect("governance:rollback_detail", made.pk)
     changes = (
@@ -83,9 +79,9 @@ def rollback_new(request: HttpRequest, name: str) -> HttpResponse:
         "models": _trained_on([v.id for v in undone]),
         "can_request": permissions.has_role(request.user, permissions.STEWARD),
         "reason": request.POST.get("reason", ""),
-        "error": error,
+        "error": refused.message,
     }
-    return render(request, "governance/rollback_new.html", context, status=400 if error else 200)
+    return render(request, "governance/rollback_new.html", context, status=refused.status)
 
 
 def _request_for(request: HttpRequest, request_id: int) -> RollbackRequest:
@@ -94,7 +90,7 @@ def _request_for(request: HttpRequest, request_id: int) -> RollbackRequest:
     )
     found = rollback.first()
     if found is None or not permissions.can_read(request.user, found.dataset):
-        raise Http404("There is no such rollback request.")
+        raise NotFound("there is no such rollback request.")
     return found
 
 
@@ -151,17 +147,13 @@ def rollback_detail(request: HttpRequest, request_id: int) -> HttpResponse:
 def rollback_decide(request: HttpRequest, request_id: int, decision: str) -> HttpResponse:
     rollback = _request_for(request, request_id)
     comment = request.POST.get("comment", "")
-    try:
+    with flash_error(request):
         if decision == "approve":
             rollback_approve(user=request.user, request_id=rollback.pk, comment=comment)
             messages.success(request, "Approved: a worker is applying the rollback now.")
         else:
             rollback_reject(user=request.user, request_id=rollback.pk, comment=comment)
             messages.info(request, "Rejected: the requester has been told why.")
-    except Forbidden as refused:
-        messages.error(request, str(refused).capitalize())
-    except (UserError, NotFound) as bad:
-        messages.error(request, str(bad).capitalize())
     return redirect("governance:rollback_detail", rollback.pk)
 
 

@@ -7,16 +7,16 @@ partial answers 286 once the run has finished, which stops the polling.
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from catalog import permissions
-from catalog.services.errors import Forbidden, UserError
+from catalog.services.errors import NotFound
+from catalog.views.errors import flash_error
 from lifecycle.models import RetentionPolicy, RetentionRun
 from lifecycle.selectors import retention_expiring
 from lifecycle.services.costs import cost_report, timeline_svg
@@ -56,7 +56,7 @@ def retention_list(request: HttpRequest) -> HttpResponse:
 def _run(run_id: int) -> RetentionRun:
     run = RetentionRun.objects.filter(pk=run_id).first()
     if run is None:
-        raise Http404(f"there is no retention run {run_id}.")
+        raise NotFound(f"there is no retention run {run_id}.")
     return run
 
 
@@ -86,26 +86,22 @@ def retention_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 def retention_new(request: HttpRequest) -> HttpResponse:
     """An admin asks for a run now (its dry-run report comes first)."""
-    try:
+    with flash_error(request):
         run = retention_plan(user=request.user)
-    except Forbidden as error:
-        messages.error(request, str(error))
-        return redirect("lifecycle:retention_list")
-    if run.state == RetentionRun.State.APPROVED:
-        transaction.on_commit(lambda: retention_apply.delay(run.pk))
-    return redirect("lifecycle:retention_detail", run_id=run.pk)
+        if run.state == RetentionRun.State.APPROVED:
+            transaction.on_commit(lambda: retention_apply.delay(run.pk))
+        return redirect("lifecycle:retention_detail", run_id=run.pk)
+    return redirect("lifecycle:retention_list")
 
 
 @login_required
 @require_POST
 def retention_decide(request: HttpRequest, run_id: int, decision: str) -> HttpResponse:
     run = _run(run_id)
-    try:
+    with flash_error(request):
         if decision == "approve":
             retention_approve(user=request.user, run=run)
             transaction.on_commit(lambda: retention_apply.delay(run.pk))
         else:
             retention_cancel(user=request.user, run=run)
-    except UserError as error:
-        messages.error(request, str(error))
     return redirect("lifecycle:retention_detail", run_id=run.pk)
