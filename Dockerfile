@@ -32,8 +32,13 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY manage.py ./
 COPY config/ config/
+COPY strata_store/ strata_store/
 COPY catalog/ catalog/
+COPY cards/ cards/
 COPY lineage/ lineage/
+COPY registry/ registry/
+COPY lifecycle/ lifecycle/
+COPY governance/ governance/
 COPY ops/ ops/
 COPY strata_client/ strata_client/
 COPY templates/ templates/
@@ -43,7 +48,7 @@ COPY static/ static/
 # command only and is not kept in the image.
 RUN SECRET_KEY=collectstatic-only STRATA_VAR_DIR=/tmp/strata-build python manage.py collectstatic --noinput \
     && rm -rf /tmp/strata-build \
-    && python -m compileall -q config catalog lineage ops strata_client
+    && python -m compileall -q config strata_store catalog cards lineage registry lifecycle governance ops strata_client
 USER 10001:10001
 EXPOSE 8000
 # Slim images have no curl; Python's urllib fails (exit 1) on anything but 2xx.

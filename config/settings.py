@@ -188,6 +188,9 @@ STRATA_RETENTION_SCHEDULE_SECONDS = env_float("STRATA_RETENTION_SCHEDULE_SECONDS
 
 # -- Celery -----------------------------------------------------------------------
 
+# The Celery app, named as WSGI_APPLICATION names the web's: services queue tasks
+# through it by name (catalog.services.jobs) without importing this package.
+STRATA_CELERY_APP = "config.celery.app"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"

@@ -28,6 +28,7 @@ from catalog.selectors import version_log
 from catalog.services.commits import CommitContent, commit_on_head, version_commit
 from catalog.services.datasets import actor_name
 from catalog.services.errors import Forbidden, NotFound, UserError
+from catalog.services.jobs import job_send
 from catalog.services.store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
 from catalog.services.verify import store_verify
 from governance.models import RollbackRequest
@@ -314,10 +315,7 @@ def _flag_models(undone: list[Version], request: RollbackRequest) -> list[str]:
 
 
 def enqueue(request_id: int) -> None:
-    # Lazy: governance.tasks imports this module for the services its tasks call.
-    from governance.tasks import rollback_execute
-
-    rollback_execute.delay(request_id)
+    job_send("governance.tasks.rollback_execute", request_id)
 
 
 def resume_stalled() -> int:

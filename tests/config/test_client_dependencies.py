@@ -8,12 +8,16 @@ import json
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = {"strata", "catalog", "config", "lineage", "ops", "strata_client"}
+OURS = {
+    "strata", "catalog", "cards", "config", "governance", "lifecycle", "lineage", "ops", "registry",
+    "strata_client", "strata_store",
+}  # fmt: skip
 
 IMPORT_CLIENT = """
 import json, sys
@@ -59,3 +63,19 @@ def test_every_library_the_client_imports_is_installed_with_it():
     assert distributions <= installed_with_it, (
         f"imported but not declared: {distributions - installed_with_it}"
     )
+
+
+def test_the_installed_distribution_is_the_client_and_the_store_without_server_code(tmp_path):
+    """`pip install .` brings the `strata-client` command and the store it needs, and
+    not a line of the server: no Django app, no settings."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(tmp_path), str(ROOT)],
+        check=True, capture_output=True, cwd=tmp_path,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("strata-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        top = {
+            name.split("/")[0] for name in archive.namelist() if not name.split("/")[0].endswith(".dist-info")
+        }
+    assert top == {"strata_client", "strata_store"}

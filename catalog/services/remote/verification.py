@@ -27,6 +27,7 @@ from catalog.models import AuditEvent, Dataset, Pack, PendingPack, Upload
 from catalog.services.collection import reusing
 from catalog.services.commits import check_still_indexed
 from catalog.services.errors import ConflictError, IntegrityFailure, NotFound, StrataError, UserError
+from catalog.services.jobs import job_enqueue
 from catalog.services.remote.uploads import (
     CommitAsk,
     CommitResult,
@@ -55,9 +56,7 @@ _KINDS: dict[str, type[StrataError]] = {
 
 def enqueue_verification(upload_id: str) -> None:
     """Queue the verification once the transaction that asked for it commits."""
-    from catalog.tasks import upload_verify as task  # tasks import the services
-
-    transaction.on_commit(lambda: task.delay(upload_id))
+    job_enqueue("catalog.tasks.upload_verify", upload_id)
 
 
 def result_fields(result: CommitResult) -> dict[str, object]:
