@@ -37,6 +37,7 @@ from catalog.services.commits import (
     version_commit,
 )
 from catalog.services.errors import NotFound, UserError
+from catalog.services.jobs import job_enqueue
 from catalog.services.possession import readable_chunks, readable_files
 from catalog.services.store import batched, get_backend
 from catalog.services.validation import check_dataset_name, check_ref_name, parse_semver
@@ -738,9 +739,8 @@ def _hand_to_worker(upload: Upload, ask: CommitAsk, dataset_name: str) -> Verify
     Upload.objects.filter(pk=upload.pk).update(
         state=Upload.State.VERIFYING, commit_request=ask.as_json(), verify_started=None
     )
-    from catalog.services.remote.verification import enqueue_verification  # the task module imports this one
 
-    enqueue_verification(upload.pk)
+    job_enqueue("catalog.tasks.upload_verify", upload.pk)
     return Verifying(upload.pk, dataset_name, upload.branch)
 
 

@@ -27,7 +27,6 @@ from catalog.models import AuditEvent, Dataset, Pack, PendingPack, Upload
 from catalog.services.collection import reusing
 from catalog.services.commits import check_still_indexed
 from catalog.services.errors import ConflictError, IntegrityFailure, NotFound, StrataError, UserError
-from catalog.services.jobs import job_enqueue
 from catalog.services.remote.uploads import (
     CommitAsk,
     CommitResult,
@@ -37,6 +36,7 @@ from catalog.services.remote.uploads import (
     upload_prepare,
 )
 from catalog.services.store import DatabaseChunkIndex, chunks_register, get_backend
+from strata_store import packs as packformat
 from strata_store.errors import CorruptObject, StoreError
 from strata_store.packs import ChunkLocation
 from strata_store.verification import FileClaim, FileMismatch, verify_claims
@@ -52,11 +52,6 @@ _KINDS: dict[str, type[StrataError]] = {
     "conflict": ConflictError,
     "integrity": IntegrityFailure,
 }
-
-
-def enqueue_verification(upload_id: str) -> None:
-    """Queue the verification once the transaction that asked for it commits."""
-    job_enqueue("catalog.tasks.upload_verify", upload_id)
 
 
 def result_fields(result: CommitResult) -> dict[str, object]:
@@ -156,8 +151,6 @@ def _register_sent(upload: Upload) -> list[str]:
     proved possession. A proof object of a name nobody indexed (unverified bytes
     a client left there) is moved to that name, replacing them, and indexed.
     """
-    from strata_store import packs as packformat
-
     now = timezone.now()
     backend = get_backend()
     proofs: list[str] = []
