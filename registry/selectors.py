@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.db.models import Count, Max
 from django.urls import reverse
 
@@ -29,7 +30,6 @@ from lineage.models import Edge, Run
 from lineage.selectors import LAYER_CAP, _neighbourhood
 from registry.domain import metrics as lmetrics
 from registry.models import ModelPin, ModelVersion
-from registry.services.training import split_model_spec, tolerance
 from strata_store.errors import StoreError
 
 # How far up the model page walks: far enough to reach the raw sources of a
@@ -38,6 +38,19 @@ UPSTREAM_DEPTH = 12
 # A card larger than this is not read on a page.
 _MAX_CARD_BYTES = 1024 * 1024
 CARD_NAMES = ("README.md", "readme.md", "DATASET_CARD.md")
+
+
+def tolerance() -> float:
+    """The metric regression tolerance (absolute), from settings."""
+    return float(getattr(settings, "STRATA_METRIC_TOLERANCE", lmetrics.DEFAULT_TOLERANCE))
+
+
+def split_model_spec(spec: str) -> tuple[str, str]:
+    """'fraud@3.1' -> ('fraud', '3.1')."""
+    name, sep, version = (spec or "").strip().partition("@")
+    if not sep or not name or not version:
+        raise UserError(f"{spec!r} does not name a model version: write MODEL@VERSION, e.g. fraud@3.1.")
+    return name, version
 
 
 def model_get(*, user: permissions.User, spec: str) -> ModelVersion:

@@ -10,6 +10,7 @@ from catalog.domain.formatting import human_bytes
 from catalog.services.errors import UserError
 from lineage.services.runs import parse_params
 from ops.cli.common import Output, actor, subcommand
+from registry.selectors import split_model_spec
 from registry.services.locks import (
     DEFAULT_LOCK_NAME,
     Lock,
@@ -19,7 +20,7 @@ from registry.services.locks import (
     lock_reproduce,
     lock_write,
 )
-from registry.services.training import TrainingResult, split_model_spec, training_record
+from registry.services.training import TrainingResult, training_record
 
 
 def register(subparsers: Any) -> None:

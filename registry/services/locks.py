@@ -52,6 +52,7 @@ from catalog.services.errors import NotFound, UserError
 from catalog.services.pull import PullResult, version_pull
 from catalog.services.store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
 from registry.models import ROLE_RE, ModelVersion
+from registry.selectors import model_get
 from strata_store.backends import Backend, RestoreState
 from strata_store.backends.s3 import GLACIER_RESTORE_SECONDS
 from strata_store.staging import DestinationError, staging_for
@@ -148,8 +149,6 @@ def _check_folders(entries: Sequence[LockEntry]) -> None:
 def lock_build(*, user: permissions.User, specs: Iterable[str] = (), model: str | None = None) -> Lock:
     """A lock of the versions `specs` name now ('reviews@main' becomes the
     version main points at) and of every version model version `model` pinned."""
-    from registry.selectors import model_get
-
     entries: list[LockEntry] = []
     model_spec = ""
     if model:

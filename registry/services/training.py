@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -50,16 +49,12 @@ from lineage.services.runs import (
 )
 from registry.domain import metrics as lmetrics
 from registry.models import MODEL_NAME_RE, MODEL_VERSION_RE, ROLE_RE, ModelPin, ModelVersion
+from registry.selectors import tolerance
 
 # Names the model pages' addresses use for themselves (/models/compare/).
 _RESERVED_NAMES = frozenset({"compare"})
 # Words in a role's name that say the data judged the model rather than trained it.
 _EVALUATION_WORDS = ("eval", "test", "holdout", "hold-out", "bench", "score")
-
-
-def tolerance() -> float:
-    """The metric regression tolerance (absolute), from settings."""
-    return float(getattr(settings, "STRATA_METRIC_TOLERANCE", lmetrics.DEFAULT_TOLERANCE))
 
 
 def is_evaluation_role(role: str) -> bool:
@@ -69,14 +64,6 @@ def is_evaluation_role(role: str) -> bool:
 
 def model_key(name: str, version: str) -> str:
     return f"model:{name}@{version}"
-
-
-def split_model_spec(spec: str) -> tuple[str, str]:
-    """'fraud@3.1' -> ('fraud', '3.1')."""
-    name, sep, version = (spec or "").strip().partition("@")
-    if not sep or not name or not version:
-        raise UserError(f"{spec!r} does not name a model version: write MODEL@VERSION, e.g. fraud@3.1.")
-    return name, version
 
 
 def check_model_name(name: str, version: str) -> tuple[str, str]:
