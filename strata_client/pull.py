@@ -19,6 +19,7 @@ from strata_store.hashing import new_hasher
 from strata_store.packs import ChunkLocation, decode_chunk
 from strata_store.paths import UnsafePath
 from strata_store.staging import DestinationError, check_tree, publish, staging_for
+from strata_store.store import ProgressSink
 
 # Spans fetched ahead of the one being written.
 _PREFETCH = 4
@@ -147,8 +148,106 @@ def _write_small(staging: str, entry: dict[str, Any], pieces: list[bytes]) -> in
     return size
 
 
+class _Staged:
+    """What a pull has written into its staging folder so far: small files by a
+    few threads, a large file a page at a time (it may span pages), links last."""
+
+    def __init__(self, staging: str, writers: ThreadPoolExecutor, progress: ProgressSink | None) -> None:
+        self.staging = staging
+        self.writers = writers
+        self.progress = progress
+        self.links: list[tuple[str, str]] = []
+        self.files = 0
+        self.written = 0
+        self.current: dict[str, Any] | None = None  # the file being written, across pages
+        self.pending: deque[Future[int]] = deque()
+
+    def add(self, entry: dict[str, Any], spans: _Spans) -> None:
+        """Write one entry of a manifest page (a link is only noted, for the end)."""
+        path = entry["path"]
+        _check_relpath(path)
+        kind = entry["kind"]
+        if kind == "dir":
+            os.makedirs(os.path.join(self.staging, path), exist_ok=True)
+        elif kind == "link":
+            _check_links([(path, entry["target"])])
+            self.links.append((path, entry["target"]))
+        elif entry["chunk_start"] == 0 and _small_and_whole(entry):
+            self._add_small(entry, spans)
+        else:
+            self._add_chunks(entry, spans)
+
+    def _add_small(self, entry: dict[str, Any], spans: _Spans) -> None:
+        # Creating a file is a system call that releases the GIL:
+        # small files are written and checked by a few threads.
+        pieces = [_decode(spans, chunk) for chunk in entry["chunks"]]
+        self.pending.append(self.writers.submit(_write_small, self.staging, entry, pieces))
+        if len(self.pending) > 256:
+            self.written += self.pending.popleft().result()
+        self.files += 1
+        if self.progress is not None:
+            self.progress.advance(1, entry["size"])
+
+    def _add_chunks(self, entry: dict[str, Any], spans: _Spans) -> None:
+        """Write the chunks a page lists of a large file: it is opened at its first
+        chunk, and closed and checked at its last."""
+        if entry["chunk_start"] == 0:
+            self.current = self._open(entry)
+        elif self.current is None or self.current["path"] != entry["path"]:
+            raise IntegrityError(
+                f"the server's manifest broke off inside {entry['path']}; nothing was written."
+            )
+        current = self.current
+        for chunk in entry["chunks"]:
+            content = _decode(spans, chunk)
+            current["hasher"].update(content)
+            current["size"] += len(content)
+            current["handle"].write(content)
+        if entry["chunk_start"] + len(entry["chunks"]) >= entry["chunk_count"]:
+            self.written += self._close(current)
+            self.files += 1
+            self.current = None
+
+    def finish(self) -> None:
+        """Once every page is written: wait for the small files, then make the links."""
+        if self.current is not None:
+            raise IntegrityError(
+                f"the server's manifest ended inside {self.current['path']}; nothing was written."
+            )
+        while self.pending:
+            self.written += self.pending.popleft().result()
+        _check_links(self.links)
+        for path, target in self.links:
+            os.makedirs(os.path.dirname(os.path.join(self.staging, path)), exist_ok=True)
+            os.symlink(target, os.path.join(self.staging, path))
+
+    def _open(self, entry: dict[str, Any]) -> dict[str, Any]:
+        fd = _create(self.staging, entry)
+        return {
+            "path": entry["path"],
+            "entry": entry,
+            "handle": os.fdopen(fd, "wb", buffering=1 << 20),
+            "hasher": new_hasher(),
+            "size": 0,
+        }
+
+    def _close(self, current: dict[str, Any]) -> int:
+        current["handle"].close()
+        _check_file(current["entry"], current["size"], current["hasher"].hexdigest())
+        if self.progress is not None:
+            self.progress.advance(1, current["size"])
+        return current["size"]
+
+    def discard(self) -> None:
+        if self.current is not None and not self.current["handle"].closed:
+            self.current["handle"].close()
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
 class PullJob:
-    def __init__(self, transport: http.Transport, dataset: str, version: dict[str, Any], progress) -> None:
+    def __init__(
+        self, transport: http.Transport, dataset: str, version: dict[str, Any], progress: ProgressSink | None
+    ) -> None:
         self.transport = transport
         self.dataset = dataset
         self.version = version
@@ -182,105 +281,42 @@ class PullJob:
         progress = self.progress
         if progress is not None:
             progress.start(self.version["file_count"], self.version["logical_bytes"])
-        links: list[tuple[str, str]] = []
-        files = written = fetched = 0
-        current: dict[str, Any] | None = None  # the file being written, across pages
+        fetched = 0
         pool = ThreadPoolExecutor(max_workers=_PREFETCH, thread_name_prefix="strata-fetch")
         writers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="strata-write")
         pages_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strata-manifest")
-        pending: deque[Future[int]] = deque()
+        staged = _Staged(staging, writers, progress)
         try:
             for page in self._pages(pages_pool):
                 spans = _Spans(page["spans"], pool)
                 try:
                     for entry in page["entries"]:
-                        path = entry["path"]
-                        _check_relpath(path)
-                        kind = entry["kind"]
-                        if kind == "dir":
-                            os.makedirs(os.path.join(staging, path), exist_ok=True)
-                            continue
-                        if kind == "link":
-                            _check_links([(path, entry["target"])])
-                            links.append((path, entry["target"]))
-                            continue
-                        if entry["chunk_start"] == 0 and _small_and_whole(entry):
-                            # Creating a file is a system call that releases the GIL:
-                            # small files are written and checked by a few threads.
-                            pieces = [_decode(spans, chunk) for chunk in entry["chunks"]]
-                            pending.append(writers.submit(_write_small, staging, entry, pieces))
-                            if len(pending) > 256:
-                                written += pending.popleft().result()
-                            files += 1
-                            if progress is not None:
-                                progress.advance(1, entry["size"])
-                            continue
-                        if entry["chunk_start"] == 0:
-                            current = self._open(staging, entry)
-                        elif current is None or current["path"] != path:
-                            raise IntegrityError(
-                                f"the server's manifest broke off inside {path}; nothing was written."
-                            )
-                        for chunk in entry["chunks"]:
-                            content = _decode(spans, chunk)
-                            current["hasher"].update(content)
-                            current["size"] += len(content)
-                            current["handle"].write(content)
-                        if entry["chunk_start"] + len(entry["chunks"]) >= entry["chunk_count"]:
-                            written += self._close(current)
-                            files += 1
-                            current = None
+                        staged.add(entry, spans)
                     fetched += sum(span["length"] for span in page["spans"])
                 finally:
                     spans.close()
-            if current is not None:
-                raise IntegrityError(
-                    f"the server's manifest ended inside {current['path']}; nothing was written."
-                )
-            while pending:
-                written += pending.popleft().result()
-            _check_links(links)
-            for path, target in links:
-                os.makedirs(os.path.dirname(os.path.join(staging, path)), exist_ok=True)
-                os.symlink(target, os.path.join(staging, path))
+            staged.finish()
             if progress is not None:
                 progress.finish()
             publish(staging, dest, existed)
         except StoreError as error:
-            self._discard(current, staging)
+            staged.discard()
             raise IntegrityError(
                 f"cannot pull {self.dataset}@{self.version['semver']}: {error}; nothing was written to {dest}."
             ) from None
         except BaseException:
-            self._discard(current, staging)
+            staged.discard()
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             writers.shutdown(wait=True, cancel_futures=True)
             pages_pool.shutdown(wait=True, cancel_futures=True)
         return PullResult(
-            self.dataset, self.version["id"], self.version["semver"], dest, files, written, fetched
+            self.dataset,
+            self.version["id"],
+            self.version["semver"],
+            dest,
+            staged.files,
+            staged.written,
+            fetched,
         )
-
-    def _open(self, staging: str, entry: dict[str, Any]) -> dict[str, Any]:
-        fd = _create(staging, entry)
-        return {
-            "path": entry["path"],
-            "entry": entry,
-            "handle": os.fdopen(fd, "wb", buffering=1 << 20),
-            "hasher": new_hasher(),
-            "size": 0,
-        }
-
-    def _close(self, current: dict[str, Any]) -> int:
-        current["handle"].close()
-        _check_file(current["entry"], current["size"], current["hasher"].hexdigest())
-        if self.progress is not None:
-            self.progress.advance(1, current["size"])
-        return current["size"]
-
-    @staticmethod
-    def _discard(current: dict[str, Any] | None, staging: str) -> None:
-        if current is not None and not current["handle"].closed:
-            current["handle"].close()
-        shutil.rmtree(staging, ignore_errors=True)
