@@ -13,6 +13,7 @@ from django.db.models import Count, Q, QuerySet
 
 from catalog import permissions
 from catalog.models import Branch, Dataset, Version
+from catalog.selectors import resolve_ref
 from catalog.services.errors import IntegrityFailure, NotFound, UserError
 from catalog.services.pull import check_restored
 from catalog.services.remote import KIND_NAMES, MAX_SPAN_BYTES, LocalUrl, Transfer, span_transfer
@@ -79,8 +80,6 @@ def version_page(dataset: Dataset, *, limit: int, offset: int) -> tuple[int, lis
 
 def version_in(dataset: Dataset, ref: str) -> Version:
     """The version `ref` names in `dataset`, with its dataset loaded."""
-    from catalog.selectors import resolve_ref
-
     version = resolve_ref(dataset, ref)
     version.dataset = dataset
     return version
@@ -210,13 +209,32 @@ def version_manifest(*, version: Version, cursor: str | None, limit: int, local_
         start = bisect.bisect_left([path for path, _ in items], position[0])
         if start < len(items) and items[start][0] == position[0]:
             first_chunk = position[1]
-    window = items[start : start + limit]
-    chunks_of = file_chunks(entry.digest for _, entry in window if entry.is_file)
+    entries, planned, next_cursor = _page_entries(items[start : start + limit], first_chunk)
+    if next_cursor is None and start + limit < len(items):
+        # The page ended with the window, not inside a file: the next starts after it.
+        next_cursor = f"0:{items[start + limit][0]}"
+    spans = _page_spans(version, planned)
+    span_out = []
+    for pack_id, begin, end in spans:
+        transfer: Transfer = span_transfer(pack_id, begin, end - begin, local_url)
+        span_out.append({"url": transfer.url, "headers": transfer.headers, "length": end - begin})
+    # The client fetches these spans from the store itself (presigned S3 GETs, or
+    # pack_send for a local folder), never through this process: what the plan
+    # hands out is what is counted as pulled.
+    store_transferred("pull", sum(span["length"] for span in span_out))
+    return Manifest(version, len(items), entries, span_out, next_cursor)
 
+
+def _page_entries(
+    window: list[tuple[str, treeformat.Entry]], first_chunk: int
+) -> tuple[list[ManifestEntry], list[tuple[ManifestEntry, list[str]]], str | None]:
+    """The entries of a page and, for each file, the chunks the page lists (the
+    first file's from `first_chunk` on; at most MAX_PAGE_CHUNKS in all). With the
+    cursor of the next page when the chunks ran out inside the window, else None."""
+    chunks_of = file_chunks(entry.digest for _, entry in window if entry.is_file)
     entries: list[ManifestEntry] = []
     planned: list[tuple[ManifestEntry, list[str]]] = []
     budget = MAX_PAGE_CHUNKS
-    next_cursor: str | None = None
     for index, (path, entry) in enumerate(window):
         skip = first_chunk if index == 0 else 0
         if entry.kind == treeformat.LINK:
@@ -228,8 +246,7 @@ def version_manifest(*, version: Version, cursor: str | None, limit: int, local_
         all_chunks = chunks_of[entry.digest]
         wanted = all_chunks[skip:]
         if budget <= 0 and wanted:
-            next_cursor = f"{skip}:{path}"
-            break
+            return entries, planned, f"{skip}:{path}"
         taken = wanted[:budget]
         budget -= len(taken)
         manifest_entry = ManifestEntry(
@@ -243,12 +260,13 @@ def version_manifest(*, version: Version, cursor: str | None, limit: int, local_
         entries.append(manifest_entry)
         planned.append((manifest_entry, taken))
         if len(taken) < len(wanted):
-            next_cursor = f"{skip + len(taken)}:{path}"
-            break
-    else:
-        if start + limit < len(items):
-            next_cursor = f"0:{items[start + limit][0]}"
+            return entries, planned, f"{skip + len(taken)}:{path}"
+    return entries, planned, None
 
+
+def _page_spans(version: Version, planned: list[tuple[ManifestEntry, list[str]]]) -> list[list]:
+    """The spans, as [pack, start, end], that hold the chunks of a page, in order;
+    each chunk is added to its entry with its place in its span."""
     locations = DatabaseChunkIndex().locate([c for _, taken in planned for c in taken])
     # Cold packs of this page cannot be fetched: start their restore (once) and say
     # when to come back, as `strata pull` on the server does.
@@ -280,12 +298,4 @@ def version_manifest(*, version: Version, cursor: str | None, limit: int, local_
                     location.codec,
                 )
             )
-    span_out = []
-    for pack_id, begin, end in spans:
-        transfer: Transfer = span_transfer(pack_id, begin, end - begin, local_url)
-        span_out.append({"url": transfer.url, "headers": transfer.headers, "length": end - begin})
-    # The client fetches these spans from the store itself (presigned S3 GETs, or
-    # pack_send for a local folder), never through this process: what the plan
-    # hands out is what is counted as pulled.
-    store_transferred("pull", sum(span["length"] for span in span_out))
-    return Manifest(version, len(items), entries, span_out, next_cursor)
+    return spans
