@@ -21,7 +21,7 @@ from django.core.management import call_command
 
 from tests.factories.files import ROOT
 from tests.factories.personas import personas_make, role_groups_ensure
-from tests.factories.retention import cost_scenario_make
+from tests.factories.retention import cost_scenario_make, default_policies
 from tests.workers import SeaweedServer, database_url, start_redis
 
 _versions = itertools.count()
@@ -133,6 +133,16 @@ def local_store(tmp_path, settings):
     settings.STRATA_STORAGE_URL = f"file://{tmp_path / 'store'}"
     settings.STRATA_CACHE_DIR = tmp_path / "cache"
     return settings.STRATA_STORAGE_URL
+
+
+@pytest.fixture
+def retention_store(local_store, db, settings):
+    """The local store with the default retention policies, restores that take an
+    hour and no run large enough to wait for an approver."""
+    default_policies()
+    settings.STRATA_LOCAL_RESTORE_SECONDS = 3600
+    settings.STRATA_RETENTION_APPROVAL_BYTES = 10**12
+    return local_store
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def _doomed_file(tmp_path):
     return folder, run
 
 
-@pytest.mark.usefixtures("local_store")
+@pytest.mark.usefixtures("retention_store")
 def test_a_push_whose_reused_chunks_are_collected_before_it_commits_commits_nothing(tmp_path, monkeypatch):
     folder, run = _doomed_file(tmp_path)
     commit = versions.version_commit
@@ -65,7 +65,7 @@ def test_a_push_whose_reused_chunks_are_collected_before_it_commits_commits_noth
     assert tree_digests(tmp_path / "out") == tree_digests(folder)
 
 
-@pytest.mark.usefixtures("local_store")
+@pytest.mark.usefixtures("retention_store")
 def test_a_push_committed_before_the_collection_keeps_its_chunks(tmp_path):
     folder, run = _doomed_file(tmp_path)
     kept = version_push(path=str(folder), dataset_name="copies", author="alice").version

@@ -25,7 +25,7 @@ from tests.factories.files import tree_digests, write_random
 from tests.factories.retention import Calendar, day, default_policies, pack_of, run_retention, tier
 
 
-def test_four_hundred_days_of_pushes_move_expire_and_delete_as_the_policies_say(local_store, tmp_path):
+def test_four_hundred_days_of_pushes_move_expire_and_delete_as_the_policies_say(retention_store, tmp_path):
     cal = Calendar(tmp_path / "work")
     v1 = cal.push("main", 0, {"m1.bin": 1})
     v2 = cal.push("main", 100, {"m2.bin": 2})
@@ -70,7 +70,7 @@ def test_four_hundred_days_of_pushes_move_expire_and_delete_as_the_policies_say(
     assert {"retention.plan", "version.expire", "pack.tier", "pack.delete", "retention.done"} <= actions
 
 
-def test_daily_runs_over_four_hundred_days_give_the_expected_moves(local_store, tmp_path):
+def test_daily_runs_over_four_hundred_days_give_the_expected_moves(retention_store, tmp_path):
     """The same calendar, with a run every 10 simulated days as pushes happen."""
     cal = Calendar(tmp_path / "work")
     moves: list[tuple[int, str, str, str]] = []
@@ -114,7 +114,7 @@ def test_daily_runs_over_four_hundred_days_give_the_expected_moves(local_store, 
     assert Version.objects.filter(expired__isnull=True).count() == 4  # 3 on reviews, trials' first
 
 
-def test_a_cold_version_says_it_is_restoring_then_pulls_byte_identical(local_store, tmp_path, settings):
+def test_a_cold_version_says_it_is_restoring_then_pulls_byte_identical(retention_store, tmp_path, settings):
     cal = Calendar(tmp_path / "work")
     version = cal.push("main", 0, {"a.bin": 1, "b.bin": 2})
     source = tree_digests(cal.folders[("reviews", "main")])
@@ -142,7 +142,7 @@ def test_a_cold_version_says_it_is_restoring_then_pulls_byte_identical(local_sto
     assert version.last_accessed is not None
 
 
-def test_an_expired_version_refuses_to_pull_in_one_sentence(local_store, tmp_path):
+def test_an_expired_version_refuses_to_pull_in_one_sentence(retention_store, tmp_path):
     cal = Calendar(tmp_path / "work")
     v1 = cal.push("main", 0, {"a.bin": 1})
     branch_create(dataset=v1.dataset, name="exp/x", start=v1, actor="alice")
@@ -153,7 +153,7 @@ def test_an_expired_version_refuses_to_pull_in_one_sentence(local_store, tmp_pat
         version_pull(version=gone, dest=str(tmp_path / "out"))
 
 
-def test_a_large_sweep_waits_for_an_approver(local_store, tmp_path, settings, personas):
+def test_a_large_sweep_waits_for_an_approver(retention_store, tmp_path, settings, personas):
     settings.STRATA_RETENTION_APPROVAL_BYTES = 1000
     cal = Calendar(tmp_path / "work")
     v1 = cal.push("main", 0, {"a.bin": 1})
@@ -175,7 +175,7 @@ def test_a_large_sweep_waits_for_an_approver(local_store, tmp_path, settings, pe
     assert retention_advance(run_id=run.pk).state == RetentionRun.State.DONE  # twice: no change
 
 
-def test_protected_versions_survive_their_branch_expiring(local_store, tmp_path, personas):
+def test_protected_versions_survive_their_branch_expiring(retention_store, tmp_path, personas):
     from catalog.services.refs import tag_create
 
     cal = Calendar(tmp_path / "work")
@@ -191,7 +191,7 @@ def test_protected_versions_survive_their_branch_expiring(local_store, tmp_path,
     assert store_verify(versions=[tagged], list_unreferenced=False).ok
 
 
-def test_a_mostly_dead_pack_is_repacked_and_still_verifies(local_store, tmp_path, settings):
+def test_a_mostly_dead_pack_is_repacked_and_still_verifies(retention_store, tmp_path, settings):
     settings.STRATA_PACK_SIZE = 10 * 1024 * 1024  # one pack per push
     cal = Calendar(tmp_path / "work")
     v1 = cal.push("main", 0, {"a.bin": 1})
@@ -221,7 +221,7 @@ def test_a_mostly_dead_pack_is_repacked_and_still_verifies(local_store, tmp_path
     assert store_verify(versions=[kept], list_unreferenced=False).ok
 
 
-def test_pushing_again_a_file_whose_bytes_were_swept_stores_it_again(local_store, tmp_path):
+def test_pushing_again_a_file_whose_bytes_were_swept_stores_it_again(retention_store, tmp_path):
     """The push trusts files the store still has; after a sweep it must not trust
     a file whose chunks are gone (its manifest goes with them)."""
     from catalog.models import FileManifest
