@@ -39,7 +39,7 @@ from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from catalog.models import Branch, Dataset, Keyword, Stage, Tag, Tree, Version  # noqa: E402
-from catalog.services.store import tree_row  # noqa: E402
+from catalog.store import tree_row  # noqa: E402
 from strata_store import tree as treeformat  # noqa: E402
 from strata_store.hashing import digest_hex  # noqa: E402
 

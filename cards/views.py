@@ -34,8 +34,8 @@ from cards.services.cards import (
 )
 from cards.services.splits import split_make
 from catalog import permissions, selectors
+from catalog.errors import UserError
 from catalog.models import Branch
-from catalog.services.errors import UserError
 from catalog.views.errors import flash_error, form_error
 from catalog.views.pages import _dataset_for, _version_for
 

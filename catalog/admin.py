@@ -19,6 +19,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from catalog import permissions
 from catalog.domain.formatting import human_bytes
+from catalog.errors import UserError
 from catalog.models import (
     ApiToken,
     AuditEvent,
@@ -37,7 +38,6 @@ from catalog.models import (
     Version,
 )
 from catalog.services.datasets import dataset_update
-from catalog.services.errors import UserError
 from catalog.services.tokens import token_revoke
 
 admin.site.site_header = "Strata back office"

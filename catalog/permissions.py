@@ -17,8 +17,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.models import User as Account
 from django.db.models import Q, QuerySet
 
+from catalog.errors import Forbidden, NotFound
 from catalog.models import Dataset
-from catalog.services.errors import Forbidden, NotFound
 
 VIEWER, STEWARD, APPROVER, ADMIN = "viewer", "steward", "approver", "admin"
 ROLES = (VIEWER, STEWARD, APPROVER, ADMIN)

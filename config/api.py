@@ -15,7 +15,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer, SessionAuth
 
-from catalog.services.errors import StrataError
+from catalog.errors import StrataError
 from catalog.services.tokens import token_authenticate
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from django.core.exceptions import BadRequest, RequestDataTooBig, TooManyFieldsS
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.urls import Resolver404, resolve
 
-from catalog.services.errors import StrataError
+from catalog.errors import StrataError
 from catalog.views.errors import error_page
 
 MESSAGE = "the request holds a NUL character, which Strata cannot store; remove it."

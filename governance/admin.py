@@ -11,7 +11,7 @@ from django.http import HttpRequest
 
 from catalog import permissions
 from catalog.admin import ReadOnlyAdmin, VisibleDatasetsOnly
-from catalog.services.errors import UserError
+from catalog.errors import UserError
 from governance.models import RollbackRequest
 from governance.services.rollback import rollback_approve, rollback_reject
 

@@ -14,9 +14,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from catalog import permissions, selectors
+from catalog.errors import NotFound, UserError
 from catalog.models import Branch
 from catalog.selectors import diff
-from catalog.services.errors import NotFound, UserError
 from catalog.views.errors import flash_error, form_error
 from catalog.views.pages import _dataset_for
 from governance.models import RollbackRequest

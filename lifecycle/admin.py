@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from catalog import permissions
 from catalog.admin import ReadOnlyAdmin, StrataAdmin
+from catalog.errors import UserError
 from catalog.models import AuditEvent
-from catalog.services.errors import UserError
 from lifecycle.models import PackRestore, RetentionPolicy, RetentionRun
 from lifecycle.services.retention import retention_approve
 from lifecycle.tasks import retention_apply

@@ -15,7 +15,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from catalog import permissions
-from catalog.services.errors import NotFound
+from catalog.errors import NotFound
 from catalog.views.errors import flash_error
 from lifecycle.models import RetentionPolicy, RetentionRun
 from lifecycle.selectors import retention_expiring

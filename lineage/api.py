@@ -19,7 +19,7 @@ from typing import Any
 from django.http import HttpRequest, JsonResponse
 from ninja import Field, Router, Schema
 
-from catalog.services.errors import UserError
+from catalog.errors import UserError
 from lineage import selectors
 from lineage.domain import graph as lgraph
 from lineage.ingest.openlineage import MAX_DEPTH, openlineage_ingest

@@ -18,9 +18,9 @@ from typing import Any
 import networkx as nx
 
 from catalog import permissions
+from catalog.errors import NotFound, UserError
 from catalog.models import Dataset, Version
 from catalog.selectors import resolve_spec
-from catalog.services.errors import NotFound, UserError
 from lineage.domain import graph as lgraph
 from lineage.models import Edge, Node, Run, Source
 

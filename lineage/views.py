@@ -19,8 +19,8 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from catalog.errors import NotFound
 from catalog.models import Version
-from catalog.services.errors import NotFound
 from catalog.views.errors import form_error, refusals_as_data
 from lineage import selectors
 from lineage.domain import graph as lgraph

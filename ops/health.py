@@ -124,7 +124,7 @@ def _probe_client(backend: Any) -> Any:
 def check_store() -> str | None:
     """The object store: a local folder must be there and writable; a bucket must
     answer a one-key listing under the store's prefix (what the app may read)."""
-    from catalog.services.store import get_backend
+    from catalog.store import get_backend
 
     try:
         backend = get_backend()

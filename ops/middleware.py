@@ -148,7 +148,7 @@ class RequestContextMiddleware:
         with the status it really had: 502 if stored bytes failed verification
         on the way (the client sees the stream cut short), 500 for any other
         failure, the response's own status otherwise."""
-        from catalog.services.errors import IntegrityFailure
+        from catalog.errors import IntegrityFailure
 
         status = response.status_code
         try:

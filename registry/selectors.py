@@ -19,12 +19,12 @@ from django.urls import reverse
 
 from cards.domain.cards import completeness, parse_readme
 from catalog import permissions
+from catalog.errors import NotFound, StrataError, UserError
 from catalog.models import Version
 from catalog.selectors import default_heads
 from catalog.selectors.changes import ChangeReport, change_report
 from catalog.selectors.exports import file_stream
-from catalog.services.errors import NotFound, StrataError, UserError
-from catalog.services.store import trees_load
+from catalog.store import trees_load
 from lineage.domain import graph as lgraph
 from lineage.models import Edge, Run
 from lineage.selectors import LAYER_CAP, _neighbourhood

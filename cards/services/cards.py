@@ -32,9 +32,9 @@ from cards.domain.cards import (
     size_category,
 )
 from catalog import permissions
+from catalog.errors import StrataError, UserError
 from catalog.models import AuditEvent, Branch, CardDocument, Dataset, Version
 from catalog.services.commits import CommitContent, commit_on_head, version_commit
-from catalog.services.errors import StrataError, UserError
 from strata_store.hashing import digest_hex
 
 SPLIT_REPORT_PATH = "splits/split.json"
@@ -204,7 +204,7 @@ def _read_file(version: Version, path: str) -> bytes:
 
 def split_report_of(version: Version) -> dict[str, Any] | None:
     """The split report a split version holds (``splits/split.json``), if any."""
-    from catalog.services.store import walk_tree
+    from catalog.store import walk_tree
 
     if not any(w.path == SPLIT_REPORT_PATH for w in walk_tree(version.tree_id)):
         return None
@@ -260,7 +260,7 @@ def _lineage(version: Version, facts: CardFacts) -> None:
 def card_facts(version: Version) -> CardFacts:
     """Compute the card's facts from the version's files and lineage."""
     from catalog.domain.tabular import TableError, is_tabular, read_schema, read_table
-    from catalog.services.store import walk_tree
+    from catalog.store import walk_tree
 
     facts = CardFacts(logical_bytes=version.logical_bytes, file_count=version.file_count)
     walked = walk_tree(version.tree_id)

@@ -25,9 +25,9 @@ from django.db import transaction
 from cards.domain.splits import METHODS, SplitError, SplitReport, parse_ratios, split_table
 from cards.services.cards import SPLIT_REPORT_PATH
 from catalog import permissions
+from catalog.errors import UserError
 from catalog.models import Branch, Dataset, Stage, Version
-from catalog.services.errors import UserError
-from catalog.services.store import DatabaseChunkIndex, get_backend, walk_tree
+from catalog.store import DatabaseChunkIndex, get_backend, walk_tree
 from strata_store import tree as treeformat
 from strata_store.store import FileRecord, Ingest
 

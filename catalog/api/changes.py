@@ -13,8 +13,8 @@ from ninja import Query
 from catalog.api import reads
 from catalog.api.common import readable_dataset, router
 from catalog.api.schemas import ErrorOut
+from catalog.errors import UserError
 from catalog.selectors.changes import change_report
-from catalog.services.errors import UserError
 
 READ_ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut}
 # Tables larger than this are listed with an error instead of being read in a request.

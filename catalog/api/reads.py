@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Q, QuerySet
 
 from catalog import permissions
+from catalog.errors import IntegrityFailure, NotFound, UserError
 from catalog.hooks import store_transferred
 from catalog.models import Branch, Dataset, Version
 from catalog.selectors import resolve_ref
-from catalog.services.errors import IntegrityFailure, NotFound, UserError
 from catalog.services.pull import check_restored
 from catalog.services.remote import KIND_NAMES, MAX_SPAN_BYTES, LocalUrl, Transfer, span_transfer
-from catalog.services.store import DatabaseChunkIndex, file_chunks, trees_load, walk_tree
+from catalog.store import DatabaseChunkIndex, file_chunks, trees_load, walk_tree
 from strata_store import tree as treeformat
 
 # A manifest page lists at most this many chunks, so a page stays a few MB even

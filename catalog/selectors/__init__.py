@@ -20,9 +20,9 @@ from django.db.models import (
 )
 
 from catalog import permissions
+from catalog.errors import NotFound, UserError
 from catalog.models import SEMVER_RE, Branch, Dataset, Keyword, Tag, Version
-from catalog.services.errors import NotFound, UserError
-from catalog.services.store import trees_load
+from catalog.store import trees_load
 from strata_store import tree as treeformat
 
 _MIN_PREFIX = 4

@@ -35,11 +35,11 @@ from catalog.domain.tabular import (
     read_table,
     schema_changes,
 )
+from catalog.errors import StrataError
 from catalog.models import Version
 from catalog.selectors.diff import ADDED, MODIFIED, REMOVED, TreeDiff, diff_trees, diff_versions
 from catalog.selectors.exports import file_stream
-from catalog.services.errors import StrataError
-from catalog.services.store import trees_load
+from catalog.store import trees_load
 from strata_store import tree as treeformat
 from strata_store.errors import StoreError
 
@@ -193,7 +193,7 @@ def stored_schema(path: str, chunk_ids: list[str], size: int) -> dict[str, str]:
     the first chunk and the chunks holding the footer (the whole file only if the
     footer is larger than that), for text tables the first rows."""
     from catalog.domain.tabular import parquet_schema_from_ends
-    from catalog.services.store import DatabaseChunkIndex, get_backend
+    from catalog.store import DatabaseChunkIndex, get_backend
     from strata_store.store import locate_all, read_chunks
 
     locations = locate_all(DatabaseChunkIndex(), chunk_ids)
@@ -227,7 +227,7 @@ def stored_schema(path: str, chunk_ids: list[str], size: int) -> dict[str, str]:
 def version_schema(version: Version, path: str) -> dict[str, str]:
     """The schema of the table at `path` in a stored version."""
     from catalog.selectors.exports import find_entry
-    from catalog.services.store import file_chunks
+    from catalog.store import file_chunks
 
     entry = find_entry(version, path)
     return stored_schema(path, file_chunks([entry.digest])[entry.digest], entry.size)

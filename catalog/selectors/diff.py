@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from catalog.models import Version
-from catalog.services.store import trees_load
+from catalog.store import trees_load
 from strata_store import tree as treeformat
 
 ADDED, REMOVED, MODIFIED = "added", "removed", "modified"

@@ -12,9 +12,9 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from catalog.errors import IntegrityFailure, NotFound
 from catalog.models import Version
-from catalog.services.errors import IntegrityFailure, NotFound
-from catalog.services.store import DatabaseChunkIndex, file_chunks, read_pulled, walk_tree
+from catalog.store import DatabaseChunkIndex, file_chunks, read_pulled, walk_tree
 from strata_store import tree as treeformat
 from strata_store.errors import MissingObject, StoreError
 from strata_store.packs import Payload

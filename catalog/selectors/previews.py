@@ -15,9 +15,9 @@ import json
 import posixpath
 from dataclasses import dataclass, field
 
+from catalog.errors import IntegrityFailure, NotFound
 from catalog.models import Version
-from catalog.services.errors import IntegrityFailure, NotFound
-from catalog.services.store import DatabaseChunkIndex, file_chunks, get_backend
+from catalog.store import DatabaseChunkIndex, file_chunks, get_backend
 from strata_store import tree as treeformat
 from strata_store.errors import MissingObject, StoreError
 from strata_store.seekable import SeekableReader

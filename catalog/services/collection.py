@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from django.conf import settings
 from django.db import connection
 
-from catalog.services.errors import ConflictError
+from catalog.errors import ConflictError
 
 # pg_advisory_lock takes a 64-bit key: b"strataGC" as an integer.
 _KEY = int.from_bytes(b"strataGC", "big") - (1 << 63)

@@ -31,6 +31,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from catalog import permissions
+from catalog.errors import ConflictError, NotFound, UserError
 from catalog.models import (
     AuditEvent,
     Branch,
@@ -43,10 +44,9 @@ from catalog.models import (
     Version,
 )
 from catalog.services.collection import reusing
-from catalog.services.errors import ConflictError, NotFound, UserError
 from catalog.services.possession import dataset_files_add, manifest_chunks_add
-from catalog.services.store import batched, chunks_register, tree_row
 from catalog.services.validation import check_dataset_name, check_ref_name, parse_semver
+from catalog.store import batched, chunks_register, tree_row
 from strata_store.hashing import digest_hex
 from strata_store.store import FileRecord
 

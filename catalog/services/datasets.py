@@ -10,8 +10,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from catalog import permissions
+from catalog.errors import UserError
 from catalog.models import AuditEvent, Dataset, Keyword
-from catalog.services.errors import UserError
 from catalog.services.versions import check_dataset_name
 
 _KEYWORD_RE = re.compile(r"^[a-z0-9][a-z0-9+._-]{0,49}$")

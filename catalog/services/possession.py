@@ -27,7 +27,7 @@ from django.db import connection
 
 from catalog import permissions
 from catalog.models import DatasetFile, ManifestChunk
-from catalog.services.store import batched, trees_load
+from catalog.store import batched, trees_load
 from strata_store import tree as treeformat
 from strata_store.hashing import EMPTY_DIGEST
 from strata_store.store import FileRecord

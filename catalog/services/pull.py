@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 from catalog import hooks
 from catalog.domain.formatting import about
+from catalog.errors import IntegrityFailure, RestoreInProgress, UnsafeTree, UserError
 from catalog.models import Pack, Version
-from catalog.services.errors import IntegrityFailure, RestoreInProgress, UnsafeTree, UserError
-from catalog.services.store import DatabaseChunkIndex, file_chunks, get_backend, read_pulled, walk_tree
 from catalog.services.versions import version_touch
+from catalog.store import DatabaseChunkIndex, file_chunks, get_backend, read_pulled, walk_tree
 from strata_store import tree as treeformat
 from strata_store.errors import CorruptObject, MissingObject, ObjectRestoring, StoreError
 from strata_store.hashing import EMPTY_DIGEST, new_hasher

@@ -6,9 +6,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from catalog import permissions
+from catalog.errors import NotFound, UserError
 from catalog.models import AuditEvent, Branch, Dataset, Tag, Version
 from catalog.services.datasets import actor_name
-from catalog.services.errors import NotFound, UserError
 from catalog.services.versions import check_ref_name
 
 

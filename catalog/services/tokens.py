@@ -9,8 +9,8 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from catalog.errors import Forbidden, NotFound, UserError
 from catalog.models import ApiToken, AuditEvent
-from catalog.services.errors import Forbidden, NotFound, UserError
 
 _PREFIX = "strata_"
 # Writing last_used on every request would make every API call a write.

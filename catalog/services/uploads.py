@@ -33,8 +33,8 @@ from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
 from catalog import permissions
 from catalog.domain.formatting import human_bytes
+from catalog.errors import UserError
 from catalog.models import Dataset
-from catalog.services.errors import UserError
 from catalog.services.versions import PushResult, check_dataset_name, version_push
 from strata_store import paths
 

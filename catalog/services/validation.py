@@ -5,8 +5,8 @@ Checked before anything is stored, by every way in (command line, pages, API).
 
 from __future__ import annotations
 
+from catalog.errors import UserError
 from catalog.models import DATASET_NAME_RE, REF_NAME_RE, SEMVER_RE
-from catalog.services.errors import UserError
 
 
 def parse_semver(value: str) -> tuple[int, int, int]:

@@ -23,7 +23,7 @@ import zstandard
 
 from catalog import hooks
 from catalog.models import FileManifest, Pack, Tree, Version
-from catalog.services.store import DatabaseChunkIndex, batched, get_backend, spool_dirs
+from catalog.store import DatabaseChunkIndex, batched, get_backend, spool_dirs
 from strata_store import tree as treeformat
 from strata_store.backends import Backend
 from strata_store.errors import StoreError

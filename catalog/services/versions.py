@@ -21,20 +21,20 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog import permissions
+from catalog.errors import UserError
 from catalog.hooks import store_transferred
 from catalog.models import (
     Version,
 )
 from catalog.services.commits import CommitContent, CommitRequest, commit_prepare, version_commit
-from catalog.services.errors import UserError
-from catalog.services.store import (
+from catalog.services.validation import check_dataset_name, check_ref_name, parse_semver  # noqa: F401
+from catalog.store import (
     DatabaseChunkIndex,
     file_chunks,
     get_backend,
     present_digests,
     walk_tree,
 )
-from catalog.services.validation import check_dataset_name, check_ref_name, parse_semver  # noqa: F401
 from strata_store import tree as treeformat
 from strata_store.scan import Scan, ScanError, scan_fingerprint
 from strata_store.scan import scan as store_scan

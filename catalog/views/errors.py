@@ -21,7 +21,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from catalog.services.errors import StrataError, UserError
+from catalog.errors import StrataError, UserError
 
 # Words that start the services' sentences. Only these are capitalised: a sentence
 # may also start with a name (a path, a dataset) whose case must be kept.

@@ -26,12 +26,12 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from catalog import permissions, selectors
 from catalog.domain.formatting import human_bytes
+from catalog.errors import NotFound, UserError
 from catalog.forms import CatalogFilterForm, DatasetMetadataForm, NewDatasetForm, UploadForm
 from catalog.models import Dataset, Stage, Version
 from catalog.selectors import diff, previews
 from catalog.selectors.exports import file_stream, tar_stream
 from catalog.services.datasets import dataset_update
-from catalog.services.errors import NotFound, UserError
 from catalog.services.uploads import UploadLimitHandler, upload_limit, version_upload
 from catalog.views.errors import form_error
 

@@ -10,8 +10,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 
+from catalog.errors import UserError
 from catalog.models import ApiToken
-from catalog.services.errors import UserError
 from catalog.services.tokens import token_create, token_revoke
 from catalog.views.errors import form_error
 

@@ -23,14 +23,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog import failpoints, permissions
+from catalog.errors import Forbidden, NotFound, UserError
 from catalog.models import AuditEvent, Branch, Dataset, Pack, Version
 from catalog.selectors import version_log
 from catalog.services.commits import CommitContent, commit_on_head, version_commit
 from catalog.services.datasets import actor_name
-from catalog.services.errors import Forbidden, NotFound, UserError
 from catalog.services.jobs import job_send
-from catalog.services.store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
 from catalog.services.verify import store_verify
+from catalog.store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
 from governance.models import RollbackRequest
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from django.utils import timezone
 from catalog import permissions
 from catalog.domain.formatting import about
 from catalog.models import Branch, Version
-from catalog.services.store import get_backend
+from catalog.store import get_backend
 from lifecycle.domain import retention as planner
 from lifecycle.domain.costs import HOT, WARM, MonthlyCost, Prices, cents, monthly_cost
 from lifecycle.services.retention import (

@@ -31,10 +31,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog import failpoints, hooks, permissions
+from catalog.errors import Forbidden, UserError
 from catalog.models import AuditEvent, Branch, Chunk, FileManifest, Pack, Tag, UploadLease, Version
 from catalog.services.collection import collecting
-from catalog.services.errors import Forbidden, UserError
-from catalog.services.store import batched, chunks_register, file_chunks, get_backend, trees_load
+from catalog.store import batched, chunks_register, file_chunks, get_backend, trees_load
 from lifecycle.domain import retention as planner
 from lifecycle.domain.costs import Prices
 from lifecycle.models import PackRestore, RetentionPolicy, RetentionRun

@@ -36,8 +36,8 @@ import yaml
 from django.db import transaction
 
 from catalog import permissions
+from catalog.errors import UserError
 from catalog.services.datasets import actor_name
-from catalog.services.errors import UserError
 from lineage.domain.graph import find_cycle
 from lineage.models import RunStatus, StepKind
 from lineage.services.runs import (

@@ -36,10 +36,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from catalog import permissions
+from catalog.errors import StrataError, UserError
 from catalog.models import AuditEvent
 from catalog.selectors import resolve_spec
 from catalog.services.datasets import actor_name
-from catalog.services.errors import StrataError, UserError
 from lineage.models import IngestedEvent, Node, Run, RunStatus, StepKind
 from lineage.services.runs import (
     Endpoint,

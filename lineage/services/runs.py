@@ -22,10 +22,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog import failpoints, permissions
+from catalog.errors import UserError
 from catalog.models import AuditEvent, Version
 from catalog.selectors import resolve_spec
 from catalog.services.datasets import actor_name
-from catalog.services.errors import UserError
 from catalog.services.versions import PushResult, version_push
 from lineage.models import Edge, Node, Run, RunStatus, Source, StepKind
 from strata_store.store import ProgressSink

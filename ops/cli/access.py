@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
-from catalog.services.errors import UserError
+from catalog.errors import UserError
 from catalog.services.tokens import token_create
 from ops.cli.common import Output, nested, subcommand
 

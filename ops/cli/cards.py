@@ -7,7 +7,7 @@ from typing import Any
 
 from cards.services.cards import card_export, card_import, version_mark_golden
 from catalog import selectors
-from catalog.services.errors import UserError
+from catalog.errors import UserError
 from ops.cli.common import Output, actor, nested, subcommand
 
 

@@ -3,7 +3,7 @@ how results are printed, and the one rule that turns an error into an exit code.
 
 A user error (`UserError`, `NotFound`, `Forbidden`) prints one sentence on stderr
 and exits 2; damaged data or a conflict exits 1; data in cold storage exits 3.
-Each error class carries its code (`catalog/services/errors.py`), so the rule is
+Each error class carries its code (`catalog/errors.py`), so the rule is
 written once, here.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 from django.core.management.base import CommandParser, OutputWrapper
 
 from catalog.domain.formatting import human_bytes
-from catalog.services.errors import StrataError, UserError
+from catalog.errors import StrataError, UserError
 
 
 class Output:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from catalog import selectors
 from catalog.domain.formatting import human_bytes
-from catalog.services.errors import UserError
+from catalog.errors import UserError
 from catalog.services.refs import branch_create, tag_create
 from ops.cli.common import Output, actor, subcommand
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from catalog.domain.formatting import human_bytes
-from catalog.services.errors import UserError
+from catalog.errors import UserError
 from lifecycle.models import RetentionRun
 from lifecycle.services.costs import CostReport, cost_report
 from lifecycle.services.retention import retention_advance, retention_approve, retention_plan

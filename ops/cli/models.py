@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from catalog.domain.formatting import human_bytes
-from catalog.services.errors import UserError
+from catalog.errors import UserError
 from lineage.services.runs import parse_params
 from ops.cli.common import Output, actor, subcommand
 from registry.selectors import split_model_spec

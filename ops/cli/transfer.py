@@ -6,7 +6,7 @@ from typing import Any
 
 from catalog import selectors
 from catalog.domain.formatting import human_bytes
-from catalog.services.errors import StrataError, UserError
+from catalog.errors import StrataError, UserError
 from catalog.services.pull import version_pull
 from catalog.services.verify import VerifyReport, store_verify
 from lineage.services.runs import version_push_recorded

@@ -33,7 +33,7 @@ import networkx as nx
 import yaml
 
 from catalog import permissions
-from catalog.services.errors import UserError
+from catalog.errors import UserError
 from lineage.ingest.dvc import DvcImport, DvcProject, Planned
 from lineage.models import Node, StepKind
 from lineage.services.runs import Endpoint, RunResult, version_endpoint

@@ -46,11 +46,11 @@ from django.utils import timezone
 
 from catalog import permissions
 from catalog.domain.formatting import about, human_bytes, human_duration
+from catalog.errors import NotFound, UserError
 from catalog.models import DATASET_NAME_RE, Version
 from catalog.selectors import resolve_spec
-from catalog.services.errors import NotFound, UserError
 from catalog.services.pull import PullResult, version_pull
-from catalog.services.store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
+from catalog.store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
 from registry.models import ROLE_RE, ModelVersion
 from registry.selectors import model_get
 from strata_store.backends import Backend, RestoreState

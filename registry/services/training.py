@@ -34,10 +34,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from catalog import permissions
+from catalog.errors import NotFound, UserError
 from catalog.models import AuditEvent, Version
 from catalog.selectors import resolve_spec
 from catalog.services.datasets import actor_name
-from catalog.services.errors import NotFound, UserError
 from lineage.models import Node, Run, RunStatus, StepKind
 from lineage.services.runs import (
     Endpoint,

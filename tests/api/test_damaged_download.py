@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
+from catalog.errors import IntegrityFailure
 from catalog.models import Chunk, FileManifest
-from catalog.services.errors import IntegrityFailure
 from catalog.services.versions import version_push
 from tests.factories.files import write_random
 from tests.factories.store import flip_pack_byte

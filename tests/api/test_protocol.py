@@ -17,7 +17,7 @@ from catalog.models import (
     UploadLease,
     Version,
 )
-from catalog.services.store import get_backend
+from catalog.store import get_backend
 from strata_store.chunker import chunk_bytes
 from strata_store.hashing import digest_hex, new_hasher
 from strata_store.packs import PackWriter

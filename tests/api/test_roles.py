@@ -17,8 +17,8 @@ from catalog.models import Dataset
 from catalog.services.datasets import dataset_update
 from catalog.services.refs import branch_create, tag_create
 from catalog.services.remote import upload_open, upload_pack_target
-from catalog.services.store import get_backend
 from catalog.services.versions import version_push
+from catalog.store import get_backend
 from registry.services.training import training_record
 from strata_store.hashing import EMPTY_DIGEST, digest_hex
 from strata_store.packs import PackWriter

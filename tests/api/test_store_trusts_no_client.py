@@ -16,9 +16,9 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from catalog.models import AuditEvent, Chunk, Dataset, FileManifest, Pack, Upload, Version
-from catalog.services.store import get_backend
 from catalog.services.tokens import token_create
 from catalog.services.verify import store_verify
+from catalog.store import get_backend
 from strata_store.hashing import digest_hex
 from tests.factories.api import Api
 from tests.factories.forgery import Push, chunked, md5_of, pack_of, put

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from catalog.models import Dataset, Version
-from catalog.services.store import walk_tree
 from catalog.services.tokens import token_create
+from catalog.store import walk_tree
 from strata_store.hashing import digest_hex
 from tests.factories.api import Api
 from tests.factories.forgery import Push, chunked

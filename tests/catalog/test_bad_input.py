@@ -9,7 +9,7 @@ import pytest
 
 from catalog.models import AuditEvent, Branch, Dataset, Tree, Version
 from catalog.services.commits import version_id_for
-from catalog.services.store import tree_row
+from catalog.store import tree_row
 from strata_store import tree as treeformat
 from strata_store.hashing import EMPTY_DIGEST
 

@@ -20,8 +20,8 @@ from cards.services.cards import (
     version_mark_golden,
 )
 from cards.services.splits import split_make
+from catalog.errors import Forbidden, UserError
 from catalog.models import AuditEvent, CardDocument, Version
-from catalog.services.errors import Forbidden, UserError
 from catalog.services.versions import version_push
 
 CARDS = Path(__file__).parent / "cards"

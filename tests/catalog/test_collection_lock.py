@@ -9,15 +9,15 @@ version must not be committed: otherwise it would name bytes that are gone.
 from __future__ import annotations
 
 import pytest
+from lifecycle.services.collection import collecting
 
+from catalog.errors import ConflictError
 from catalog.models import Dataset, Version
 from catalog.services import versions
-from catalog.services.errors import ConflictError
 from catalog.services.pull import version_pull
 from catalog.services.verify import store_verify
 from catalog.services.versions import version_push
 from lifecycle.models import RetentionRun
-from lifecycle.services.collection import collecting
 from lifecycle.services.retention import retention_advance, retention_plan
 from tests.factories.files import tree_digests, write_random
 from tests.factories.retention import Calendar, day

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from catalog.errors import ConflictError
 from catalog.models import Branch, Version
 from catalog.selectors import version_log
-from catalog.services.errors import ConflictError
 from catalog.services.versions import version_push
 from tests.factories.files import write_random
 

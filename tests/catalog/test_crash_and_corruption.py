@@ -10,7 +10,7 @@ import time
 import pytest
 
 from catalog.models import Chunk, Dataset, Pack, Version
-from catalog.services.store import get_backend
+from catalog.store import get_backend
 from tests.factories.files import write_random
 from tests.factories.store import flip_pack_byte
 

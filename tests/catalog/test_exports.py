@@ -7,9 +7,9 @@ import tarfile
 
 import pytest
 
+from catalog.errors import NotFound
 from catalog.selectors import resolve_spec
 from catalog.selectors.exports import file_stream, tar_stream
-from catalog.services.errors import NotFound
 from catalog.services.versions import version_push
 from tests.factories.files import write_random
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from catalog import permissions, selectors
+from catalog.errors import Forbidden, NotFound
 from catalog.models import Dataset
 from catalog.services.datasets import dataset_create, dataset_update
-from catalog.services.errors import Forbidden, NotFound
 from catalog.services.refs import branch_create, tag_create
 from catalog.services.versions import version_push
 

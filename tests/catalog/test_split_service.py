@@ -14,12 +14,12 @@ from django.core.management import call_command
 
 from cards.domain.splits import assign
 from cards.services.splits import split_make
+from catalog.errors import Forbidden, UserError
 from catalog.models import Pack, Version
 from catalog.selectors import resolve_ref
 from catalog.selectors.exports import file_stream
-from catalog.services.errors import Forbidden, UserError
-from catalog.services.store import walk_tree
 from catalog.services.versions import version_push
+from catalog.store import walk_tree
 from lineage.models import Run
 
 

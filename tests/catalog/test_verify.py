@@ -121,7 +121,7 @@ def test_verify_lists_cold_packs_without_reading_or_restoring_them(strata, tmp_p
 @pytest.mark.parametrize("store_url", ["local"], indirect=True)
 def test_verify_reads_a_cold_pack_once_its_restore_finished(strata, tmp_path, monkeypatch):
     from catalog.models import Pack
-    from catalog.services.store import get_backend
+    from catalog.store import get_backend
     from lifecycle.models import PackRestore
     from lifecycle.services.retention import pack_restore_track, restores_poll
 

@@ -94,7 +94,7 @@ def _spool_file(folder: Path, name: str, size: int, age_seconds: float) -> Path:
 
 def _spool_folders(settings) -> tuple[Path, Path]:
     """The store's own spool folder and the cache's (the same one for S3)."""
-    from catalog.services.store import get_backend
+    from catalog.store import get_backend
 
     return Path(get_backend().spool_dir()), Path(settings.STRATA_CACHE_DIR) / "spool"
 

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from catalog.services.errors import RestoreInProgress, StrataError, UserError
+from catalog.errors import RestoreInProgress, StrataError, UserError
 from strata_store.errors import StoreError
 
 PACKAGES = ("strata_store", "catalog", "lineage", "cards", "lifecycle", "registry", "governance", "ops")

@@ -10,8 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from catalog.models import Dataset, Version
 from catalog.selectors.exports import file_stream
-from catalog.services.store import walk_tree
 from catalog.services.tokens import token_create
+from catalog.store import walk_tree
 from config.middleware import MESSAGE
 
 

@@ -10,7 +10,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
-from catalog.services.store import get_backend
+from catalog.store import get_backend
 from strata_store import packs
 from strata_store.chunker import chunk_bytes
 from strata_store.hashing import digest_hex

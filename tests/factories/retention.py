@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from catalog.models import Pack, Version
 from catalog.services.refs import branch_create
-from catalog.services.store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
 from catalog.services.versions import version_push
+from catalog.store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
 from lifecycle.models import RetentionPolicy, RetentionRun
 from lifecycle.services.retention import retention_advance, retention_plan
 from tests.factories.files import write_random

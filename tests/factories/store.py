@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from catalog.services.store import get_backend
+from catalog.store import get_backend
 
 
 def flip_pack_byte(pack_id: str, offset: int) -> None:

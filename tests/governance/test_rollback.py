@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from catalog.errors import Forbidden, UserError
 from catalog.models import AuditEvent, Branch, Chunk, Pack, Version
 from catalog.selectors import resolve_spec, version_log
-from catalog.services.errors import Forbidden, UserError
 from catalog.services.pull import version_pull
-from catalog.services.store import get_backend
 from catalog.services.versions import version_push
+from catalog.store import get_backend
 from governance.models import RollbackRequest
 from governance.services.rollback import rollback_approve, rollback_reject, rollback_request
 from tests.factories.files import tree_digests
@@ -249,7 +249,7 @@ def test_a_corrupt_target_fails_at_verifying_and_leaves_the_branch(personas, his
 
 
 def _chunks_of(version: Version) -> list[str]:
-    from catalog.services.store import file_chunks, walk_tree
+    from catalog.store import file_chunks, walk_tree
 
     digests = [item.entry.digest for item in walk_tree(version.tree_id) if item.entry.is_file]
     return [chunk for chunks in file_chunks(digests).values() for chunk in chunks]

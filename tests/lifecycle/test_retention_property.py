@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from catalog.models import Branch, Pack, Tag, Version
 from catalog.services.refs import branch_create
-from catalog.services.store import get_backend
 from catalog.services.verify import store_verify
 from catalog.services.versions import version_push
+from catalog.store import get_backend
 from lifecycle.models import RetentionPolicy, RetentionRun
 from lifecycle.services.retention import retention_advance, retention_plan
 from tests.factories.files import write_random

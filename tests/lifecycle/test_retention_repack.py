@@ -13,9 +13,9 @@ import pytest
 
 from catalog.models import Chunk, Pack, Version
 from catalog.services.pull import version_pull
-from catalog.services.store import get_backend
 from catalog.services.verify import store_verify
 from catalog.services.versions import version_push
+from catalog.store import get_backend
 from lifecycle.models import RetentionRun
 from lifecycle.services.retention import retention_advance, retention_plan
 from tests.factories.files import tree_digests, write_random
@@ -157,7 +157,7 @@ def test_repacking_any_mix_of_live_and_dead_chunks_keeps_every_live_chunk_readab
 
 
 def _chunks_of(version: Version, name: str) -> list[str]:
-    from catalog.services.store import file_chunks, walk_tree
+    from catalog.store import file_chunks, walk_tree
 
     entry = next(item.entry for item in walk_tree(version.tree_id) if item.path == name)
     return file_chunks([entry.digest])[entry.digest]

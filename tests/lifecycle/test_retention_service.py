@@ -12,13 +12,13 @@ from datetime import timedelta
 
 import pytest
 
+from catalog.errors import RestoreInProgress, UserError
 from catalog.models import AuditEvent, Branch, Pack, Version
-from catalog.services.errors import RestoreInProgress, UserError
 from catalog.services.pull import version_pull
 from catalog.services.refs import branch_create
-from catalog.services.store import get_backend
 from catalog.services.verify import store_verify
 from catalog.services.versions import version_push
+from catalog.store import get_backend
 from lifecycle.models import RetentionRun
 from lifecycle.services.retention import retention_advance, retention_approve, retention_plan
 from tests.factories.files import tree_digests, write_random
@@ -225,7 +225,7 @@ def test_pushing_again_a_file_whose_bytes_were_swept_stores_it_again(retention_s
     """The push trusts files the store still has; after a sweep it must not trust
     a file whose chunks are gone (its manifest goes with them)."""
     from catalog.models import FileManifest
-    from catalog.services.store import walk_tree
+    from catalog.store import walk_tree
 
     cal = Calendar(tmp_path / "work")
     s0 = cal.push("main", 0, {"s0.bin": 100}, dataset="trials")

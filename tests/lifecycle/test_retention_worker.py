@@ -13,8 +13,8 @@ import time
 import pytest
 
 from catalog.models import Pack, Version
-from catalog.services.store import get_backend
 from catalog.services.verify import store_verify
+from catalog.store import get_backend
 from lifecycle.models import RetentionRun
 from lifecycle.services.retention import retention_plan
 from lifecycle.tasks import retention_apply

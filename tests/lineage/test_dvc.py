@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from catalog.services.errors import UserError
+from catalog.errors import UserError
 from lineage.models import Edge, Node, Run, Source
 from registry.models import ModelVersion
 

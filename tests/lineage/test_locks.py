@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from catalog.models import Chunk, Version
 from catalog.selectors import resolve_spec
-from catalog.services.store import get_backend
+from catalog.store import get_backend
 from registry.services.locks import LockRefused, NeedsRestore, lock_build, lock_parse
 from registry.services.training import training_record
 from strata_store.backends import COLD

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
+from catalog.errors import Forbidden, UserError
 from catalog.models import AuditEvent, Version
 from catalog.selectors import resolve_spec
-from catalog.services.errors import Forbidden, UserError
 from catalog.services.tokens import token_create
 from lineage.models import Edge, Node, Run
 from lineage.selectors import section_for

@@ -7,8 +7,8 @@ import signal
 
 import pytest
 
+from catalog.errors import Forbidden, NotFound, UserError
 from catalog.models import AuditEvent, Branch, Version
-from catalog.services.errors import Forbidden, NotFound, UserError
 from catalog.services.tokens import token_create
 from lineage.models import Edge, Node, Run
 from lineage.services import runs as services

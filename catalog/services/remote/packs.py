@@ -20,11 +20,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog import permissions
+from catalog.errors import IntegrityFailure, NotFound, UserError
 from catalog.hooks import store_transferred
 from catalog.models import Pack, PendingPack, Upload
-from catalog.services.errors import IntegrityFailure, NotFound, UserError
 from catalog.services.remote.uploads import _touch, check_object_id, store_kind, upload_get
-from catalog.services.store import get_backend
+from catalog.store import get_backend
 from strata_store import chunker, packs
 from strata_store.backends import Backend, pack_key
 from strata_store.errors import CorruptObject, MissingObject, StoreError

@@ -17,6 +17,7 @@ from django.db.models import Max, Sum
 from django.utils import timezone
 
 from catalog import permissions
+from catalog.errors import NotFound, UserError
 from catalog.models import (
     Chunk,
     FileManifest,
@@ -36,12 +37,11 @@ from catalog.services.commits import (
     dataset_writable,
     version_commit,
 )
-from catalog.services.errors import NotFound, UserError
 from catalog.services.jobs import job_enqueue
 from catalog.services.possession import readable_chunks, readable_files
-from catalog.services.store import batched, get_backend
 from catalog.services.validation import check_dataset_name, check_ref_name, parse_semver
 from catalog.services.versions import build_trees_from
+from catalog.store import batched, get_backend
 from strata_store import packs as packformat
 from strata_store import tree as treeformat
 from strata_store.backends import Backend
@@ -753,7 +753,7 @@ def _remote_bump(start_head, root_id, trees, files, records) -> tuple[str, list[
     """
     from catalog.domain.tabular import TableError
     from catalog.selectors.changes import commit_bump, stored_schema
-    from catalog.services.store import file_chunks
+    from catalog.store import file_chunks
     from strata_store.errors import StoreError
 
     def new_schema(path: str) -> dict[str, str]:

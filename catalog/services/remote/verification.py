@@ -23,10 +23,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from catalog.errors import ConflictError, IntegrityFailure, NotFound, StrataError, UserError
 from catalog.models import AuditEvent, Dataset, Pack, PendingPack, Upload
 from catalog.services.collection import reusing
 from catalog.services.commits import check_still_indexed
-from catalog.services.errors import ConflictError, IntegrityFailure, NotFound, StrataError, UserError
 from catalog.services.remote.uploads import (
     CommitAsk,
     CommitResult,
@@ -35,7 +35,7 @@ from catalog.services.remote.uploads import (
     commit_finish,
     upload_prepare,
 )
-from catalog.services.store import DatabaseChunkIndex, chunks_register, get_backend
+from catalog.store import DatabaseChunkIndex, chunks_register, get_backend
 from strata_store import packs as packformat
 from strata_store.errors import CorruptObject, StoreError
 from strata_store.packs import ChunkLocation

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from catalog.services.store import get_backend
+from catalog.store import get_backend
 from ops.demo import DEMO_USERS, catalog_is_empty, demo_build, demo_passwords_read, demo_users_create
 
 

@@ -12,9 +12,9 @@ import zstandard
 from django.conf import settings
 from django.db import connection
 
+from catalog.errors import IntegrityFailure, UnsafeTree
 from catalog.hooks import store_transferred
 from catalog.models import Chunk, FileManifest, Tree
-from catalog.services.errors import IntegrityFailure, UnsafeTree
 from strata_store import tree as treeformat
 from strata_store.backends import Backend, open_backend
 from strata_store.hashing import EMPTY_DIGEST
