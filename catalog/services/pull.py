@@ -111,10 +111,52 @@ def _write_file(
         raise CorruptObject("file", entry.digest, f"{item.path} does not match its digest")
 
 
+@dataclass(slots=True)
+class _PullPlan:
+    """What a pull writes, in the order it reads: every entry, the files sorted by
+    where their first chunk lies, each file's chunks and where each chunk is."""
+
+    walked: list
+    files: list
+    chunks_of: dict[str, list[str]]
+    locations: dict
+
+
 def version_pull(
     *, version: Version, dest: str, force: bool = False, progress: ProgressSink | None = None
 ) -> PullResult:
     """Write exactly `version`'s files into `dest`, verified, or nothing at all."""
+    plan = _pull_plan(version)
+    check_restored(version, {location.pack_id for location in plan.locations.values()})
+    try:
+        staging, existed = staging_for(dest, force=force)
+    except DestinationError as error:
+        raise UserError(str(error)) from None
+    if progress is not None:
+        progress.start(len(plan.files), sum(item.entry.size for item in plan.files))
+    dest = os.path.abspath(dest)
+    try:
+        written = _write_plan(plan, staging, progress)
+        if progress is not None:
+            progress.finish()
+        publish(staging, dest, existed)
+    except ObjectRestoring:
+        shutil.rmtree(staging, ignore_errors=True)
+        check_restored(version, {location.pack_id for location in plan.locations.values()})
+        raise
+    except StoreError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise IntegrityFailure(f"cannot pull {version}: {error}; nothing was written to {dest}.") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    version_touch(version=version)
+    return PullResult(version, dest, len(plan.files), written)
+
+
+def _pull_plan(version: Version) -> _PullPlan:
+    """Every check a pull makes before it writes: the version is live, its trees
+    verify and are safe to write, and every chunk is indexed."""
     if version.expired is not None:
         raise UserError(
             f"{version} expired under the retention policy on {version.expired:%Y-%m-%d}; its data is gone."
@@ -143,63 +185,46 @@ def version_pull(
         return (location.pack_id, location.offset)
 
     files.sort(key=first_location)
-    check_restored(version, {location.pack_id for location in locations.values()})
-    try:
-        staging, existed = staging_for(dest, force=force)
-    except DestinationError as error:
-        raise UserError(str(error)) from None
-    if progress is not None:
-        progress.start(len(files), sum(item.entry.size for item in files))
-    dest = os.path.abspath(dest)
+    return _PullPlan(walked, files, chunks_of, locations)
+
+
+def _write_plan(plan: _PullPlan, staging: str, progress: ProgressSink | None) -> int:
+    """Write the plan's folders, files and links under `staging`; returns the bytes written."""
     written = 0
-    try:
-        for item in walked:
-            if item.entry.is_tree:
-                os.makedirs(os.path.join(staging, item.path), exist_ok=True)
-        stream = read_pulled(
-            (locations[chunk_id] for item in files for chunk_id in chunks_of[item.entry.digest]), views=True
-        )
-        # Small files are handed to a few writer threads (creating a file is a
-        # system call that releases the GIL); a large one is streamed in place.
-        with (
-            ThreadPoolExecutor(max_workers=4, thread_name_prefix="strata-write") as writers,
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="strata-write-large") as large_writer,
-        ):
-            pending: deque[Future[None]] = deque()
-            for item in files:
-                entry = item.entry
-                chunk_ids = chunks_of[entry.digest]
-                target = os.path.join(staging, item.path)
-                if entry.size <= _SMALL_FILE:
-                    pieces = [next(stream) for _ in chunk_ids]
-                    pending.append(writers.submit(_write_file, target, item, pieces))
-                    if len(pending) > 256:
-                        pending.popleft().result()
-                else:
-                    _write_file(target, item, (next(stream) for _ in chunk_ids), large_writer)
-                written += entry.size
-                if progress is not None:
-                    progress.advance(1, entry.size)
-            for future in pending:
-                future.result()
-        for item in walked:
-            if item.entry.kind == treeformat.LINK:
-                os.symlink(item.entry.digest, os.path.join(staging, item.path))
-        if progress is not None:
-            progress.finish()
-        publish(staging, dest, existed)
-    except ObjectRestoring:
-        shutil.rmtree(staging, ignore_errors=True)
-        check_restored(version, {location.pack_id for location in locations.values()})
-        raise
-    except StoreError as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise IntegrityFailure(f"cannot pull {version}: {error}; nothing was written to {dest}.") from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    version_touch(version=version)
-    return PullResult(version, dest, len(files), written)
+    for item in plan.walked:
+        if item.entry.is_tree:
+            os.makedirs(os.path.join(staging, item.path), exist_ok=True)
+    chunks_of, locations = plan.chunks_of, plan.locations
+    stream = read_pulled(
+        (locations[chunk_id] for item in plan.files for chunk_id in chunks_of[item.entry.digest]), views=True
+    )
+    # Small files are handed to a few writer threads (creating a file is a system
+    # call that releases the GIL); a large one is streamed in place.
+    with (
+        ThreadPoolExecutor(max_workers=4, thread_name_prefix="strata-write") as writers,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="strata-write-large") as large_writer,
+    ):
+        pending: deque[Future[None]] = deque()
+        for item in plan.files:
+            entry = item.entry
+            chunk_ids = chunks_of[entry.digest]
+            target = os.path.join(staging, item.path)
+            if entry.size <= _SMALL_FILE:
+                pieces = [next(stream) for _ in chunk_ids]
+                pending.append(writers.submit(_write_file, target, item, pieces))
+                if len(pending) > 256:
+                    pending.popleft().result()
+            else:
+                _write_file(target, item, (next(stream) for _ in chunk_ids), large_writer)
+            written += entry.size
+            if progress is not None:
+                progress.advance(1, entry.size)
+        for future in pending:
+            future.result()
+    for item in plan.walked:
+        if item.entry.kind == treeformat.LINK:
+            os.symlink(item.entry.digest, os.path.join(staging, item.path))
+    return written
 
 
 def check_restored(version: Version, pack_ids: set[str]) -> None:

@@ -21,11 +21,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog import permissions
+from catalog.domain.tabular import SCHEMA_SAMPLE_BYTES, needs_whole_file, read_schema
 from catalog.errors import UserError
 from catalog.hooks import store_transferred
 from catalog.models import (
     Version,
 )
+from catalog.selectors.changes import commit_bump
 from catalog.services.commits import CommitContent, CommitRequest, commit_prepare, version_commit
 from catalog.services.validation import check_dataset_name, check_ref_name, parse_semver  # noqa: F401
 from catalog.store import (
@@ -36,10 +38,10 @@ from catalog.store import (
     walk_tree,
 )
 from strata_store import tree as treeformat
-from strata_store.scan import Scan, ScanError, scan_fingerprint
+from strata_store.scan import Scan, ScanError, ScannedFile, scan_fingerprint
 from strata_store.scan import scan as store_scan
 from strata_store.statcache import NullStatCache, StatCache
-from strata_store.store import FileChangedError, FileRecord, Ingest, ProgressSink
+from strata_store.store import FileChangedError, FileRecord, Ingest, IngestReport, ProgressSink
 
 
 @dataclass(slots=True)
@@ -201,26 +203,12 @@ def _push_scanned(
 ) -> PushResult:
     start_head, dataset_name, branch_name = request.start_head, request.dataset_name, request.branch_name
     fingerprint = scan_fingerprint(scan)
-    if start_head is not None and cache.snapshot_tree(root, fingerprint) == start_head.tree_id:
-        # The folder is exactly as it was when it last matched the head.
-        logical = sum(scanned.stat.st_size for scanned in scan.files)
-        return PushResult(
-            dataset_name, branch_name, start_head, False, len(scan.files), logical, reused_bytes=logical
-        )
+    unchanged = _unchanged(request, root, scan, cache, fingerprint)
+    if unchanged is not None:
+        return unchanged
     by_path = {scanned.abspath: scanned for scanned in scan.files}
     cached = cache.lookup(root, ((scanned.abspath, scanned.stat) for scanned in scan.files))
     digests = {by_path[abspath].relpath: digest for abspath, digest in cached.items()}
-
-    if len(digests) == len(scan.files) and start_head is not None:
-        # Every file is known unchanged: if the tree is the head's, nothing to do,
-        # and no file needs to be read at all.
-        root_id, _, file_count, logical = build_trees(scan, digests)
-        if root_id == start_head.tree_id:
-            if all(cache.is_settled(scanned.stat) for scanned in scan.files):
-                cache.record_snapshot(root, fingerprint, root_id)
-            return PushResult(
-                dataset_name, branch_name, start_head, False, file_count, logical, reused_bytes=logical
-            )
 
     # Cached digests are trusted only if the store still holds their content.
     present = present_digests(set(digests.values()))
@@ -232,14 +220,96 @@ def _push_scanned(
     # lives (retention keeps every chunk of a version it has not expired).
     reused_files = set(digests.values())
     parent_live = start_head is not None and start_head.expired is None
-    if parent_live and reused_files:
-        assert start_head is not None
+    if start_head is not None and parent_live and reused_files:
         reused_files -= {item.entry.digest for item in walk_tree(start_head.tree_id) if item.entry.is_file}
 
+    records, report = _store_files(to_read, digests, progress)
+    root_id, trees, file_count, logical = build_trees(scan, digests)
+    if start_head is not None and root_id == start_head.tree_id:
+        version, made = start_head, False
+    else:
+        request.bump, request.bump_reasons = commit_bump(start_head, root_id, trees, _schema_reader(scan))
+        request.content = CommitContent(
+            root_id=root_id,
+            file_count=file_count,
+            logical=logical,
+            trees=trees,
+            records=records,
+            packs=report.packs,
+            new_bytes=report.new_raw_bytes,
+            stored_bytes=report.new_bytes,
+        )
+        request.relied_on = [
+            *report.reused_chunks,
+            *(chunk_id for chunk_ids in file_chunks(reused_files).values() for chunk_id in chunk_ids),
+        ]
+        request.relies_on_version = start_head if parent_live else None
+        version, made = version_commit(request), True
+    by_rel = {scanned.relpath: scanned for scanned in scan.files}
+    cache.record((by_rel[rel].abspath, by_rel[rel].stat, digest) for rel, digest in digests.items())
+    if all(cache.is_settled(scanned.stat) for scanned in scan.files):
+        cache.record_snapshot(root, fingerprint, root_id)
+    return PushResult(
+        dataset_name,
+        branch_name,
+        version,
+        made,
+        file_count,
+        logical,
+        new_bytes=report.new_raw_bytes,
+        stored_bytes=report.new_bytes,
+        reused_bytes=logical - report.new_raw_bytes,
+        packs=len(report.packs),
+    )
+
+
+def _unchanged(
+    request: CommitRequest, root: str, scan: Scan, cache: StatCache, fingerprint: str
+) -> PushResult | None:
+    """The answer to a push of a folder the stat cache knows to be the branch head's
+    tree, without reading a file; None when it may have changed."""
+    start_head = request.start_head
+    if start_head is None:
+        return None
+    if cache.snapshot_tree(root, fingerprint) == start_head.tree_id:
+        # The folder is exactly as it was when it last matched the head.
+        logical = sum(scanned.stat.st_size for scanned in scan.files)
+        return PushResult(
+            request.dataset_name, request.branch_name, start_head, False, len(scan.files), logical,
+            reused_bytes=logical,
+        )  # fmt: skip
+    by_path = {scanned.abspath: scanned for scanned in scan.files}
+    cached = cache.lookup(root, ((scanned.abspath, scanned.stat) for scanned in scan.files))
+    if len(cached) != len(scan.files):
+        return None
+    # Every file is known unchanged: if the tree is the head's, nothing to do.
+    digests = {by_path[abspath].relpath: digest for abspath, digest in cached.items()}
+    root_id, _, file_count, logical = build_trees(scan, digests)
+    if root_id != start_head.tree_id:
+        return None
+    if all(cache.is_settled(scanned.stat) for scanned in scan.files):
+        cache.record_snapshot(root, fingerprint, root_id)
+    return PushResult(
+        request.dataset_name,
+        request.branch_name,
+        start_head,
+        False,
+        file_count,
+        logical,
+        reused_bytes=logical,
+    )
+
+
+def _store_files(
+    to_read: list[ScannedFile], digests: dict[str, str], progress: ProgressSink | None
+) -> tuple[dict[str, FileRecord], IngestReport]:
+    """Read, chunk and store the files not known to be stored (packs written and
+    verified: invariant 2); adds their digests to `digests`."""
     if progress is not None:
         progress.start(len(to_read), sum(scanned.stat.st_size for scanned in to_read))
-    backend = get_backend()
-    ingest = Ingest(backend, DatabaseChunkIndex(), pack_size=settings.STRATA_PACK_SIZE, progress=progress)
+    ingest = Ingest(
+        get_backend(), DatabaseChunkIndex(), pack_size=settings.STRATA_PACK_SIZE, progress=progress
+    )
     records: dict[str, FileRecord] = {}
     try:
         for scanned in to_read:
@@ -260,60 +330,21 @@ def _push_scanned(
     finally:
         if progress is not None:
             progress.finish()
-    # Every pack is in the store now, whether or not the commit below wins its race.
+    # Every pack is in the store now, whether or not the commit wins its race.
     store_transferred("push", sum(pack.size for pack in report.packs))
+    return records, report
 
-    root_id, trees, file_count, logical = build_trees(scan, digests)
-    reused = logical - report.new_raw_bytes
-    if start_head is not None and root_id == start_head.tree_id:
-        version, made = start_head, False
-    else:
-        # Imported here: reading tables needs pyarrow, which an unchanged push,
-        # answered above, should not pay for at start-up.
-        from catalog.domain.tabular import SCHEMA_SAMPLE_BYTES, needs_whole_file, read_schema
-        from catalog.selectors.changes import commit_bump
 
-        abspaths = {scanned.relpath: scanned.abspath for scanned in scan.files}
+def _schema_reader(scan: Scan) -> Callable[[str], dict[str, str]]:
+    """How the semantic-version rule reads a new table's schema: from the pushed file."""
+    abspaths = {scanned.relpath: scanned.abspath for scanned in scan.files}
 
-        def new_schema(relpath: str) -> dict[str, str]:
-            with open(abspaths[relpath], "rb") as handle:
-                data = handle.read() if needs_whole_file(relpath) else handle.read(SCHEMA_SAMPLE_BYTES + 1)
-            return read_schema(relpath, data)
+    def new_schema(relpath: str) -> dict[str, str]:
+        with open(abspaths[relpath], "rb") as handle:
+            data = handle.read() if needs_whole_file(relpath) else handle.read(SCHEMA_SAMPLE_BYTES + 1)
+        return read_schema(relpath, data)
 
-        request.bump, request.bump_reasons = commit_bump(start_head, root_id, trees, new_schema)
-        request.content = CommitContent(
-            root_id=root_id,
-            file_count=file_count,
-            logical=logical,
-            trees=trees,
-            records=records,
-            packs=report.packs,
-            new_bytes=report.new_raw_bytes,
-            stored_bytes=report.new_bytes,
-        )
-        request.relied_on = [
-            *report.reused_chunks,
-            *(chunk_id for chunk_ids in file_chunks(reused_files).values() for chunk_id in chunk_ids),
-        ]
-        request.relies_on_version = start_head if parent_live else None
-        version = version_commit(request)
-        made = True
-    by_rel = {scanned.relpath: scanned for scanned in scan.files}
-    cache.record((by_rel[rel].abspath, by_rel[rel].stat, digest) for rel, digest in digests.items())
-    if all(cache.is_settled(scanned.stat) for scanned in scan.files):
-        cache.record_snapshot(root, fingerprint, root_id)
-    return PushResult(
-        dataset_name,
-        branch_name,
-        version,
-        made,
-        file_count,
-        logical,
-        new_bytes=report.new_raw_bytes,
-        stored_bytes=report.new_bytes,
-        reused_bytes=reused,
-        packs=len(report.packs),
-    )
+    return new_schema
 
 
 def version_touch(*, version: Version, now: datetime | None = None) -> None:
