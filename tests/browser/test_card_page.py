@@ -10,7 +10,7 @@ from catalog.models import AuditEvent, Version
 from catalog.services.versions import version_push
 from tests.factories.browser import screenshot, sign_in
 
-CARDS = Path(__file__).resolve().parent.parent / "catalog" / "cards"
+CARDS = Path(__file__).resolve().parent.parent / "cards" / "examples"
 
 
 def test_steward_imports_splits_and_edits_a_card_approver_marks_it_golden(page, personas, tmp_path, settings):

@@ -8,7 +8,7 @@ import pytest
 
 from cards.domain.cards import Card, CardError, completeness, parse_readme, render_readme, size_category
 
-CARDS = Path(__file__).parent / "cards"
+CARDS = Path(__file__).parent / "examples"
 
 
 @pytest.mark.parametrize("name", ["classic.md", "modern.md", "multi.md"])

@@ -24,7 +24,7 @@ from catalog.errors import Forbidden, UserError
 from catalog.models import AuditEvent, CardDocument, Version
 from catalog.services.versions import version_push
 
-CARDS = Path(__file__).parent / "cards"
+CARDS = Path(__file__).parent / "examples"
 
 
 def _complete_card() -> str:

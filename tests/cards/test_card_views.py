@@ -11,7 +11,7 @@ from cards.domain.cards import parse_readme
 from catalog.models import AuditEvent, Version
 from catalog.services.versions import version_push
 
-CARDS = Path(__file__).parent / "cards"
+CARDS = Path(__file__).parent / "examples"
 
 
 @pytest.fixture
