@@ -32,9 +32,13 @@ from cards.domain.cards import (
     size_category,
 )
 from catalog import permissions
+from catalog.domain.tabular import TableError, is_tabular, read_schema, read_table
 from catalog.errors import StrataError, UserError
 from catalog.models import AuditEvent, Branch, CardDocument, Dataset, Version
+from catalog.selectors.exports import file_stream
 from catalog.services.commits import CommitContent, commit_on_head, version_commit
+from catalog.store import walk_tree
+from lineage.models import Edge, Node, Run
 from strata_store.hashing import digest_hex
 
 SPLIT_REPORT_PATH = "splits/split.json"
@@ -197,15 +201,11 @@ class CardFacts:
 
 
 def _read_file(version: Version, path: str) -> bytes:
-    from catalog.selectors.exports import file_stream
-
     return b"".join(file_stream(version, path).chunks)
 
 
 def split_report_of(version: Version) -> dict[str, Any] | None:
     """The split report a split version holds (``splits/split.json``), if any."""
-    from catalog.store import walk_tree
-
     if not any(w.path == SPLIT_REPORT_PATH for w in walk_tree(version.tree_id)):
         return None
     try:
@@ -228,8 +228,6 @@ def _run_dict(run: Any) -> dict[str, Any]:
 def _lineage(version: Version, facts: CardFacts) -> None:
     """The run that produced this version, and the runs that produced its ancestors
     (oldest first): the preprocessing steps."""
-    from lineage.models import Edge, Node, Run
-
     chain: list[Version] = []
     current: Version | None = version
     while current is not None and len(chain) < 100:
@@ -259,9 +257,6 @@ def _lineage(version: Version, facts: CardFacts) -> None:
 
 def card_facts(version: Version) -> CardFacts:
     """Compute the card's facts from the version's files and lineage."""
-    from catalog.domain.tabular import TableError, is_tabular, read_schema, read_table
-    from catalog.store import walk_tree
-
     facts = CardFacts(logical_bytes=version.logical_bytes, file_count=version.file_count)
     walked = walk_tree(version.tree_id)
     tabular = [
