@@ -114,11 +114,12 @@ def handle_datasets(out: Output, options: dict[str, Any]) -> None:
     lines = []
     for dataset in datasets:
         head = heads.get(dataset.pk)
+        version_count: int = getattr(dataset, "version_count", 0)  # annotated by dataset_list
         payload.append(
             {
                 "name": dataset.name,
                 "default_branch": dataset.default_branch,
-                "versions": dataset.version_count,
+                "versions": version_count,
                 "head": head.id if head else None,
                 "semver": head.semver if head else None,
                 "file_count": head.file_count if head else 0,
@@ -127,7 +128,7 @@ def handle_datasets(out: Output, options: dict[str, Any]) -> None:
             }
         )
         lines.append(
-            f"{dataset.name:<30} {head.semver if head else '-':<10} {dataset.version_count:>6} versions"
+            f"{dataset.name:<30} {head.semver if head else '-':<10} {version_count:>6} versions"
             f"  {human_bytes(head.logical_bytes if head else 0):>10}"
         )
     out.emit(
