@@ -3,8 +3,9 @@ personas, Redis and a Celery queue, data makers.
 
 Every test that touches the store runs on both backends: a local folder and a bucket
 on a real S3 server (SeaweedFS). PostgreSQL is used when DATABASE_URL names it (CI),
-SQLite otherwise. The functions behind the fixtures are in tests/factories/ and
-tests/workers.py.
+SQLite otherwise. In CI (CI=true) a test whose PostgreSQL, Redis or S3 server is
+missing fails, naming the variable to set; elsewhere it is skipped. The functions
+behind the fixtures are in tests/factories/ and tests/workers.py.
 """
 
 from __future__ import annotations
@@ -22,19 +23,28 @@ from django.core.management import call_command
 from tests.factories.files import ROOT
 from tests.factories.personas import personas_make, role_groups_ensure
 from tests.factories.retention import cost_scenario_make, default_policies
-from tests.workers import SeaweedServer, database_url, start_redis
+from tests.workers import database_url, postgres_check, redis_get, s3_server_get
 
 _versions = itertools.count()
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(postgres_required, django_db_setup):
+    """pytest-django's test databases, made once PostgreSQL is known to be there in CI."""
+    return django_db_setup
+
+
+@pytest.fixture(scope="session")
+def postgres_required(django_db_blocker):
+    """In CI, a database test fails unless DATABASE_URL names a PostgreSQL that answers."""
+    with django_db_blocker.unblock():
+        postgres_check()
+
+
+@pytest.fixture(scope="session")
 def s3_endpoint():
-    endpoint = os.environ.get("STRATA_TEST_S3_ENDPOINT")
-    server = None
-    if not endpoint:
-        server = SeaweedServer()
-        server.wait()
-        endpoint = server.endpoint
+    """The S3 server given by STRATA_TEST_S3_ENDPOINT, or one started (not in CI)."""
+    endpoint, server = s3_server_get()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "strata")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "strata")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
@@ -55,8 +65,9 @@ def s3_bucket(s3_endpoint):
 
 @pytest.fixture(scope="session")
 def redis_url():
-    """A Redis database for the tests: the one given, the local one, or one started."""
-    url, server = start_redis()
+    """A Redis database for the tests: the one given by STRATA_TEST_REDIS_URL, or
+    (not in CI) the local one or one started."""
+    url, server = redis_get()
     yield url
     if server is not None:
         server.terminate()

