@@ -47,8 +47,9 @@ def main() -> None:
     django.setup()
     from django.contrib.auth.models import Group, User
 
-    from catalog.models import RollbackRequest, Version
+    from catalog.models import Version
     from catalog.services.versions import version_push
+    from governance.models import RollbackRequest
     from governance.services.rollback import rollback_approve, rollback_request
 
     steward = User.objects.create_user("steward")
