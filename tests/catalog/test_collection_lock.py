@@ -1,5 +1,5 @@
 """A push that reuses stored chunks and garbage collection never lose data between
-them (lifecycle.services.collection).
+them (catalog.services.collection).
 
 A push finds a chunk already stored and does not store it again. If a retention
 run decides that chunk is dead and deletes it before the push's version exists, the
@@ -9,11 +9,11 @@ version must not be committed: otherwise it would name bytes that are gone.
 from __future__ import annotations
 
 import pytest
-from lifecycle.services.collection import collecting
 
 from catalog.errors import ConflictError
 from catalog.models import Dataset, Version
 from catalog.services import versions
+from catalog.services.collection import collecting
 from catalog.services.pull import version_pull
 from catalog.services.verify import store_verify
 from catalog.services.versions import version_push
@@ -47,11 +47,11 @@ def test_a_push_whose_reused_chunks_are_collected_before_it_commits_commits_noth
     folder, run = _doomed_file(tmp_path)
     commit = versions.version_commit
 
-    def collect_then_commit(**kwargs):
+    def collect_then_commit(request):
         # The push has found its chunks stored; the collector runs now, before the
         # version exists, and deletes them.
         assert retention_advance(run_id=run.pk).state == RetentionRun.State.DONE
-        return commit(**kwargs)
+        return commit(request)
 
     monkeypatch.setattr(versions, "version_commit", collect_then_commit)
     with pytest.raises(ConflictError, match="garbage collection removed .* nothing was committed"):
