@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import logging
 
+from catalog.services.remote import verification
 from catalog.services.verify import store_verify
 from config.celery import app
+from strata_store.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +56,8 @@ def upload_verify(self, upload_id: str) -> str:
     """Verify a remote push's bytes and commit it (see
     ``catalog.services.remote.verification``). A store that cannot be read just
     now is retried with backoff; every other outcome is recorded on the upload."""
-    from catalog.services.remote.verification import upload_verify as verify
-    from strata_store.errors import StoreError
-
     try:
-        return verify(upload_id=upload_id)
+        return verification.upload_verify(upload_id=upload_id)
     except StoreError as error:
         raise self.retry(exc=error, countdown=min(300, 5 * 2**self.request.retries)) from None
 
@@ -66,9 +65,7 @@ def upload_verify(self, upload_id: str) -> str:
 @app.task(acks_late=True)
 def uploads_resume() -> int:
     """Queue every upload left verifying (a worker that died, a lost message)."""
-    from catalog.services.remote.verification import resume_stalled
-
-    stalled = resume_stalled()
+    stalled = verification.resume_stalled()
     for upload_id in stalled:
         upload_verify.delay(upload_id)
     return len(stalled)

@@ -31,6 +31,7 @@ from catalog.domain.tabular import (
     label_counts,
     label_shift,
     needs_whole_file,
+    parquet_schema_from_ends,
     read_schema,
     read_table,
     schema_changes,
@@ -38,10 +39,11 @@ from catalog.domain.tabular import (
 from catalog.errors import StrataError
 from catalog.models import Version
 from catalog.selectors.diff import ADDED, MODIFIED, REMOVED, TreeDiff, diff_trees, diff_versions
-from catalog.selectors.exports import file_stream
-from catalog.store import trees_load
+from catalog.selectors.exports import file_stream, find_entry
+from catalog.store import DatabaseChunkIndex, file_chunks, get_backend, trees_load
 from strata_store import tree as treeformat
 from strata_store.errors import StoreError
+from strata_store.store import locate_all, read_chunks
 
 MAJOR, MINOR, PATCH = "major", "minor", "patch"
 LABEL_COLUMNS = ("label", "labels", "class", "target", "category", "sentiment")
@@ -192,10 +194,6 @@ def stored_schema(path: str, chunk_ids: list[str], size: int) -> dict[str, str]:
     """A table's schema from the store, reading as little as it can: for Parquet
     the first chunk and the chunks holding the footer (the whole file only if the
     footer is larger than that), for text tables the first rows."""
-    from catalog.domain.tabular import parquet_schema_from_ends
-    from catalog.store import DatabaseChunkIndex, get_backend
-    from strata_store.store import locate_all, read_chunks
-
     locations = locate_all(DatabaseChunkIndex(), chunk_ids)
     backend = get_backend()
 
@@ -226,9 +224,6 @@ def stored_schema(path: str, chunk_ids: list[str], size: int) -> dict[str, str]:
 
 def version_schema(version: Version, path: str) -> dict[str, str]:
     """The schema of the table at `path` in a stored version."""
-    from catalog.selectors.exports import find_entry
-    from catalog.store import file_chunks
-
     entry = find_entry(version, path)
     return stored_schema(path, file_chunks([entry.digest])[entry.digest], entry.size)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from catalog.errors import IntegrityFailure, NotFound
 from catalog.models import Version
+from catalog.selectors import tree_listing
 from catalog.store import DatabaseChunkIndex, file_chunks, read_pulled, walk_tree
 from strata_store import tree as treeformat
 from strata_store.errors import MissingObject, StoreError
@@ -30,8 +31,6 @@ class FileStream:
 
 def find_entry(version: Version, path: str) -> treeformat.Entry:
     """The tree entry at `path` in `version` (NotFound if there is none)."""
-    from catalog.selectors import tree_listing
-
     parent, _, name = path.strip("/").rpartition("/")
     listing = tree_listing(version, parent)
     for entry in listing.entries:

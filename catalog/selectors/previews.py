@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from catalog.errors import IntegrityFailure, NotFound
 from catalog.models import Version
+from catalog.selectors.exports import find_entry
 from catalog.store import DatabaseChunkIndex, file_chunks, get_backend
 from strata_store import tree as treeformat
 from strata_store.errors import MissingObject, StoreError
@@ -234,8 +235,6 @@ def _parquet(stored: StoredFile) -> Preview:
 
 
 def _entry(version: Version, path: str) -> treeformat.Entry:
-    from catalog.selectors.exports import find_entry
-
     try:
         entry = find_entry(version, path)
     except NotFound:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from catalog import permissions
 from catalog.errors import Forbidden, NotFound, UserError
 from catalog.models import ApiToken, AuditEvent
 
@@ -24,8 +25,6 @@ def _hash(secret: str) -> str:
 def token_create(*, user, name: str, expires_in_days: int | None = None, actor=None) -> tuple[ApiToken, str]:
     """Make a token for `user`; returns the row and the secret (shown only now).
     A user makes their own tokens; an admin (or the local CLI, actor None) any."""
-    from catalog import permissions
-
     if actor is not None and actor.pk != user.pk and not permissions.is_admin(actor):
         raise Forbidden("you may only create tokens for yourself.")
     name = name.strip()
@@ -56,8 +55,6 @@ def token_create(*, user, name: str, expires_in_days: int | None = None, actor=N
 
 def token_revoke(*, token_id: int, actor) -> ApiToken:
     """Revoke a token: its owner or an admin may."""
-    from catalog import permissions
-
     token = ApiToken.objects.filter(pk=token_id).select_related("user").first()
     if token is None or (token.user_id != actor.pk and not permissions.is_admin(actor)):
         raise NotFound(f"there is no token {token_id}.")

@@ -30,9 +30,11 @@ from catalog.errors import NotFound, UserError
 from catalog.forms import CatalogFilterForm, DatasetMetadataForm, NewDatasetForm, UploadForm
 from catalog.models import Dataset, Stage, Version
 from catalog.selectors import diff, previews
+from catalog.selectors.changes import change_report
 from catalog.selectors.exports import file_stream, tar_stream
 from catalog.services.datasets import dataset_update
 from catalog.services.uploads import UploadLimitHandler, upload_limit, version_upload
+from catalog.views.charts import label_shift_svg
 from catalog.views.errors import form_error
 
 logger = logging.getLogger(__name__)
@@ -237,9 +239,6 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
     tables = []
     if changes is not None and changes.modified:
         # Row-level analysis of the changed tables, bounded for a page request.
-        from catalog.selectors.changes import change_report
-        from catalog.views.charts import label_shift_svg
-
         key = request.GET.get("key", "").strip()[:100] or None
         report = change_report(old, new, key=key, max_table_bytes=COMPARE_TABLE_BYTES, max_tables=5)
         tables = [

@@ -17,6 +17,7 @@ from django.db.models import Max, Sum
 from django.utils import timezone
 
 from catalog import permissions
+from catalog.domain.tabular import TableError
 from catalog.errors import NotFound, UserError
 from catalog.models import (
     Chunk,
@@ -27,6 +28,7 @@ from catalog.models import (
     UploadPart,
     Version,
 )
+from catalog.selectors.changes import commit_bump, stored_schema
 from catalog.services.collection import reusing
 from catalog.services.commits import (
     UNSET,
@@ -41,10 +43,13 @@ from catalog.services.jobs import job_enqueue
 from catalog.services.possession import readable_chunks, readable_files
 from catalog.services.validation import check_dataset_name, check_ref_name, parse_semver
 from catalog.services.versions import build_trees_from
-from catalog.store import batched, get_backend
+from catalog.store import batched, file_chunks, get_backend
 from strata_store import packs as packformat
+from strata_store import paths
 from strata_store import tree as treeformat
 from strata_store.backends import Backend
+from strata_store.backends.s3 import S3Backend
+from strata_store.errors import StoreError
 from strata_store.hashing import EMPTY_DIGEST
 from strata_store.packs import ChunkLocation
 from strata_store.store import FileRecord
@@ -78,8 +83,6 @@ def check_object_id(value: str, what: str = "chunk id") -> None:
 def check_entry_path(path: str) -> None:
     """A path inside a version, by the rule every way into the store shares
     (``strata_store.paths``): relative, '/'-separated, safe names only."""
-    from strata_store import paths
-
     try:
         paths.check_path(path)
     except paths.UnsafePath as error:
@@ -90,8 +93,6 @@ def check_link_target(path: str, target: str) -> None:
     """A link must point inside the pushed folder, relatively (as a local push stores
     it). Where it really leads, through the other links, is judged at the commit,
     with the whole list (``paths.check_links`` in `_tree_inputs`)."""
-    from strata_store import paths
-
     try:
         paths.check_link_target(path, target)
         paths.resolve_link(path, {path: target})
@@ -111,8 +112,6 @@ class OpenedUpload:
 
 
 def store_kind(backend: Backend) -> str:
-    from strata_store.backends.s3 import S3Backend
-
     return "s3" if isinstance(backend, S3Backend) else "local"
 
 
@@ -393,8 +392,6 @@ def _tree_inputs(entries: Sequence[StagedEntry]):
     for path in dirs:
         if path in files or path in links:
             raise UserError(f"{path} is both a file and a folder.")
-    from strata_store import paths
-
     try:
         paths.check_links(links)  # where each link leads through the others, as a pull would
     except paths.UnsafePath as error:
@@ -751,10 +748,6 @@ def _remote_bump(start_head, root_id, trees, files, records) -> tuple[str, list[
     now), as little of them as it takes: a Parquet file's ends, a text table's first
     rows — not the tables themselves through the web process.
     """
-    from catalog.domain.tabular import TableError
-    from catalog.selectors.changes import commit_bump, stored_schema
-    from catalog.store import file_chunks
-    from strata_store.errors import StoreError
 
     def new_schema(path: str) -> dict[str, str]:
         entry = files[path]
