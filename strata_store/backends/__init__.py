@@ -85,7 +85,7 @@ def open_backend(url: str, *, spool_dir: str | None = None, restore_seconds: flo
     """Open the backend a storage URL names."""
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
-        from strata_store.backends.local import LocalBackend
+        from strata_store.backends.local import LocalBackend  # it imports this module: a cycle at the top
 
         path = unquote(parsed.path if parsed.scheme else url)
         if parsed.scheme == "file" and parsed.netloc:
@@ -95,7 +95,7 @@ def open_backend(url: str, *, spool_dir: str | None = None, restore_seconds: flo
             raise ConfigurationError(f"storage URL {url!r} names no folder")
         return LocalBackend(path, restore_seconds=restore_seconds)
     if parsed.scheme == "s3":
-        from strata_store.backends.s3 import S3Backend
+        from strata_store.backends.s3 import S3Backend  # it imports this module: a cycle at the top
 
         if not parsed.netloc:
             raise ConfigurationError(f"storage URL {url!r} names no bucket")
