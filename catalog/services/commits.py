@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from django.contrib.auth.models import User as Account
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -421,7 +422,7 @@ def _commit_version(request: CommitRequest, now: datetime) -> Version:
     for write in request.within:
         write(version)
     AuditEvent.objects.create(
-        user=request.user,
+        user=_account(request.user),
         actor=request.author,
         action="version.create",
         dataset=dataset,
@@ -444,10 +445,11 @@ def _dataset_create(request: CommitRequest, now: datetime) -> Dataset:
     dataset = Dataset.objects.create(
         name=request.dataset_name, default_branch=request.branch_name, created=now, updated=now
     )
-    if request.user is not None:
-        dataset.owners.add(request.user)
+    account = _account(request.user)
+    if account is not None:
+        dataset.owners.add(account)
     AuditEvent.objects.create(
-        user=request.user,
+        user=account,
         actor=request.author,
         action="dataset.create",
         dataset=dataset,
@@ -456,6 +458,11 @@ def _dataset_create(request: CommitRequest, now: datetime) -> Dataset:
         after={"name": dataset.name},
     )
     return dataset
+
+
+def _account(user: permissions.User) -> Account | None:
+    """The signed-in account behind `user`: None for the local operator or an anonymous visitor."""
+    return user if user is not None and user.is_authenticated else None
 
 
 def _numbers_for(request: CommitRequest, dataset: Dataset) -> tuple[int, int, int]:

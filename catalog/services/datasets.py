@@ -67,11 +67,12 @@ def dataset_create(
         with transaction.atomic():
             dataset = Dataset.objects.create(name=name, description=description, visibility=visibility)
             dataset.keywords.set(_keywords(keywords or []))
-            if user is not None:
-                dataset.owners.add(user)
+            account = user if user is not None and user.is_authenticated else None
+            if account is not None:
+                dataset.owners.add(account)
             AuditEvent.objects.create(
                 actor=actor_name(user, actor),
-                user=user if user is not None else None,
+                user=account,
                 action="dataset.create",
                 dataset=dataset,
                 object_type="dataset",
@@ -129,7 +130,7 @@ def dataset_update(
         after = _snapshot(dataset)
         AuditEvent.objects.create(
             actor=actor_name(user, actor),
-            user=user if user is not None else None,
+            user=user if user is not None and user.is_authenticated else None,
             action="dataset.update",
             dataset=dataset,
             object_type="dataset",

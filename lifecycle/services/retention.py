@@ -289,7 +289,7 @@ def retention_plan(
         run = RetentionRun.objects.create(
             as_of=now,
             trigger=trigger,
-            requested_by=user,
+            requested_by=user if user is not None and user.is_authenticated else None,
             state=State.AWAITING if needs_approval else State.APPROVED,
             report=report,
             actions=actions,
