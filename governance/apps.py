@@ -4,6 +4,9 @@ from collections.abc import Iterator
 
 from django.apps import AppConfig
 
+from catalog import hooks
+from catalog.hooks import Protection
+
 
 class GovernanceConfig(AppConfig):
     """Changes to data that need a second person: rollback with four-eyes approval."""
@@ -11,14 +14,11 @@ class GovernanceConfig(AppConfig):
     name = "governance"
 
     def ready(self) -> None:
-        from catalog import hooks  # apps register once the registry of apps is ready
-
         hooks.protections.register(rollback_targets)
 
 
 def rollback_targets() -> Iterator:
     """A pending rollback's target is kept, and readable, until the rollback ends (invariant 5)."""
-    from catalog.hooks import Protection
     from governance.models import RollbackRequest  # models load after the app registry
 
     pending = RollbackRequest.objects.exclude(state__in=RollbackRequest.FINISHED).values_list(

@@ -21,12 +21,11 @@ from catalog.views.errors import flash_error, form_error
 from catalog.views.pages import _dataset_for
 from governance.models import RollbackRequest
 from governance.services.rollback import rollback_approve, rollback_reject, rollback_request
+from registry.models import ModelPin
 
 
 def _trained_on(version_ids: list[str]):
     """Model versions trained or evaluated on these dataset versions."""
-    from registry.models import ModelPin
-
     return list(
         ModelPin.objects.filter(version_id__in=version_ids)
         .select_related("model", "version")

@@ -32,6 +32,7 @@ from catalog.services.jobs import job_send
 from catalog.services.verify import store_verify
 from catalog.store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
 from governance.models import RollbackRequest
+from registry.services.training import flag_models_trained_on
 
 logger = logging.getLogger(__name__)
 State = RollbackRequest.State
@@ -305,10 +306,6 @@ def _apply(request_id: int) -> Step:
 
 def _flag_models(undone: list[Version], request: RollbackRequest) -> list[str]:
     """Flag the model versions trained on data this rollback undoes."""
-    try:
-        from registry.services.training import flag_models_trained_on
-    except ImportError:  # the lineage app predates model versions
-        return []
     return flag_models_trained_on(
         version_ids=[v.id for v in undone], reason=f"trained on data rolled back: {request.reason}"
     )
