@@ -4,6 +4,9 @@ from collections.abc import Iterator
 
 from django.apps import AppConfig
 
+from catalog import hooks
+from catalog.hooks import Protection
+
 
 class LineageConfig(AppConfig):
     """Sources, runs and the lineage graph between them and dataset versions."""
@@ -11,14 +14,11 @@ class LineageConfig(AppConfig):
     name = "lineage"
 
     def ready(self) -> None:
-        from catalog import hooks  # apps register once the registry of apps is ready
-
         hooks.protections.register(consumed_versions)
 
 
 def consumed_versions() -> Iterator:
     """A dataset version a recorded run consumed is kept: the run must stay reproducible."""
-    from catalog.hooks import Protection
     from lineage.models import Edge, Node  # models load after the app registry
 
     consumed = Edge.objects.filter(src__kind=Node.Kind.VERSION, dst__kind=Node.Kind.RUN).values_list(

@@ -23,6 +23,7 @@ from catalog.models import Dataset, Version
 from catalog.selectors import resolve_spec
 from lineage.domain import graph as lgraph
 from lineage.models import Edge, Node, Run, Source
+from lineage.services.runs import run_as_dict
 
 LAYER_CAP = 12
 # Rows read per ring before switching to a count: a node with a million
@@ -264,8 +265,6 @@ class NodeDetails:
             "outputs": self.outputs,
         }
         if self.run is not None:
-            from lineage.services.runs import run_as_dict
-
             data.update(run_as_dict(self.run))
             data["facets"] = {k: v for k, v in self.run.facets.items() if not k.startswith("_")}
         if self.source is not None:
