@@ -4,6 +4,9 @@ from collections.abc import Iterator
 
 from django.apps import AppConfig
 
+from catalog import hooks
+from catalog.hooks import Protection
+
 
 class RegistryConfig(AppConfig):
     """Model versions, the dataset versions they trained on, lock files and reproduction."""
@@ -11,8 +14,6 @@ class RegistryConfig(AppConfig):
     name = "registry"
 
     def ready(self) -> None:
-        from catalog import hooks  # apps register once the registry of apps is ready
-
         hooks.protections.register(model_pins)
         # Model versions are nodes of the lineage graph, which imports nothing of
         # the registry: tell it how to draw, describe and make them.
@@ -23,7 +24,6 @@ class RegistryConfig(AppConfig):
 
 def model_pins() -> Iterator:
     """A dataset version a model version trained or was evaluated on is kept (invariant 5)."""
-    from catalog.hooks import Protection
     from registry.models import ModelPin  # models load after the app registry
 
     for version_id, model_name, model_version in ModelPin.objects.values_list(
