@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
+from catalog import hooks
+
 
 class LifecycleConfig(AppConfig):
     """Retention, storage tiers, garbage collection, restores from cold storage and the cost report."""
@@ -9,15 +11,13 @@ class LifecycleConfig(AppConfig):
     name = "lifecycle"
 
     def ready(self) -> None:
-        from catalog import hooks  # apps register once the registry of apps is ready
-
         hooks.restore_requested.register(restore_requested)
         hooks.restored_packs.register(restored_packs)
 
 
 def restore_requested(pack_id: str, state, requested_for: str) -> None:
     """Follow a restore the catalog asked for (a pull) until the pack is readable."""
-    from lifecycle.services.retention import pack_restore_track  # services load after the app registry
+    from lifecycle.services.retention import pack_restore_track  # models load after the app registry
 
     pack_restore_track(pack_id=pack_id, state=state, requested_for=requested_for)
 
