@@ -21,7 +21,7 @@ are written here, by ``version_commit``, the one way a version comes to exist.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from django.db import connection
 
@@ -69,7 +69,7 @@ def new_file_digests(root_id: str, parent_root_id: str | None) -> set[str]:
 
 
 def _insert_new(
-    model, columns: tuple[str, str], rows: list[tuple[object, object]], conflict: tuple[str, str]
+    model, columns: tuple[str, str], rows: Sequence[tuple[int | str, str]], conflict: tuple[str, str]
 ) -> None:
     """Insert rows, skipping those already there, with one prepared statement:
     building a model instance per row costs more than the insert (about 2 s for

@@ -27,6 +27,7 @@ from catalog.services.remote.uploads import _touch, check_object_id, store_kind,
 from catalog.store import get_backend
 from strata_store import chunker, packs
 from strata_store.backends import Backend, pack_key
+from strata_store.backends.s3 import S3Backend
 from strata_store.errors import CorruptObject, MissingObject, StoreError
 from strata_store.hashing import digest_hex
 
@@ -87,7 +88,7 @@ def _presign_client():
     return client
 
 
-def _s3_key(backend, pack_id: str) -> str:
+def _s3_key(backend: S3Backend, pack_id: str) -> str:
     key = pack_key(pack_id)
     return f"{backend.prefix}/{key}" if backend.prefix else key
 
@@ -137,7 +138,7 @@ def upload_pack_target(
             )
             _touch(upload)
     headers = {"Content-MD5": md5}
-    if store_kind(backend) == "s3":
+    if isinstance(backend, S3Backend):
         headers["If-None-Match"] = "*"
         url = _presign_client().generate_presigned_url(
             "put_object",
@@ -342,7 +343,7 @@ def span_transfer(pack_id: str, offset: int, length: int, local_url: LocalUrl) -
     presigned S3 GET with its Range signed, or this server's signed endpoint."""
     backend = get_backend()
     byte_range = f"bytes={offset}-{offset + length - 1}"
-    if store_kind(backend) == "s3":
+    if isinstance(backend, S3Backend):
         url = _presign_client().generate_presigned_url(
             "get_object",
             Params={"Bucket": backend.bucket, "Key": _s3_key(backend, pack_id), "Range": byte_range},

@@ -161,7 +161,9 @@ def _register_sent(upload: Upload) -> list[str]:
                 continue
             backend.promote_pack(pending.storage_id, pending.pack_id)
             PendingPack.objects.filter(pk=pending.pk).update(storage_id=pending.pack_id)
-        entries = packformat.parse_index(pending.pack_id, bytes(pending.index))
+        index = pending.index
+        assert index is not None  # excluded by the query above
+        entries = packformat.parse_index(pending.pack_id, bytes(index))
         Pack.objects.bulk_create(
             [Pack(id=pending.pack_id, size=pending.size, chunk_count=len(entries), created=now)],
             ignore_conflicts=True,
