@@ -25,6 +25,7 @@ from ninja import Schema
 from ninja.errors import HttpError
 from ninja.responses import NinjaJSONEncoder
 
+from catalog.api.common import user_of
 from catalog.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
@@ -65,7 +66,7 @@ def run_idempotent(request: HttpRequest, schema: Shapes, work: Callable[[], tupl
         return _response(status, _as_json(schema, status, body))
     if not _KEY_RE.match(key):
         raise HttpError(400, f"the {HEADER} header must be 1 to 200 visible ASCII characters.")
-    user = request.auth
+    user = user_of(request)
     fingerprint = _fingerprint(request)
     for attempt in range(2):
         try:

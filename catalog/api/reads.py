@@ -43,7 +43,7 @@ def dataset_search(
     # Filtering through joins repeats rows; select by id so counts are not inflated.
     matching: QuerySet[Dataset] = Dataset.objects.filter(pk__in=visible.values("pk"))
     total = matching.count()
-    page = list(
+    page: list[Dataset] = list(
         matching.annotate(version_count=Count("versions"))
         .order_by("name")
         .prefetch_related("keywords", "owners", "groups")[offset : offset + limit]

@@ -13,7 +13,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Protocol
 
 from django.core import signing
 from django.db import transaction
@@ -30,6 +30,13 @@ from strata_store.backends import Backend, pack_key
 from strata_store.backends.s3 import S3Backend
 from strata_store.errors import CorruptObject, MissingObject, StoreError
 from strata_store.hashing import digest_hex
+
+
+class Readable(Protocol):
+    """A stream of bytes: an open file, or the body of an HTTP request."""
+
+    def read(self, size: int | None = ..., /) -> bytes: ...
+
 
 # Signed transfer URLs (S3 or this server's) are good for this long.
 TRANSFER_URL_SECONDS = 3600
@@ -170,7 +177,7 @@ def _read_token(token: str, pack_id: str, op: str) -> dict:
     return claims
 
 
-def pack_receive(*, token: str, pack_id: str, body: BinaryIO, content_length: int | None) -> None:
+def pack_receive(*, token: str, pack_id: str, body: Readable, content_length: int | None) -> None:
     """Store a pack sent to this server's endpoint (local folder stores only).
 
     The URL's signature names the upload, the pack, its size and MD5; the bytes are
