@@ -220,23 +220,13 @@ def _commit_split(
 ) -> tuple[Version, int]:
     """Commit the split version on the branch, with the run that made it recorded
     in the same transaction: the version and its run together, or neither."""
-    root_id, trees, file_count, logical = tree
     dataset, source, method = ask.dataset, ask.source, ask.method
     request = commit_on_head(
         user=user, dataset=dataset, branch_name=ask.branch_name, head=head, author=author,
         message=ask.message(input_path),
     )  # fmt: skip
     request.stage = Stage.SPLIT
-    request.content = CommitContent(
-        root_id=root_id,
-        file_count=file_count,
-        logical=logical,
-        trees=trees,
-        records=records,
-        packs=ingest_report.packs,
-        new_bytes=ingest_report.new_raw_bytes,
-        stored_bytes=ingest_report.new_bytes,
-    )
+    request.content = CommitContent.stored(tree, records, ingest_report)
     request.relied_on = ingest_report.reused_chunks
     request.relies_on_version = source
     runs: list[int] = []

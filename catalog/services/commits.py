@@ -49,7 +49,7 @@ from catalog.services.possession import dataset_files_add, manifest_chunks_add
 from catalog.services.validation import check_dataset_name, check_ref_name, parse_semver
 from catalog.store import batched, chunks_register, tree_row
 from strata_store.hashing import digest_hex
-from strata_store.store import FileRecord
+from strata_store.store import FileRecord, IngestReport
 
 UNSET = object()  # "whatever the branch head is now", as opposed to None, "no head"
 
@@ -71,6 +71,28 @@ class CommitContent:
     packs: list = field(default_factory=list)
     new_bytes: int = 0
     stored_bytes: int = 0
+
+    @classmethod
+    def stored(
+        cls,
+        tree: tuple[str, dict[str, tuple[bytes, int]], int, int],
+        records: dict[str, FileRecord],
+        report: IngestReport,
+    ) -> CommitContent:
+        """The content a writer has just stored through ``Ingest``: its trees (root
+        id, trees, file count, logical bytes), its file records and the packs the
+        ingest wrote, with what they added."""
+        root_id, trees, file_count, logical = tree
+        return cls(
+            root_id=root_id,
+            file_count=file_count,
+            logical=logical,
+            trees=trees,
+            records=records,
+            packs=report.packs,
+            new_bytes=report.new_raw_bytes,
+            stored_bytes=report.new_bytes,
+        )
 
     @classmethod
     def tree_of(cls, version: Version) -> CommitContent:

@@ -229,16 +229,7 @@ def _push_scanned(
         version, made = start_head, False
     else:
         request.bump, request.bump_reasons = commit_bump(start_head, root_id, trees, _schema_reader(scan))
-        request.content = CommitContent(
-            root_id=root_id,
-            file_count=file_count,
-            logical=logical,
-            trees=trees,
-            records=records,
-            packs=report.packs,
-            new_bytes=report.new_raw_bytes,
-            stored_bytes=report.new_bytes,
-        )
+        request.content = CommitContent.stored((root_id, trees, file_count, logical), records, report)
         request.relied_on = [
             *report.reused_chunks,
             *(chunk_id for chunk_ids in file_chunks(reused_files).values() for chunk_id in chunk_ids),
