@@ -19,6 +19,7 @@ from typing import Any
 from celery.signals import before_task_publish, setup_logging, task_postrun, task_prerun, worker_init
 
 from ops import context, metrics
+from ops.logging import configure_worker_logging
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +32,6 @@ _running: dict[str, tuple[Token[Any], float]] = {}
 
 @setup_logging.connect
 def _configure_logging(loglevel: int | str | None = None, **kwargs: Any) -> None:
-    from ops.logging import configure_worker_logging
-
     configure_worker_logging(loglevel)
 
 

@@ -42,9 +42,18 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
+from cards.services.cards import card_import, version_mark_golden
+from cards.services.splits import split_make
 from catalog import permissions
 from catalog.models import Branch, Dataset, Version
+from catalog.services.datasets import dataset_update
+from catalog.services.pull import version_pull
+from catalog.services.versions import version_push
+from governance.services.rollback import rollback_request
 from lifecycle.models import RetentionRun
+from lifecycle.services.retention import retention_advance, retention_plan
+from lineage.services.runs import run_record, version_endpoint
+from registry.services.training import training_record
 
 DEMO_USERS = (
     ("steward", permissions.STEWARD, "pushes data, records runs and models, asks for rollbacks"),
@@ -154,8 +163,6 @@ class _Story:
     # -- raw collection ---------------------------------------------------------------
 
     def collect(self) -> None:
-        from catalog.services.versions import version_push
-        from lineage.services.runs import run_record, version_endpoint
 
         self.say("collecting the raw scans (two batches)")
         raw = self.scratch / "digits-raw"
@@ -223,9 +230,6 @@ class _Story:
     def clean(self) -> None:
         from PIL import Image
 
-        from catalog.services.versions import version_push
-        from lineage.services.runs import run_record, version_endpoint
-
         self.say("cleaning: dropping duplicates and unreadable scans")
         raw_scans = sorted((self.scratch / "digits-raw" / "scans").glob("batch-*/*.png"))
         work = self.scratch / "digits"
@@ -279,13 +283,11 @@ class _Story:
             "digits",
             "Handwritten digits, cleaned, labelled and split: the training data of digit-classifier.",
         )
-        from cards.services.cards import card_import
 
         card_import(user=self.steward, dataset=dataset, text=DIGITS_CARD)
 
     def _describe(self, name: str, description: str) -> Dataset:
         """Set a dataset's description the way its edit page does (audited)."""
-        from catalog.services.datasets import dataset_update
 
         return dataset_update(
             user=self.steward, dataset=Dataset.objects.get(name=name), description=description
@@ -331,8 +333,6 @@ class _Story:
     def _annotate(
         self, *, vendor: str, labels: dict[str, tuple[int, str]], message: str, batch: str = "all"
     ) -> None:
-        from catalog.services.versions import version_push
-        from lineage.services.runs import run_record, version_endpoint
 
         work = self.scratch / "digits"
         head = _head("digits")
@@ -357,9 +357,6 @@ class _Story:
     # -- split, train, evaluate ------------------------------------------------------------
 
     def split_and_train(self, model_version: str, description: str) -> None:
-        from cards.services.splits import split_make
-        from catalog.services.pull import version_pull
-        from registry.services.training import training_record
 
         self.say(f"hash split 80/10/10 and training {MODEL} {model_version}")
         dataset = Dataset.objects.get(name="digits")
@@ -401,7 +398,6 @@ class _Story:
     # -- the rollback request -------------------------------------------------------------
 
     def ask_rollback(self) -> int:
-        from governance.services.rollback import rollback_request
 
         self.say("asking to roll digits back to the split model 1.0 trained on")
         dataset = Dataset.objects.get(name="digits")
@@ -424,10 +420,6 @@ class _Story:
 
     def tabular(self) -> None:
         from sklearn.datasets import load_breast_cancer
-
-        from cards.services.cards import card_import, version_mark_golden
-        from catalog.services.versions import version_push
-        from lineage.services.runs import run_record, version_endpoint
 
         self.say("breast-cancer: a tabular set, cleaned (its columns renamed) and marked golden")
         data = load_breast_cancer()
@@ -474,7 +466,6 @@ class _Story:
     # -- tiers and cost ----------------------------------------------------------------------
 
     def tier(self) -> None:
-        from lifecycle.services.retention import retention_advance, retention_plan
 
         self.say("retention: moving data untouched for 30 days to the warm tier")
         run = retention_plan(trigger="demo")

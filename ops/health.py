@@ -16,6 +16,8 @@ from urllib.parse import urlparse
 
 from django.conf import settings
 
+from catalog.store import get_backend
+
 # How long a network check may wait for an answer.
 REDIS_TIMEOUT_SECONDS = 1.0
 STORE_TIMEOUT_SECONDS = 2.0
@@ -124,8 +126,6 @@ def _probe_client(backend: Any) -> Any:
 def check_store() -> str | None:
     """The object store: a local folder must be there and writable; a bucket must
     answer a one-key listing under the store's prefix (what the app may read)."""
-    from catalog.store import get_backend
-
     try:
         backend = get_backend()
     except Exception as error:  # a bad STORAGE_URL, a folder that cannot be made

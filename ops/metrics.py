@@ -109,7 +109,7 @@ class StoreCollector(Collector):
         from django.db import DatabaseError
         from django.db.models import Count, Sum
 
-        from catalog.models import Pack
+        from catalog.models import Pack  # the worker imports this module before the apps are ready
 
         try:
             rows = list(Pack.objects.values("tier").annotate(stored=Sum("size"), packs=Count("id")))

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
+from catalog.errors import IntegrityFailure
 from ops import context, metrics
 
 # A stable name operators can route or filter the access log by.
@@ -148,8 +149,6 @@ class RequestContextMiddleware:
         with the status it really had: 502 if stored bytes failed verification
         on the way (the client sees the stream cut short), 500 for any other
         failure, the response's own status otherwise."""
-        from catalog.errors import IntegrityFailure
-
         status = response.status_code
         try:
             yield from content

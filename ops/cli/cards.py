@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from cards.services.cards import card_export, card_import, version_mark_golden
+from cards.services.splits import split_make
 from catalog import selectors
 from catalog.errors import UserError
 from ops.cli.common import Output, actor, nested, subcommand
@@ -48,10 +49,6 @@ def _register_card(subparsers: Any) -> None:
 
 
 def handle_split(out: Output, options: dict[str, Any]) -> None:
-    # Imported here: reading tables needs pyarrow, which every other subcommand
-    # would otherwise load at start-up.
-    from cards.services.splits import split_make
-
     dataset, source = selectors.resolve_spec(options["spec"])
     result = split_make(
         user=None,

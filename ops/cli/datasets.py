@@ -3,16 +3,14 @@ history and its names, read or written through the catalog's selectors and servi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from catalog import selectors
 from catalog.domain.formatting import human_bytes
 from catalog.errors import UserError
+from catalog.selectors.changes import ChangeReport, TableChange, change_report
 from catalog.services.refs import branch_create, tag_create
 from ops.cli.common import Output, actor, subcommand
-
-if TYPE_CHECKING:  # for annotations only: the module loads pyarrow (see handle_diff)
-    from catalog.selectors.changes import ChangeReport, TableChange
 
 
 def register(subparsers: Any) -> None:
@@ -160,10 +158,6 @@ def handle_branch(out: Output, options: dict[str, Any]) -> None:
 
 
 def handle_diff(out: Output, options: dict[str, Any]) -> None:
-    # Imported here: comparing tables needs pyarrow, which every other subcommand
-    # would otherwise load at start-up.
-    from catalog.selectors.changes import change_report
-
     _, old = selectors.resolve_spec(options["old"])
     _, new = selectors.resolve_spec(options["new"])
     report = change_report(old, new, key=options["key"], label=options["label"])

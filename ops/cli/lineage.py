@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lineage.ingest.dvc import dvc_import
 from ops.cli.common import Output, actor, subcommand
 
 
@@ -20,10 +21,6 @@ def register(subparsers: Any) -> None:
 
 
 def handle_import_dvc(out: Output, options: dict[str, Any]) -> None:
-    # Imported here: the import reads the pipeline's graph with networkx, which
-    # every other subcommand would otherwise load at start-up.
-    from lineage.ingest.dvc import dvc_import
-
     report = dvc_import(user=None, path=options["path"], project=options["project"], actor=actor(options))
     lines = [
         f"Imported DVC project {report.project}: {len(report.added)} new runs, "
