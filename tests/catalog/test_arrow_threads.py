@@ -26,7 +26,8 @@ SCRIPT = textwrap.dedent(
     """
     import gc, io, sys
     import pyarrow as pa, pyarrow.parquet as pq
-    from catalog import splits, tabular
+    from cards.domain import splits
+    from catalog.domain import tabular
 
     n = 5000
     columns = {"id": list(range(n)), "text": [f"text {i % 40}" for i in range(n)], "label": [i % 3 for i in range(n)]}
