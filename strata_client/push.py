@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -147,7 +148,7 @@ class PushSession:
     def base(self) -> str:
         return f"/uploads/{self.upload['id']}"
 
-    def ask(self, *, chunks: list[str] = (), files: list[str] = ()) -> tuple[list[str], list[str]]:
+    def ask(self, *, chunks: Sequence[str] = (), files: Sequence[str] = ()) -> tuple[list[str], list[str]]:
         missing_chunks: list[str] = []
         missing_files: list[str] = []
         chunks, files = list(chunks), list(files)

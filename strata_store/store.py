@@ -52,6 +52,17 @@ class ChunkIndex(Protocol):
         """Where each chunk is stored; absent ids are left out."""
 
 
+class PackSink(Protocol):
+    """Where an ingest stores the packs it seals: the part of a `Backend` it uses,
+    which a client's push offers too (it sends each pack to the server)."""
+
+    def spool_dir(self) -> str:
+        """A local folder where packs are written before `put_pack`."""
+
+    def put_pack(self, pack_id: str, path: str) -> None:
+        """Store the sealed pack at `path` under `pack_id`; consumes the file."""
+
+
 class ProgressSink(Protocol):
     def start(self, files: int, nbytes: int) -> None: ...
 
@@ -96,7 +107,7 @@ class Ingest:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: PackSink,
         index: ChunkIndex,
         *,
         pack_size: int = DEFAULT_PACK_SIZE,
