@@ -3,6 +3,8 @@ a valid name is stays in the services, whose error sentences the pages show."""
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from django import forms
 
 from catalog.models import Dataset, Stage
@@ -39,6 +41,16 @@ class CatalogFilterForm(forms.Form):
         )
 
 
+class DatasetChanges(TypedDict):
+    """What `DatasetMetadataForm` says of a dataset, as `dataset_update` takes it."""
+
+    description: str
+    keywords: list[str]
+    visibility: str
+    owners: list[str]
+    groups: list[str]
+
+
 class DatasetMetadataForm(forms.Form):
     """What a steward may say about a dataset."""
 
@@ -66,7 +78,7 @@ class DatasetMetadataForm(forms.Form):
             }
         )
 
-    def changes(self) -> dict[str, object]:
+    def changes(self) -> DatasetChanges:
         """Keyword arguments for `dataset_update`."""
         data = self.cleaned_data
         return {
@@ -96,9 +108,11 @@ class UploadForm(forms.Form):
 
     def __init__(self, *args, branches: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["branch"].choices = [(name, name) for name in branches]
+        branch = self.fields["branch"]  # a copy of the field above, this form's own
+        assert isinstance(branch, forms.ChoiceField)
+        branch.choices = [(name, name) for name in branches]
         if branches:
-            self.fields["branch"].initial = branches[0]
+            branch.initial = branches[0]
 
 
 class NewDatasetForm(forms.Form):

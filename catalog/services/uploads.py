@@ -30,6 +30,7 @@ from typing import IO, Self
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.http import HttpRequest
 
 from catalog import permissions
 from catalog.domain.formatting import human_bytes
@@ -64,6 +65,14 @@ def upload_limit() -> int:
     return int(settings.STRATA_UPLOAD_MAX_BYTES)
 
 
+class UploadRequest(HttpRequest):
+    """A request whose files `UploadLimitHandler` counts. Django's own `HttpRequest`
+    does not declare `upload_refused`, which the handler sets only when it refuses
+    the upload: the view reads it with a default."""
+
+    upload_refused: str
+
+
 class UploadLimitHandler(FileUploadHandler):
     """The first upload handler of an upload request: it counts the bytes of every
     file as they arrive and stops parsing once they pass the limit. Django then
@@ -73,7 +82,9 @@ class UploadLimitHandler(FileUploadHandler):
     The view sees `request.upload_refused`, a sentence to show.
     """
 
-    def __init__(self, request=None, limit: int | None = None) -> None:
+    request: UploadRequest | None
+
+    def __init__(self, request: UploadRequest | None = None, limit: int | None = None) -> None:
         super().__init__(request)
         self.limit = upload_limit() if limit is None else limit
         self.received = 0
@@ -234,6 +245,7 @@ def _copy(source: IO[bytes], target: str, budget: _Budget, archive: str, shown: 
 
 def _unzip(upload: UploadedFile, staging: str, budget: _Budget, layout: _Layout) -> None:
     name = upload.name or "the archive"
+    assert upload.file is not None  # an uploaded file has its content
     try:
         archive = zipfile.ZipFile(upload.file)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError):

@@ -33,9 +33,10 @@ from catalog.selectors import diff, previews
 from catalog.selectors.changes import change_report
 from catalog.selectors.exports import file_stream, tar_stream
 from catalog.services.datasets import dataset_update
-from catalog.services.uploads import UploadLimitHandler, upload_limit, version_upload
+from catalog.services.uploads import UploadLimitHandler, UploadRequest, upload_limit, version_upload
 from catalog.views.charts import label_shift_svg
 from catalog.views.errors import form_error
+from catalog.views.htmx import HtmxHttpRequest
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def _version_for(dataset: Dataset, ref: str) -> Version:
 
 @login_required
 @require_GET
-def dataset_list(request: HttpRequest) -> HttpResponse:
+def dataset_list(request: HtmxHttpRequest) -> HttpResponse:
     """The catalog: search, filters, sort and pages. An htmx request (typing in the
     search box) gets only the results."""
     form = CatalogFilterForm(request.GET)
@@ -116,7 +117,7 @@ def dataset_edit(request: HttpRequest, name: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def version_detail(request: HttpRequest, name: str, version_id: str) -> HttpResponse:
+def version_detail(request: HtmxHttpRequest, name: str, version_id: str) -> HttpResponse:
     """A version's files, one folder at a time (`?path=`). A path naming a file
     goes to that file's page. An htmx request gets only the listing."""
     path = request.GET.get("path", "")
@@ -155,7 +156,7 @@ def _file_context(request: HttpRequest, name: str, version_id: str, file_path: s
 
 @login_required
 @require_GET
-def file_detail(request: HttpRequest, name: str, version_id: str, file_path: str) -> HttpResponse:
+def file_detail(request: HtmxHttpRequest, name: str, version_id: str, file_path: str) -> HttpResponse:
     """One file of a version: its size, digest, a preview and the download."""
     context = _file_context(request, name, version_id, file_path)
     template = "catalog/_preview.html" if request.htmx else "catalog/file_detail.html"
@@ -240,6 +241,7 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
     if changes is not None and changes.modified:
         # Row-level analysis of the changed tables, bounded for a page request.
         key = request.GET.get("key", "").strip()[:100] or None
+        assert old is not None and new is not None  # `changes` is their diff
         report = change_report(old, new, key=key, max_table_bytes=COMPARE_TABLE_BYTES, max_tables=5)
         tables = [
             (
@@ -272,7 +274,7 @@ def compare(request: HttpRequest, name: str) -> HttpResponse:
 
 @csrf_exempt
 @login_required
-def upload(request: HttpRequest, name: str) -> HttpResponse:
+def upload(request: UploadRequest, name: str) -> HttpResponse:
     """Upload a new version of an existing dataset.
 
     The size limit must be in place before Django reads the body, which CSRF
@@ -313,7 +315,7 @@ def _upload(request: HttpRequest, name: str) -> HttpResponse:
 
 @csrf_exempt
 @login_required
-def dataset_new(request: HttpRequest) -> HttpResponse:
+def dataset_new(request: UploadRequest) -> HttpResponse:
     """A new dataset from its first upload (see `upload` for the CSRF order)."""
     if request.method == "POST":
         request.upload_handlers.insert(0, UploadLimitHandler(request))

@@ -20,6 +20,7 @@ EXPIRY_CHOICES = [(30, "30 days"), (90, "90 days"), (365, "1 year"), (0, "never"
 
 @login_required
 def account_tokens(request: HttpRequest) -> HttpResponse:
+    assert request.user.is_authenticated  # login_required: the page is the signed-in user's own
     new_token = None
     # The token to revoke is named in the form: one that is not the user's is said beside it.
     with form_error(not_found=True) as refused:

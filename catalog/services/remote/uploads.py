@@ -150,7 +150,7 @@ def upload_get(*, user: permissions.User, upload_id: str, lock: bool = False) ->
     if lock:
         query = query.select_for_update()
     upload = query.first() if user is not None else None
-    if upload is None or upload.user_id != user.pk:
+    if upload is None or user is None or upload.user_id != user.pk:
         raise NotFound(f"there is no upload {upload_id[:40]}.")
     if upload.committed_id is not None:
         raise UserError(
@@ -304,7 +304,7 @@ def _encode_part(entries: Sequence[StagedEntry], manifests: Sequence[StagedManif
     return zstandard.ZstdCompressor(level=3).compress(json.dumps(payload, separators=(",", ":")).encode())
 
 
-def _decode_part(data: bytes) -> tuple[list[StagedEntry], list[StagedManifest]]:
+def _decode_part(data: bytes | memoryview) -> tuple[list[StagedEntry], list[StagedManifest]]:
     decompressor = getattr(_decompressor_local, "value", None)
     if decompressor is None:
         decompressor = _decompressor_local.value = zstandard.ZstdDecompressor()
@@ -412,6 +412,7 @@ def sent_chunks(upload: Upload) -> dict[str, SentChunk]:
     indexes read at registration (the payloads are checked by the verification)."""
     sent: dict[str, SentChunk] = {}
     for storage_id, index in upload.pending_packs.exclude(index=None).values_list("storage_id", "index"):
+        assert index is not None  # excluded above
         for entry in packformat.parse_index(storage_id, bytes(index)):
             location = ChunkLocation(
                 entry.chunk_id, storage_id, entry.offset, entry.stored_length, entry.raw_length, entry.codec
