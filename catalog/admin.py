@@ -2,7 +2,8 @@
 
 Who gets in: Strata's admins — members of the "admin" role group, and superusers —
 without needing Django's `is_staff` flag or per-model permissions, because roles are
-Strata's single source of who may do what (`catalog.permissions`).
+Strata's single source of who may do what (`catalog.permissions`). The site itself,
+which says who may enter, is `catalog.admin_site`.
 
 What it changes: users and their roles (groups), keywords, and what is said about a
 dataset — the latter through `dataset_update`, so the change is checked and written
@@ -11,6 +12,8 @@ the audit log itself are read-only here: they change only through services.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypedDict
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
@@ -40,24 +43,20 @@ from catalog.models import (
 from catalog.services.datasets import dataset_update
 from catalog.services.tokens import token_revoke
 
-admin.site.site_header = "Strata back office"
-admin.site.site_title = "Strata admin"
-admin.site.index_title = "Catalog, accounts and roles"
-admin.site.site_url = "/"
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations  # a development requirement, for the types only
 
 
-def _has_site_permission(request) -> bool:
-    """Strata admins (by role), approvers (for rollback requests) and Django staff
-    may open the admin; each model's admin decides what they see there."""
-    user = request.user
-    return bool(
-        user.is_active
-        and (user.is_staff or permissions.is_admin(user) or permissions.has_role(user, permissions.APPROVER))
-    )
+class _MemberCount(TypedDict):
+    member_count: int
 
 
-# The default site is kept (other apps register on it); only who may enter changes.
-admin.site.has_permission = _has_site_permission
+class _DatasetCount(TypedDict):
+    dataset_count: int
+
+
+class _VersionCount(TypedDict):
+    version_count: int | None
 
 
 class StrataAdmin(admin.ModelAdmin):
@@ -171,7 +170,7 @@ class StrataGroupAdmin(StrataAdmin, GroupAdmin):
         return group.name in permissions.ROLES
 
     @admin.display(ordering="member_count")
-    def members(self, group: Group) -> int:
+    def members(self, group: WithAnnotations[Group, _MemberCount]) -> int:
         return group.member_count
 
 
@@ -187,7 +186,7 @@ class KeywordAdmin(StrataAdmin):
         return super().get_queryset(request).annotate(dataset_count=Count("datasets"))
 
     @admin.display(ordering="dataset_count", description="datasets")
-    def dataset_count(self, keyword: Keyword) -> int:
+    def dataset_count(self, keyword: WithAnnotations[Keyword, _DatasetCount]) -> int:
         return keyword.dataset_count
 
 
@@ -247,7 +246,7 @@ class DatasetAdmin(VisibleDatasetsOnly, StrataAdmin):
         return ", ".join(keyword.name for keyword in dataset.keywords.all()) or "—"
 
     @admin.display(ordering="version_count", description="versions")
-    def version_count(self, dataset: Dataset) -> int:
+    def version_count(self, dataset: WithAnnotations[Dataset, _VersionCount]) -> int:
         return dataset.version_count or 0
 
     def save_model(self, request, obj, form, change) -> None:

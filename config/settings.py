@@ -43,7 +43,8 @@ if env_bool("STRATA_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin, on Strata's own site (who may enter: catalog.admin_site).
+    "config.apps.StrataAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
