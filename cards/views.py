@@ -10,7 +10,7 @@ versions golden); a refusal is shown beside the form or as a message on the page
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 import markdown
 import nh3
@@ -226,12 +226,26 @@ def version_golden(request: HttpRequest, name: str, version_id: str) -> HttpResp
     return redirect("cards:card_detail", dataset.name, version.semver)
 
 
+class _SplitForm(TypedDict):
+    """The split form's fields as given, or their defaults."""
+
+    ref: str
+    id_column: str
+    label_column: str
+    ratios: str
+    method: str
+    seed: str
+    stratify: bool
+    branch: str
+    file: str
+
+
 @login_required
 def split_new(request: HttpRequest, name: str) -> HttpResponse:
     """The split form: the same as `strata split`, making a version at stage split."""
     dataset = _dataset_for(request, name, write=True)
     data = request.POST if request.method == "POST" else request.GET
-    form = {
+    form: _SplitForm = {
         "ref": data.get("ref") or dataset.default_branch,
         "id_column": data.get("id_column", ""),
         "label_column": data.get("label_column", ""),
