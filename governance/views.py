@@ -18,6 +18,7 @@ from catalog.errors import NotFound, UserError
 from catalog.models import Branch
 from catalog.selectors import diff
 from catalog.views.errors import flash_error, form_error
+from catalog.views.htmx import HtmxHttpRequest
 from catalog.views.pages import _dataset_for
 from governance.models import RollbackRequest
 from governance.services.rollback import rollback_approve, rollback_reject, rollback_request
@@ -122,7 +123,7 @@ def _steps(rollback: RollbackRequest) -> list[tuple[str, str]]:
 
 
 @login_required
-def rollback_detail(request: HttpRequest, request_id: int) -> HttpResponse:
+def rollback_detail(request: HtmxHttpRequest, request_id: int) -> HttpResponse:
     """A rollback request and where it stands; approvers decide here."""
     rollback = _request_for(request, request_id)
     context = _detail_context(request, rollback)

@@ -80,7 +80,7 @@ def rollback_request(
             target=target,
             head=branch_row.head,
             reason=reason,
-            requested_by=user if user is not None else None,
+            requested_by=user if user is not None and user.is_authenticated else None,
             requester_name=actor_name(user, actor),
         )
         _audit(
@@ -120,7 +120,12 @@ def rollback_approve(
             before={"state": "requested"},
             after={"state": "approved", "comment": comment},
         )
-        transaction.on_commit(lambda: (notify(request.pk, "approved"), enqueue(request.pk)))
+
+        def approved() -> None:
+            notify(request.pk, "approved")
+            enqueue(request.pk)
+
+        transaction.on_commit(approved)
     return request
 
 
@@ -159,7 +164,7 @@ def _check_decider(user: permissions.User, request: RollbackRequest, verb: str) 
 
 def _decide(request: RollbackRequest, user: permissions.User, comment: str, actor: str) -> None:
     now = timezone.now()
-    request.decided_by = user if user is not None else None
+    request.decided_by = user if user is not None and user.is_authenticated else None
     request.decider_name = actor_name(user, actor)
     request.decided = now
     request.decision_comment = comment
