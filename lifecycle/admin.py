@@ -4,6 +4,7 @@ cold storage that pulls asked for."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.contrib import admin, messages
@@ -38,6 +39,7 @@ class RetentionPolicyAdmin(StrataAdmin):
     readonly_fields = ("updated",)
 
     def save_model(self, request: HttpRequest, obj: RetentionPolicy, form: Any, change: bool) -> None:
+        assert request.user.is_authenticated  # the admin lets no one else in
         before = None
         if change and obj.pk:
             old = RetentionPolicy.objects.filter(pk=obj.pk).values().first()
@@ -82,7 +84,7 @@ class RetentionRunAdmin(ReadOnlyAdmin):
         for run in queryset:
             try:
                 retention_approve(user=request.user, run=run)
-                transaction.on_commit(lambda run_id=run.pk: retention_apply.delay(run_id))
+                transaction.on_commit(partial(retention_apply.delay, run.pk))
                 self.message_user(request, f"Retention run {run.pk} approved.", messages.SUCCESS)
             except UserError as refused:
                 self.message_user(request, f"Run {run.pk}: {refused}", messages.ERROR)

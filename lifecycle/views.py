@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from catalog import permissions
 from catalog.errors import NotFound
 from catalog.views.errors import flash_error
+from catalog.views.htmx import HtmxHttpRequest
 from lifecycle.models import RetentionPolicy, RetentionRun
 from lifecycle.selectors import retention_expiring
 from lifecycle.services.costs import cost_report, timeline_svg
@@ -61,7 +62,7 @@ def _run(run_id: int) -> RetentionRun:
 
 
 @login_required
-def retention_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+def retention_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
     run = _run(run_id)
     expiring, expiring_hidden = retention_expiring(user=request.user, run=run)
     context = {
