@@ -58,7 +58,8 @@ CONFLICT_KINDS = ("schema", "cell", "delete-update", "update-delete", "insert-in
 DETAIL_LIMIT = 200  # conflicts listed in full; every one is counted
 DEFAULT_MEMORY_BUDGET = 512 * 1024 * 1024  # bytes of Arrow data the three inputs may take
 MAX_PARTITIONS = 512
-PARQUET_ROW_GROUP = 1 << 20  # rows; fixed, so both paths cut row groups alike
+PARQUET_ROW_GROUP = 1 << 20  # rows at most (pyarrow's default)
+PARQUET_ROW_GROUP_BYTES = 64 * 1024 * 1024  # and about this much data, by the target's row size
 TEXT_CHUNK_BYTES = 64 * 1024 * 1024  # how much CSV or JSON Lines is parsed at once
 BATCH_ROWS = 64 * 1024
 
@@ -254,6 +255,11 @@ class _Input:
             metadata = self._parquet().metadata
             return sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
         return self.size * 2 if self.fmt.kind == "csv" else self.size
+
+    def row_bytes(self) -> int:
+        """Bytes of Arrow data per row of a Parquet file, roughly, from its footer."""
+        rows = self._parquet().metadata.num_rows
+        return self.estimate() // rows if rows else 0
 
     def read(self) -> pa.Table:
         if self._cached is not None:
@@ -1249,6 +1255,10 @@ class _Writer:
         if self.fmt.kind == "parquet":
             import pyarrow.parquet as pq
 
+            # Rows per group from the target's size per row: the same on every path,
+            # and a group (held in memory until written) stays near 64 MiB.
+            row_bytes = context.inputs["target"].row_bytes()
+            self.group_rows = max(1024, min(PARQUET_ROW_GROUP, PARQUET_ROW_GROUP_BYTES // max(row_bytes, 1)))
             self.parquet = pq.ParquetWriter(
                 self.partial,
                 self.schema,
@@ -1299,15 +1309,15 @@ class _Writer:
                 self.sink.write(_json_lines(batch))
 
     def _flush(self, *, final: bool) -> None:
-        """Parquet row groups of exactly `PARQUET_ROW_GROUP` rows (the last may be
-        short), each from one contiguous table, so the bytes do not depend on how
-        the rows arrived."""
+        """Parquet row groups of exactly `group_rows` rows (the last may be short),
+        each from one contiguous table, so the bytes do not depend on how the rows
+        arrived."""
         if self.parquet is None:
             return
-        while self.pending_rows >= PARQUET_ROW_GROUP or (final and self.pending_rows):
+        while self.pending_rows >= self.group_rows or (final and self.pending_rows):
             table = pa.concat_tables(self.pending)
-            group = table.slice(0, PARQUET_ROW_GROUP).combine_chunks()
-            self.parquet.write_table(group, row_group_size=PARQUET_ROW_GROUP)
+            group = table.slice(0, self.group_rows).combine_chunks()
+            self.parquet.write_table(group, row_group_size=self.group_rows)
             rest = table.slice(group.num_rows)
             self.pending = [rest] if rest.num_rows else []
             self.pending_rows = rest.num_rows

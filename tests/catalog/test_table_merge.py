@@ -771,3 +771,32 @@ def test_the_partitioned_path_agrees_with_the_in_memory_one_on_any_edits(
 
     assert merged == expected
     assert partitioned.as_dict() | {"partitions": 1} == in_memory.as_dict()
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.jsonl"])
+def test_text_files_read_a_chunk_at_a_time_give_the_same_bytes(tmp_path: Path, name: str) -> None:
+    """Files of a few MiB, read in chunks of 1 MiB on the partitioned path: a chunk
+    ends only between records, never inside a quoted cell that holds line ends."""
+    rows = range(100_000 if name.endswith(".csv") else 50_000)
+
+    def text(i: int, mark: str) -> str:
+        return f'{mark} "{i}",\nsecond line' if i % 7 == 0 else f"{mark} {i}"
+
+    def version(mark: str, changed: range) -> str:
+        table = [{"id": i, "text": text(i, mark if i in changed else "t"), "n": i % 10} for i in rows]
+        if name.endswith(".jsonl"):
+            return _jsonl(table)
+        return "id,text,n\n" + "".join(f"{r['id']},{_csv_cell(r['text'])},{r['n']}\n" for r in table)
+
+    base, target, source = (
+        version("t", range(0)),
+        version("T", range(0, len(rows), 5)),
+        version("S", range(1, len(rows), 5)),
+    )
+    assert len(base) > 1.5 * 1024 * 1024
+
+    in_memory, expected = merge(tmp_path, name, base, target, source)
+    partitioned, merged = merge(tmp_path, name, base, target, source, memory_budget=1_000_000)
+
+    assert in_memory.conflict_count == 0 and in_memory.updated_from_source == len(rows) // 5
+    assert partitioned.partitions > 2 and merged == expected
