@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from catalog.views import merges
 from catalog.views import pages as views
 
 app_name = "catalog"
@@ -16,6 +17,8 @@ urlpatterns = [
     path("datasets/<str:name>/edit/", views.dataset_edit, name="dataset_edit"),
     path("datasets/<str:name>/upload/", views.upload, name="upload"),
     path("datasets/<str:name>/compare/", views.compare, name="compare"),
+    path("datasets/<str:name>/merge/", merges.merge_new, name="merge_new"),
+    path("datasets/<str:name>/merges/<str:merge_id>/", merges.merge_detail, name="merge_detail"),
     path("datasets/<str:name>/versions/<str:version_id>/", views.version_detail, name="version_detail"),
     path("datasets/<str:name>/versions/<str:version_id>/download.tar", views.version_tar, name="version_tar"),
     path(
