@@ -17,6 +17,9 @@ which the upper apps fill in their ``AppConfig.ready()``:
 - ``version_read``: a version was read whole (a pull), so lifecycle can keep
   its data hot.
 - ``transferred``: bytes moved to or from the object store, for the metrics.
+- ``merged``: a merge version was made (the version, the target head, the source
+  head, who asked, under what name), called in the version's transaction, so
+  lineage records the merge as a run of the graph with the version, or neither.
 
 A hook is a list of plain functions, called in the order they registered; none
 may raise for anything but a bug. Nothing here is a signal: the flow stays
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from strata_store.backends import RestoreState
 
@@ -69,6 +72,7 @@ restored_packs: Hook[Callable[[list[str]], set[str]]] = Hook("restored_packs")
 restore_requested: Hook[Callable[[str, RestoreState, str], None]] = Hook("restore_requested")
 version_read: Hook[Callable[[str], None]] = Hook("version_read")
 transferred: Hook[Callable[[str, int], None]] = Hook("transferred")
+merged: Hook[Callable[[Any, Any, Any, Any, str], None]] = Hook("merged")
 
 
 def protections_all() -> Iterator[Protection]:

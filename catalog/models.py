@@ -171,6 +171,11 @@ class Version(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
     )
+    # A merge's second parent: the head of the branch merged in (the first,
+    # `parent`, is the head of the branch merged into).
+    merge_parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merge_children"
+    )
     tree = models.ForeignKey(Tree, on_delete=models.PROTECT, related_name="+")
     author = models.CharField(max_length=150)
     message = models.TextField(blank=True)
@@ -210,6 +215,54 @@ class Version(models.Model):
     @property
     def short_id(self) -> str:
         return self.id[:12]
+
+
+class Merge(models.Model):
+    """A merge of one branch into another, asked for on the web or through the API.
+
+    A merge of small files is worked out while the request waits; one that must
+    read large tables runs in a worker, which records its progress and outcome
+    here for the page to show. A dry run records its outcome (files, row changes,
+    conflicts) and changes nothing; a merge that ends without conflicts (or with
+    every conflict settled by its strategy) names the version it made.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        DONE = "done", "done"  # merged (a version), or a dry run worked out
+        CONFLICTS = "conflicts", "conflicts"  # refused: nothing was written
+        FAILED = "failed", "failed"
+
+    id = models.CharField(primary_key=True, max_length=32)
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="merges")
+    source = models.CharField(max_length=200)
+    target = models.CharField(max_length=200)
+    # The heads seen when the merge was asked for: a merge never commits onto
+    # another target head than the one it worked out.
+    source_head = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="+")
+    target_head = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="+")
+    options = models.JSONField(default=dict)  # strategy, per-path strategies, key columns, message
+    dry_run = models.BooleanField(default=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    author = models.CharField(max_length=150)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED, db_index=True)
+    progress = models.FloatField(default=0.0)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    version = models.ForeignKey(Version, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"merge {self.source} into {self.target} of {self.dataset_id}"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (self.State.DONE, self.State.CONFLICTS, self.State.FAILED)
 
 
 class Branch(models.Model):

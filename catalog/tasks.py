@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+from catalog.services import merges
 from catalog.services.remote import verification
 from catalog.services.verify import store_verify
 from config.celery import app
@@ -69,3 +70,10 @@ def uploads_resume() -> int:
     for upload_id in stalled:
         upload_verify.delay(upload_id)
     return len(stalled)
+
+
+@app.task(acks_late=True, reject_on_worker_lost=True)
+def merge_run(merge_id: str) -> None:
+    """Work out a merge too large to wait for (``catalog.services.merges``); its
+    progress and outcome are recorded on the merge for its page."""
+    merges.merge_run(merge_id)

@@ -166,6 +166,9 @@ STRATA_UPLOAD_MAX_BYTES = env_int("STRATA_UPLOAD_MAX_BYTES", 5 * 1024**3, minimu
 # The most files and folders one dashboard upload may unpack to: an archive of
 # millions of empty entries weighs little but would take the server's time.
 STRATA_UPLOAD_MAX_ENTRIES = env_int("STRATA_UPLOAD_MAX_ENTRIES", 100000, minimum=0)
+# A merge on the web or through the API whose tables to merge by row are larger
+# than this (the three sides together) runs in a worker, with progress on its page.
+STRATA_MERGE_INLINE_BYTES = env_int("STRATA_MERGE_INLINE_BYTES", 64 * 1024 * 1024, minimum=0)
 # A browser upload may hold many files; Django's default of 100 is too few.
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 10000, minimum=0)
 

@@ -15,6 +15,7 @@ class LineageConfig(AppConfig):
 
     def ready(self) -> None:
         hooks.protections.register(consumed_versions)
+        hooks.merged.register(merge_recorded)
 
 
 def consumed_versions() -> Iterator:
@@ -26,3 +27,10 @@ def consumed_versions() -> Iterator:
     )
     for version_id, run_label in consumed:
         yield Protection(version_id, f"consumed by run {run_label}")
+
+
+def merge_recorded(version, target_head, source_head, user, actor: str) -> None:
+    """A merge is a run of the graph: both heads in, the merge version out."""
+    from lineage.services.runs import merge_record  # services load after the app registry
+
+    merge_record(version=version, target_head=target_head, source_head=source_head, user=user, actor=actor)

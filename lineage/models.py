@@ -110,6 +110,7 @@ class StepKind(models.TextChoices):
     ANNOTATION = "annotation", "annotation"
     SYNTHETIC = "synthetic", "synthetic generation"
     SPLIT = "split", "split"
+    MERGE = "merge", "merge"
     TRAINING = "training", "training"
     EVALUATION = "evaluation", "evaluation"
     OTHER = "other", "other"

@@ -12,11 +12,13 @@ has been checked.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from typing import Any
 
 from strata_client import http
-from strata_client.errors import ClientError
+from strata_client.errors import ClientError, MergeConflict, TransferError
+from strata_client.errors import Conflict as ConflictError
 from strata_client.errors import NotFound as NotFoundError
 from strata_client.pull import PullJob, PullResult
 from strata_client.push import PushResult, PushSession
@@ -130,6 +132,61 @@ class Client:
             uploaded_packs=0,
             uploaded_bytes=0,
         )
+
+    # -- merging ------------------------------------------------------------------------
+
+    def merge(
+        self,
+        dataset: str,
+        source: str,
+        *,
+        into: str | None = None,
+        strategy: str | None = None,
+        path_strategies: dict[str, str] | None = None,
+        key: str | None = None,
+        keys: dict[str, str] | None = None,
+        message: str = "",
+        dry_run: bool = False,
+        wait: float = 3600.0,
+        poll: float = 1.0,
+    ) -> dict[str, Any]:
+        """Merge branch `source` of `dataset` into `into` (the default branch).
+
+        Returns the merge (``state``, the ``version`` it made, and in ``result``
+        the files taken, the rows merged and, for a dry run, the conflicts). A
+        merge the server hands to a worker is waited for, up to `wait` seconds.
+        Raises ``MergeConflict`` (its ``merge`` lists every conflict by key and
+        column) when the merge cannot be made as asked: nothing was merged.
+        """
+        body: dict[str, Any] = {"source": source, "message": message, "dry_run": dry_run}
+        if into:
+            body["into"] = into
+        if strategy:
+            body["strategy"] = strategy
+        if path_strategies:
+            body["path_strategies"] = path_strategies
+        if key:
+            body["key"] = key
+        if keys:
+            body["keys"] = keys
+        _, merge = self.transport.call("POST", f"/datasets/{dataset}/merges", body=body)
+        deadline = time.monotonic() + wait
+        while merge["state"] in ("queued", "running"):
+            if time.monotonic() > deadline:
+                raise TransferError(
+                    f"the merge {merge['id']} is still {merge['state']} after {wait:.0f} s;"
+                    f" ask for it at /datasets/{dataset}/merges/{merge['id']}."
+                )
+            time.sleep(poll)
+            _, merge = self.transport.call("GET", f"/datasets/{dataset}/merges/{merge['id']}")
+        if merge["state"] == "conflicts" and not merge["dry_run"]:
+            count = (merge.get("result") or {}).get("conflict_count", 0)
+            error = MergeConflict(f"the merge has {count} conflicts; nothing was merged.")
+            error.answer = merge
+            raise error
+        if merge["state"] == "failed":
+            raise ConflictError(merge.get("error") or "the merge failed; nothing was merged.")
+        return merge
 
     # -- pulling ------------------------------------------------------------------------
 

@@ -17,6 +17,9 @@ class StrataClientError(Exception):
     """Base class: one sentence for people, and an exit code."""
 
     exit_code = 1
+    # The server's whole JSON answer, when the error came from one (a merge's
+    # conflicts, listed by key and column, come this way).
+    answer: dict = {}
 
     @classmethod
     def from_answer(cls, message: str, retry_after: float | None) -> StrataClientError:
@@ -43,6 +46,16 @@ class NotFound(ClientError):
 
 class Conflict(StrataClientError):
     """The branch moved meanwhile; pushing again commits on top of the new head."""
+
+
+class MergeConflict(Conflict):
+    """A merge that cannot be made as asked: `merge` is its outcome, with every
+    conflict. Nothing was merged; settle them by strategy, or push a resolved
+    version to the source branch and merge again."""
+
+    @property
+    def merge(self) -> dict:
+        return self.answer
 
 
 class Restoring(StrataClientError):
@@ -78,6 +91,7 @@ ANSWERS: dict[tuple[int, str | None], type[StrataClientError]] = {
     (403, None): Forbidden,
     (404, None): NotFound,
     (409, None): Conflict,
+    (409, "merge_conflicts"): MergeConflict,
     (503, "restoring"): Restoring,
 }
 
@@ -103,4 +117,6 @@ def error_from_answer(status: int, body: bytes, retry_after: str | None = None) 
         seconds = float(retry_after) if retry_after else None
     except ValueError:
         seconds = None
-    return error_class.from_answer(message, seconds)
+    error = error_class.from_answer(message, seconds)
+    error.answer = payload
+    return error

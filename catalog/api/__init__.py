@@ -10,7 +10,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 from ninja import NinjaAPI
 
-from catalog.api import changes, datasets, transfer  # noqa: F401 (their endpoints join the router)
+from catalog.api import changes, datasets, merges, transfer  # noqa: F401 (their endpoints join the router)
 from catalog.api.common import router
 
 

@@ -30,6 +30,7 @@ def version_out(version: Version) -> dict[str, object]:
         "dataset": version.dataset.name,
         "semver": version.semver,
         "parent": version.parent_id,
+        "merge_parent": version.merge_parent_id,
         "tree": version.tree_id,
         "author": version.author,
         "message": version.message,

@@ -50,6 +50,8 @@ class VersionOut(Schema):
     dataset: str
     semver: str
     parent: str | None
+    # A merge's second parent: the head of the branch merged in.
+    merge_parent: str | None = None
     tree: str
     author: str
     message: str
@@ -319,3 +321,38 @@ class ManifestOut(Schema):
     entries: list[ManifestEntryOut]
     spans: list[SpanOut]
     next: str | None
+
+
+class MergeIn(Schema):
+    """A merge of branch `source` into `into` (the dataset's default branch if left out)."""
+
+    source: str = Field(min_length=1, max_length=200)
+    into: str | None = Field(None, min_length=1, max_length=200)
+    strategy: Literal["source", "target"] | None = Field(
+        None, description="settle every conflict for one side"
+    )
+    path_strategies: dict[str, Literal["source", "target"]] = Field(
+        default_factory=dict, description="settle the conflicts of one file or folder (by path) for one side"
+    )
+    key: str | None = Field(None, min_length=1, max_length=200, description="the key column of every table")
+    keys: dict[str, str] = Field(default_factory=dict, description="the key column of one table, by path")
+    message: str = Field("", max_length=10000)
+    dry_run: bool = Field(False, description="work out the outcome and the conflicts; write nothing")
+
+
+class MergeOut(Schema):
+    """A merge: queued or running (`progress` from 0 to 1), or its outcome in `result`:
+    files taken, rows merged, conflicts by key and column, and the version made."""
+
+    id: str
+    dataset: str
+    source: str
+    target: str
+    dry_run: bool
+    state: str
+    progress: float
+    version: VersionOut | None
+    result: dict | None
+    error: str
+    created: datetime
+    updated: datetime

@@ -111,9 +111,11 @@ class CommitRequest:
     already stored rather than wrote (deduplicated, or files it did not read
     again); they are checked to be still indexed as the version is created.
     `relies_on_version` is a version whose files the commit takes as stored
-    without checking them (the head a push builds on, a split's source): it must
-    not have expired meanwhile. `within` are the writer's own writes (a split's
-    run, a rollback's marks), made in the version's transaction.
+    without checking them (the head a push builds on, a split's source, the
+    branch a merge takes files from): it must not have expired meanwhile.
+    `within` are the writer's own writes (a split's run, a rollback's marks),
+    made in the version's transaction. `merge_parent` makes the version a merge:
+    its parents are the head it builds on, then this one.
     """
 
     user: permissions.User
@@ -134,6 +136,8 @@ class CommitRequest:
     relied_on: Iterable[str] = ()
     relies_on_version: Version | None = None
     within: list[Callable[[Version], None]] = field(default_factory=list)
+    # A merge's second parent: the head of the branch merged in.
+    merge_parent: Version | None = None
 
 
 def commit_prepare(
@@ -457,6 +461,7 @@ def _commit_version(request: CommitRequest, now: datetime) -> Version:
             "semver": version.semver,
             "bump": request.bump,
             "bump_reasons": list(request.bump_reasons)[:20],
+            **({"merged": request.merge_parent.id} if request.merge_parent else {}),
             **({"semver_override": request.semver_override} if request.semver_override else {}),
         },
     )
@@ -516,7 +521,7 @@ def _version_create(
     id_fields: dict[str, object] = {
         "dataset": request.dataset_name,
         "tree": content.root_id,
-        "parents": [start_head.id] if start_head else [],
+        "parents": [v.id for v in (start_head, request.merge_parent) if v is not None],
         "author": request.author,
         "message": request.message,
         "created": committed.isoformat(),
@@ -530,6 +535,7 @@ def _version_create(
         id=version_id_for(id_fields),
         dataset=dataset,
         parent=start_head,
+        merge_parent=request.merge_parent,
         tree_id=content.root_id,
         author=request.author,
         message=request.message,

@@ -583,3 +583,20 @@ def version_push_recorded(
         within=[record_run] if prepared is not None else [],
     )
     return RecordedPush(push=result, run=recorded[0] if recorded else None)
+
+
+def merge_record(
+    *, version: Version, target_head: Version, source_head: Version, user: permissions.User, actor: str
+) -> RunResult:
+    """Record a merge as a run: the two heads it joined in, the merge version out.
+    Called in the merge version's transaction (``catalog.hooks.merged``)."""
+    return run_record(
+        user=user,
+        actor=actor,
+        name=f"merge {source_head.semver} into {target_head.semver}",
+        step=StepKind.MERGE,
+        params={"target_head": target_head.id, "source_head": source_head.id},
+        inputs=[version_endpoint(target_head), version_endpoint(source_head)],
+        outputs=[version_endpoint(version)],
+        origin="merge",
+    )

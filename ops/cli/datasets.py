@@ -67,12 +67,18 @@ def handle_log(out: Output, options: dict[str, Any]) -> None:
             "file_count": v.file_count,
             "logical_bytes": v.logical_bytes,
             "parent": v.parent_id,
+            "merge_parent": v.merge_parent_id,
         }
         for v in versions
     ]
     lines = [
         f"{v.id[:12]}  {v.semver:<10} {v.created:%Y-%m-%d %H:%M}  {v.stage:<9} {v.author:<12} "
         f"{human_bytes(v.logical_bytes):>10}  {v.message}"
+        + (
+            f"  (merge of {v.parent_id[:12] if v.parent_id else '-'} and {v.merge_parent_id[:12]})"
+            if v.merge_parent_id
+            else ""
+        )
         for v in versions
     ]
     out.emit(payload, "\n".join(lines))

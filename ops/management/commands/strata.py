@@ -13,16 +13,16 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from ops.cli import access, cards, datasets, lifecycle, lineage, models, transfer
+from ops.cli import access, cards, datasets, lifecycle, lineage, merges, models, transfer
 from ops.cli.common import OneLineParser, Output, exit_codes
 
 # In the order `strata --help` lists them.
-GROUPS = (transfer, datasets, cards, lifecycle, access, lineage, models)
+GROUPS = (transfer, datasets, merges, cards, lifecycle, access, lineage, models)
 
 
 class Command(BaseCommand):
     help = (
-        "Version datasets: push, pull, log, ls, datasets, tag, branch, verify, import-dvc;"
+        "Version datasets: push, pull, log, ls, datasets, tag, branch, merge, verify, import-dvc;"
         " models: record-training, lock, reproduce."
     )
     # Django's system checks load the URL configuration, and with it the API, the
