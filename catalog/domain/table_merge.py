@@ -22,11 +22,12 @@ them, in the source's order) and row order (rows new from the source after the
 target's, in the source's order). It is deterministic: the same inputs give the
 same bytes.
 
-Beyond `memory_budget` the inputs are split by a hash of the key into partition
-files in a folder beside `out`, merged partition by partition, and the sorted
-partition outputs are merged back in the row order in one streaming pass: memory
-stays about one partition's worth, and the output is byte for byte the one the
-in-memory path writes.
+When the inputs would take more than `memory_budget` of Arrow memory to merge
+at once (about three times their own size, estimated from their first rows), they
+are split by a hash of the key into partition files in a folder beside `out`,
+merged partition by partition, and the sorted partition outputs are merged back in
+row order in one streaming pass: memory stays about one partition's worth, and the
+output is byte for byte the one the in-memory path writes.
 
 As in `tabular`, every Arrow call runs on the calling thread (``use_threads=False``,
 files opened by Arrow itself or handed over as buffers, never as Python files): a
@@ -56,11 +57,13 @@ from catalog.domain.tabular import TableError
 STRATEGIES = ("source", "target")
 CONFLICT_KINDS = ("schema", "cell", "delete-update", "update-delete", "insert-insert")
 DETAIL_LIMIT = 200  # conflicts listed in full; every one is counted
-DEFAULT_MEMORY_BUDGET = 512 * 1024 * 1024  # bytes of Arrow data the three inputs may take
-MAX_PARTITIONS = 512
+DEFAULT_MEMORY_BUDGET = 512 * 1024 * 1024  # bytes of Arrow data a merge may hold at once
+WORKING_FACTOR = 3  # what a merge in memory holds, in multiples of its inputs
+MAX_PARTITIONS = 512  # at most this many files open at once
 PARQUET_ROW_GROUP = 1 << 20  # rows at most (pyarrow's default)
 PARQUET_ROW_GROUP_BYTES = 64 * 1024 * 1024  # and about this much data, by the target's row size
 TEXT_CHUNK_BYTES = 64 * 1024 * 1024  # how much CSV or JSON Lines is parsed at once
+SAMPLE_BYTES = 1024 * 1024  # how much of a file is read to estimate its size in Arrow
 BATCH_ROWS = 64 * 1024
 
 _K, _T, _S, _B = "__strata_key", "__strata_target", "__strata_source", "__strata_base"
@@ -174,7 +177,11 @@ def merge_table_files(
     from. The merged table is written to `out` only if no conflict is left
     (or `strategy`, "source" or "target", settled them all). Raises TableError for a
     file that cannot be read, a missing key column, or a key that is empty or
-    repeated in a file."""
+    repeated in a file.
+
+    `progress` is called with the fraction done, now and then (per phase, and per
+    partition on the partitioned path). `memory_budget` is the Arrow memory the
+    merge may hold at once, in bytes; beyond it the merge spills to disk."""
     if strategy is not None and strategy not in STRATEGIES:
         raise TableError(f"the merge strategy must be source or target, not {strategy!r}.")
     report = progress or (lambda fraction: None)
@@ -192,7 +199,9 @@ def merge_table_files(
     context = _Context(fmt, path, key, key_type, strategy, schemas, inputs)
     estimate = sum(item.estimate() for item in inputs.values())
     report(0.0)
-    if estimate <= memory_budget:
+    # A merge in memory holds the three tables, their join and the output: about
+    # three times the inputs. A partition is sized to a quarter of the budget.
+    if WORKING_FACTOR * estimate <= memory_budget:
         result = _merge_in_memory(context, out, report)
     else:
         count = min(MAX_PARTITIONS, max(2, math.ceil(4 * estimate / max(memory_budget, 1))))
@@ -233,6 +242,7 @@ class _Input:
         self.size = os.path.getsize(file)
         self.empty = False  # a text file without a header or rows: its columns are unknown
         self._cached: pa.Table | None = None
+        self._estimate: int | None = None
         if fmt.kind == "parquet":
             self.schema = _decoded_schema(self._parquet().schema_arrow)
         elif fmt.kind == "csv":
@@ -250,11 +260,36 @@ class _Input:
         return TableError(f"cannot read the {self.role} version of {self.path} as a table: {first_line}")
 
     def estimate(self) -> int:
-        """Bytes of Arrow data the file becomes, roughly, without reading it."""
+        """Bytes of Arrow data the file becomes, roughly: what its first rows (about
+        `SAMPLE_BYTES` of them) take in Arrow, scaled to the whole file. The sizes in
+        a Parquet footer are of encoded data: a dictionary-encoded column of
+        strings can take ten times more once read."""
+        if self._estimate is None:
+            self._estimate = self._measure()
+        return self._estimate
+
+    def _measure(self) -> int:
+        if self.empty:
+            return 0
         if self.fmt.kind == "parquet":
-            metadata = self._parquet().metadata
-            return sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
-        return self.size * 2 if self.fmt.kind == "csv" else self.size
+            parquet = self._parquet()
+            try:
+                batch = next(parquet.iter_batches(batch_size=4096, use_threads=False), None)
+            except (pa.ArrowInvalid, OSError) as error:
+                raise self._fail(error) from None
+            if batch is None or not batch.num_rows:
+                return 0
+            return (
+                _decode(pa.Table.from_batches([batch])).nbytes * parquet.metadata.num_rows // batch.num_rows
+            )
+        for first, data in _text_chunks(self.file, SAMPLE_BYTES, quoted=self.fmt.kind == "csv"):
+            table = (
+                self._parse_csv(data, first)
+                if self.fmt.kind == "csv"
+                else self._parse_json(data, self.schema)
+            )
+            return table.nbytes * self.size // max(len(data), 1)
+        return 0
 
     def row_bytes(self) -> int:
         """Bytes of Arrow data per row of a Parquet file, roughly, from its footer."""
@@ -278,7 +313,7 @@ class _Input:
                 except (pa.ArrowInvalid, OSError) as error:
                     raise self._fail(error) from None
                 return
-            batch_rows = max(1024, min(BATCH_ROWS, (chunk_bytes or 1 << 62) // 256))
+            batch_rows = max(1024, min(4 * BATCH_ROWS, chunk_bytes // max(self.row_bytes(), 1)))
             try:
                 for batch in parquet.iter_batches(batch_size=batch_rows, use_threads=False):
                     yield _decode(pa.Table.from_batches([batch]))
@@ -296,7 +331,9 @@ class _Input:
         import pyarrow.parquet as pq
 
         try:
-            return pq.ParquetFile(pa.memory_map(self.file), pre_buffer=False)
+            # A file Arrow reads itself, as it is asked: not a memory map, whose pages
+            # would count as the process's memory for as long as the file is open.
+            return pq.ParquetFile(pa.OSFile(self.file), pre_buffer=False)
         except (pa.ArrowInvalid, OSError) as error:
             raise self._fail(error) from None
 
@@ -1090,22 +1127,37 @@ def _split(context: _Context, role: str, folder: str, count: int, chunk_bytes: i
         schema = schema.append(pa.field(_POSITION, pa.int64()))
     paths = [os.path.join(folder, f"{role}-{part}.arrow") for part in range(count)]
     position = 0
+    pending: list[list[pa.Table]] = [[] for _ in range(count)]
+    pending_rows = [0] * count
     with contextlib.ExitStack() as stack:
         writers = [stack.enter_context(_ipc_writer(path, schema)) for path in paths]
+
+        def flush(part: int) -> None:
+            writers[part].write_table(pa.concat_tables(pending[part]))
+            pending[part], pending_rows[part] = [], 0
+
         for chunk in item.chunks(chunk_bytes):
             chunk = _prepare(context, role, _conform(chunk, item.schema))
             if role != "base":
                 chunk = chunk.append_column(_POSITION, _arange(chunk.num_rows, start=position))
             position += chunk.num_rows
             parts = _partition_of(chunk.column(context.key), count)
-            ranked = np.argsort(parts, kind="stable")
+            # A stable sort of small integers is a radix sort: rows grouped by
+            # partition, in their order within each.
+            ranked = np.argsort(parts.astype(np.uint16), kind="stable")
             sizes = np.bincount(parts, minlength=count)
             ordered = chunk.take(pa.array(ranked))
             start = 0
             for part, size in enumerate(sizes.tolist()):
                 if size:
-                    writers[part].write_table(ordered.slice(start, size))
+                    pending[part].append(ordered.slice(start, size))
+                    pending_rows[part] += size
                     start += size
+                    if pending_rows[part] >= BATCH_ROWS:
+                        flush(part)
+        for part in range(count):
+            if pending_rows[part]:
+                flush(part)
     return position
 
 
@@ -1175,11 +1227,11 @@ def _write_ipc(path: str, table: pa.Table) -> str:
 
 def _read_ipc(path: str) -> pa.Table:
     options = pa.ipc.IpcReadOptions(use_threads=False)
-    return pa.ipc.open_file(pa.memory_map(path), options=options).read_all()
+    return pa.ipc.open_file(pa.OSFile(path), options=options).read_all()
 
 
 def _ipc_batches(path: str) -> Iterator[pa.RecordBatch]:
-    reader = pa.ipc.open_file(pa.memory_map(path), options=pa.ipc.IpcReadOptions(use_threads=False))
+    reader = pa.ipc.open_file(pa.OSFile(path), options=pa.ipc.IpcReadOptions(use_threads=False))
     for index in range(reader.num_record_batches):
         yield reader.get_batch(index)
 
