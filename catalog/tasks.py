@@ -77,3 +77,12 @@ def merge_run(merge_id: str) -> None:
     """Work out a merge too large to wait for (``catalog.services.merges``); its
     progress and outcome are recorded on the merge for its page."""
     merges.merge_run(merge_id)
+
+
+@app.task(acks_late=True)
+def merges_resume() -> int:
+    """Queue every merge left queued or running (a worker that died, a lost message)."""
+    stalled = merges.merges_stalled()
+    for merge_id in stalled:
+        merge_run.delay(merge_id)
+    return len(stalled)

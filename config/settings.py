@@ -250,6 +250,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "catalog.tasks.uploads_resume",
         "schedule": 5 * 60,
     },
+    # Queue again the merges a worker claimed and stopped touching (it died) or
+    # never got (a lost message), every five minutes; a merge is claimed once.
+    "resume-merges": {
+        "task": "catalog.tasks.merges_resume",
+        "schedule": 5 * 60,
+    },
 }
 
 # -- Notifications ----------------------------------------------------------------

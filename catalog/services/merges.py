@@ -17,17 +17,20 @@ its progress and outcome on a ``Merge`` row.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import yaml
 from blake3 import blake3
 from django.conf import settings
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from catalog import hooks, permissions
@@ -47,6 +50,8 @@ from strata_store.errors import MissingObject, StoreError
 from strata_store.store import FileRecord, Ingest, locate_all
 
 Progress = Callable[[float], None]
+
+logger = logging.getLogger(__name__)
 
 # Row conflicts listed in full per table; the count is always exact.
 CONFLICT_DETAIL = 200
@@ -622,9 +627,14 @@ def merge_request(
     keys: dict[str, str] | None = None,
     message: str = "",
     dry_run: bool = False,
+    expect_heads: tuple[str, str] | None = None,
 ) -> Merge:
     """Record a merge asked for on the web or through the API, and work it out now
-    if its tables are small, or queue it for a worker (``Merge.State.QUEUED``)."""
+    if its tables are small, or queue it for a worker (``Merge.State.QUEUED``).
+
+    `expect_heads` (target head id, source head id) are the heads of the dry run the
+    asker looked at: a branch that moved since is refused, so a strategy never
+    settles conflicts nobody saw."""
     ask = merge_ask(
         user=user,
         dataset_name=dataset_name,
@@ -637,6 +647,8 @@ def merge_request(
         dry_run=dry_run,
     )
     plan = merge_plan(ask)
+    if expect_heads is not None:
+        _check_heads(plan, *expect_heads, since="the dry run you looked at")
     account = user if user is not None and user.is_authenticated else None
     row = Merge.objects.create(
         id=uuid.uuid4().hex,
@@ -658,43 +670,84 @@ def merge_request(
     return row
 
 
+# A merge a worker claimed but has not touched for this long is taken to have lost
+# its worker: the resume task queues it again (progress keeps `updated` fresh).
+STALLED_AFTER = timedelta(minutes=10)
+
+
+def _claim(merge_id: str) -> bool:
+    """Move a queued (or stalled) merge to running; False if another worker has it
+    or it is finished — so a task delivered twice works a merge out once."""
+    now = timezone.now()
+    claimable = Q(state=Merge.State.QUEUED) | Q(state=Merge.State.RUNNING, updated__lt=now - STALLED_AFTER)
+    return Merge.objects.filter(claimable, id=merge_id).update(state=Merge.State.RUNNING, updated=now) == 1
+
+
 def merge_run(merge_id: str, *, plan: MergePlan | None = None) -> None:
-    """Work out a recorded merge and record its outcome (the worker's task body)."""
-    row = Merge.objects.select_related("dataset", "user", "source_head", "target_head").get(id=merge_id)
-    if row.finished:
+    """Work out a recorded merge and record its outcome (the worker's task body).
+
+    Every way it can end is recorded on the row, so its page never waits for ever:
+    the outcome, or the refusal in one sentence, or a reference to the log."""
+    if not _claim(merge_id):
         return
-    Merge.objects.filter(id=row.id).update(state=Merge.State.RUNNING, updated=timezone.now())
-    user = row.user
-    options = row.options or {}
+    row = Merge.objects.select_related("dataset", "user", "source_head", "target_head").get(id=merge_id)
     try:
-        if plan is None:
-            ask = MergeAsk(
-                dataset=row.dataset,
-                source=row.source,
-                target=row.target,
-                strategy=options.get("strategy"),
-                path_strategies=options.get("path_strategies") or {},
-                keys=options.get("keys") or {},
-                message=options.get("message") or "",
-            )
-            plan = merge_plan(ask)
-        if plan.target_head.id != row.target_head_id or plan.source_head.id != row.source_head_id:
-            raise ConflictError(
-                f"branch {row.target if plan.target_head.id != row.target_head_id else row.source} of"
-                f" {row.dataset.name} moved since the merge was asked for; nothing was merged: ask again."
-            )
-        outcome = merge_finish(
-            plan, user=user, author=row.author, dry_run=row.dry_run, progress=_progress_recorder(row.id)
-        )
+        outcome = _run_recorded(row, plan)
     except (UserError, ConflictError, IntegrityFailure) as error:
-        Merge.objects.filter(id=row.id).update(
-            state=Merge.State.FAILED, error=str(error), updated=timezone.now()
-        )
+        _fail(row.id, str(error))
+        return
+    except Exception:
+        reference = uuid.uuid4().hex[:12]
+        logger.exception("merge %s failed (reference %s)", row.id, reference)
+        _fail(row.id, f"the merge failed on the server; nothing was merged (reference {reference}).")
         return
     state = Merge.State.CONFLICTS if outcome.conflict_count else Merge.State.DONE
     Merge.objects.filter(id=row.id).update(
         state=state, progress=1.0, result=outcome.as_dict(), version=outcome.version, updated=timezone.now()
     )
+
+
+def _run_recorded(row: Merge, plan: MergePlan | None) -> MergeOutcome:
+    if plan is None:
+        options = row.options or {}
+        ask = MergeAsk(
+            dataset=row.dataset,
+            source=row.source,
+            target=row.target,
+            strategy=options.get("strategy"),
+            path_strategies=options.get("path_strategies") or {},
+            keys=options.get("keys") or {},
+            message=options.get("message") or "",
+        )
+        plan = merge_plan(ask)
+    _check_heads(plan, row.target_head_id, row.source_head_id, "the merge was asked for")
+    return merge_finish(
+        plan, user=row.user, author=row.author, dry_run=row.dry_run, progress=_progress_recorder(row.id)
+    )
+
+
+def _check_heads(plan: MergePlan, target_id: str, source_id: str, since: str) -> None:
+    """The merge is worked out on the heads the asker saw, or not at all."""
+    for branch, head, expected in (
+        (plan.ask.target, plan.target_head, target_id),
+        (plan.ask.source, plan.source_head, source_id),
+    ):
+        if head.id != expected:
+            raise ConflictError(
+                f"branch {branch} of {plan.ask.dataset.name} moved since {since} (it is now at"
+                f" {head.semver}); nothing was merged: look at the merge again."
+            )
+
+
+def _fail(merge_id: str, error: str) -> None:
+    Merge.objects.filter(id=merge_id).update(state=Merge.State.FAILED, error=error, updated=timezone.now())
+
+
+def merges_stalled() -> list[str]:
+    """Merges left queued or running by a worker that died or a message that was lost."""
+    cutoff = timezone.now() - STALLED_AFTER
+    stalled = Merge.objects.filter(state__in=[Merge.State.QUEUED, Merge.State.RUNNING], updated__lt=cutoff)
+    return list(stalled.values_list("id", flat=True))
 
 
 def _progress_recorder(merge_id: str) -> Progress:

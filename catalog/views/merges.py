@@ -127,6 +127,8 @@ def merge_detail(request: HtmxHttpRequest, name: str, merge_id: str) -> HttpResp
                 keys=form.keys(),
                 message=form.message,
                 dry_run=request.POST.get("action") != "merge",
+                # Merged on the heads of the dry run on this page, or refused.
+                expect_heads=(merge.target_head_id, merge.source_head_id),
             )
             return redirect("catalog:merge_detail", name=overview.dataset.name, merge_id=made.id)
     context = {

@@ -425,3 +425,46 @@ def test_a_push_to_the_target_during_a_merge_is_never_lost(db, local_store, tmp_
     assert merged.parent_id == pushed[0].id  # merged again, onto the new head
     assert _read(merged, "notes.txt") == b"late\n"
     assert _read(merged, "labels.csv") == b"id,label\n1,A\n2,B\n"
+
+
+def test_a_merge_asked_for_after_a_dry_run_is_refused_when_a_branch_moved(db, local_store, tmp_path):
+    from catalog.services.merges import merge_request
+
+    base = push(tmp_path, "pets", BASE)
+    _branch(base, "exp")
+    push(tmp_path, "pets", {**BASE, "a.txt": "main\n"})
+    push(tmp_path, "pets", {**BASE, "a.txt": "exp\n"}, branch="exp")
+    dry = merge_request(user=None, dataset_name="pets", source="exp", dry_run=True)
+    assert dry.result["conflict_count"] == 1
+    moved = push(tmp_path, "pets", {**BASE, "a.txt": "exp again\n"}, branch="exp")
+
+    with pytest.raises(
+        ConflictError, match=f"branch exp of pets moved since the dry run you looked at .*{moved.semver}"
+    ):
+        merge_request(
+            user=None, dataset_name="pets", source="exp", strategy="source",
+            expect_heads=(dry.target_head_id, dry.source_head_id),
+        )  # fmt: skip
+
+
+def test_a_merge_is_claimed_once_and_a_failure_is_recorded_with_a_reference(
+    db, local_store, tmp_path, monkeypatch
+):
+    from catalog.models import Merge
+    from catalog.services import merges
+
+    base = push(tmp_path, "pets", BASE)
+    _branch(base, "exp")
+    push(tmp_path, "pets", {**BASE, "b.txt": "exp\n"}, branch="exp")
+    done = merges.merge_request(user=None, dataset_name="pets", source="exp", dry_run=True)
+    assert done.state == Merge.State.DONE
+    merges.merge_run(done.id)  # delivered again: nothing happens
+    assert Merge.objects.get(id=done.id).result == done.result
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(merges, "merge_finish", broken)
+    failed = merges.merge_request(user=None, dataset_name="pets", source="exp", dry_run=True)
+    assert failed.state == Merge.State.FAILED
+    assert failed.error.startswith("the merge failed on the server; nothing was merged (reference ")
