@@ -468,3 +468,38 @@ def test_a_merge_is_claimed_once_and_a_failure_is_recorded_with_a_reference(
     failed = merges.merge_request(user=None, dataset_name="pets", source="exp", dry_run=True)
     assert failed.state == Merge.State.FAILED
     assert failed.error.startswith("the merge failed on the server; nothing was merged (reference ")
+
+
+def test_a_column_added_on_one_side_and_rows_added_on_the_other_merge(db, store_url, tmp_path):
+    base = push(tmp_path, "reviews", {"labels.csv": "id,label\n1,cat\n2,dog\n"})
+    _branch(base, "score")
+    push(tmp_path, "reviews", {"labels.csv": "id,label\n1,cat\n2,dog\n3,emu\n"})
+    push(tmp_path, "reviews", {"labels.csv": "id,label,score\n1,cat,0.9\n2,dog,0.4\n"}, branch="score")
+
+    outcome = merge_branches(
+        user=None, dataset_name="reviews", source="score", author="alice", keys={"": "id"}
+    )
+
+    assert outcome.conflict_count == 0, outcome.conflicts
+    assert _read(outcome.version, "labels.csv") == b"id,label,score\n1,cat,0.9\n2,dog,0.4\n3,emu,\n"
+    assert outcome.bump == "major"  # the source added a column
+
+
+def test_a_row_deleted_on_one_side_and_changed_on_the_other_is_a_conflict(db, local_store, tmp_path):
+    base = push(tmp_path, "reviews", {"labels.csv": "id,label\n1,cat\n2,dog\n3,emu\n"})
+    _branch(base, "clean")
+    push(tmp_path, "reviews", {"labels.csv": "id,label\n1,cat\n3,emu\n"})
+    push(tmp_path, "reviews", {"labels.csv": "id,label\n1,cat\n2,wolf\n3,emu\n"}, branch="clean")
+
+    outcome = merge_branches(
+        user=None, dataset_name="reviews", source="clean", author="alice", keys={"": "id"}
+    )
+
+    assert outcome.version is None
+    assert [(c["kind"], str(c["key"]), c["column"]) for c in outcome.conflicts] == [
+        ("delete-update", "2", "label")
+    ]
+    kept = merge_branches(
+        user=None, dataset_name="reviews", source="clean", author="alice", keys={"": "id"}, strategy="target"
+    )
+    assert _read(kept.version, "labels.csv") == b"id,label\n1,cat\n3,emu\n"
