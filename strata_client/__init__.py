@@ -6,6 +6,7 @@
     client.push("data/reviews", "reviews", message="weekly refresh", stage="cleaned")
     client.pull("reviews@1.2.0", "data/reviews-1.2.0")
     version_id = client.resolve("reviews@main")
+    client.merge("reviews", "exp/relabel", key="id")
 
 It needs no Django: only the standard library and Strata's store code
 (``strata_store``: chunking, packs, hashing), which it shares with the server so
@@ -21,6 +22,7 @@ from strata_client.errors import (
     Conflict,
     Forbidden,
     IntegrityError,
+    MergeConflict,
     NotFound,
     Restoring,
     ServerError,
@@ -35,6 +37,7 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "IntegrityError",
+    "MergeConflict",
     "NotFound",
     "PullResult",
     "PushResult",
