@@ -595,7 +595,6 @@ def merge_record(
         actor=actor,
         name=f"merge {source_head.semver} into {target_head.semver}",
         step=StepKind.MERGE,
-        params={"into": target_head.semver, "from": source_head.semver},
         inputs=[version_endpoint(target_head), version_endpoint(source_head)],
         outputs=[version_endpoint(version)],
         origin="merge",
