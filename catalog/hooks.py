@@ -30,9 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from strata_store.backends import RestoreState
+
+if TYPE_CHECKING:  # the models import nothing of this module, but load after it
+    from catalog.models import Version
+    from catalog.permissions import User
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -72,7 +76,7 @@ restored_packs: Hook[Callable[[list[str]], set[str]]] = Hook("restored_packs")
 restore_requested: Hook[Callable[[str, RestoreState, str], None]] = Hook("restore_requested")
 version_read: Hook[Callable[[str], None]] = Hook("version_read")
 transferred: Hook[Callable[[str, int], None]] = Hook("transferred")
-merged: Hook[Callable[[Any, Any, Any, Any, str], None]] = Hook("merged")
+merged: Hook[Callable[[Version, Version, Version, User, str], None]] = Hook("merged")
 
 
 def protections_all() -> Iterator[Protection]:
