@@ -800,3 +800,38 @@ def test_text_files_read_a_chunk_at_a_time_give_the_same_bytes(tmp_path: Path, n
 
     assert in_memory.conflict_count == 0 and in_memory.updated_from_source == len(rows) // 5
     assert partitioned.partitions > 2 and merged == expected
+
+
+# -- Arrow's threads ------------------------------------------------------------------------
+
+EXIT_SCRIPT = """
+import gc, sys
+from catalog.domain.table_merge import merge_table_files
+folder, name, budget = sys.argv[1], sys.argv[2], int(sys.argv[3])
+merge_table_files(
+    name, f"{folder}/base-{name}", f"{folder}/target-{name}", f"{folder}/source-{name}",
+    f"{folder}/exit-{name}", key="id", strategy="source", memory_budget=budget,
+)
+gc.collect()
+sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.jsonl", "t.parquet"])
+def test_a_process_that_merged_tables_exits_with_its_own_code(tmp_path: Path, name: str) -> None:
+    """Every Arrow call of the merge runs on the calling thread: a process that used
+    Arrow's pools can die of SIGABRT as it exits (apache/arrow#34314)."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    merge(tmp_path, name, *_three_versions(name, rows=2000))
+    root = Path(__file__).resolve().parents[2]
+
+    def run(budget: int) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", EXIT_SCRIPT, str(tmp_path), name, str(budget)]
+        return subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120, check=False)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(run, [1 << 30, 20_000]))  # in memory, and partitioned
+    assert [result.returncode for result in results] == [3, 3], [r.stderr for r in results]
