@@ -765,7 +765,8 @@ def _merge_unit(context: _Context, sides: _Sides, *, build: bool) -> _Outcome:
             values[column.name] = joined.keys
             continue
         if column.mode in STRATEGIES:
-            values[column.name] = _take_whole(joined, column)
+            if build:
+                values[column.name] = _take_whole(joined, column)
             continue
         t_values = joined.values("target", column.name)
         s_values = joined.values("source", column.name)
@@ -1471,6 +1472,7 @@ def _differs(left: pa.Array, right: pa.Array) -> pa.Array:
     try:
         unequal = pc.fill_null(pc.not_equal(left, right), False)
     except pa.ArrowNotImplementedError:
+        # Maps and unions, which Arrow cannot compare: value by value in Python.
         unequal = pa.array([a != b for a, b in zip(left.to_pylist(), right.to_pylist(), strict=True)])
     if pa.types.is_floating(type_):
         both_nan = pc.fill_null(pc.and_(pc.is_nan(left), pc.is_nan(right)), False)
