@@ -17,6 +17,11 @@ which the upper apps fill in their ``AppConfig.ready()``:
 - ``version_read``: a version was read whole (a pull), so lifecycle can keep
   its data hot.
 - ``transferred``: bytes moved to or from the object store, for the metrics.
+- ``commit_guards``: may a commit move this branch? Asked before a writer stores
+  anything and again as the version is committed; a guard refuses by raising a
+  ``UserError`` (change requests refuse direct pushes to protected branches).
+- ``committed``: a branch moved to a new version, called in the version's
+  transaction (change requests follow the branches they merge).
 - ``merged``: a merge version was made (the version, the target head, the source
   head, who asked, under what name), called in the version's transaction, so
   lineage records the merge as a run of the graph with the version, or neither.
@@ -35,7 +40,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from strata_store.backends import RestoreState
 
 if TYPE_CHECKING:  # the models import nothing of this module, but load after it
-    from catalog.models import Version
+    from catalog.models import Dataset, Version
     from catalog.permissions import User
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -76,6 +81,8 @@ restored_packs: Hook[Callable[[list[str]], set[str]]] = Hook("restored_packs")
 restore_requested: Hook[Callable[[str, RestoreState, str], None]] = Hook("restore_requested")
 version_read: Hook[Callable[[str], None]] = Hook("version_read")
 transferred: Hook[Callable[[str, int], None]] = Hook("transferred")
+commit_guards: Hook[Callable[[Dataset, str, str], None]] = Hook("commit_guards")
+committed: Hook[Callable[[Version, str], None]] = Hook("committed")
 merged: Hook[Callable[[Version, Version, Version, User, str], None]] = Hook("merged")
 
 
@@ -97,3 +104,10 @@ def store_transferred(direction: str, nbytes: int) -> None:
     """Tell the observers that `nbytes` went `direction` ("push" or "pull")."""
     for observer in transferred:
         observer(direction, nbytes)
+
+
+def commit_check(dataset: Dataset, branch: str, via: str) -> None:
+    """Ask every guard whether a commit by `via` ("" for a direct one, else the
+    service that commits: "change-request", "rollback") may move `branch`."""
+    for guard in commit_guards:
+        guard(dataset, branch, via)

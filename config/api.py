@@ -90,6 +90,10 @@ from registry.api import router as registry_router  # noqa: E402
 
 api.add_router("/", registry_router)
 
+from changes.api import router as changes_router  # noqa: E402
+
+api.add_router("/", changes_router)
+
 from catalog.api import register as register_catalog  # noqa: E402
 
 register_catalog(api)

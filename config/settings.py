@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "cards",
     "lifecycle",
     "governance",
+    "changes",
     "ops",
 ]
 

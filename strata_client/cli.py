@@ -28,7 +28,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="strata-client", description="Push, pull and resolve Strata dataset versions.")
+    parser = _Parser(
+        prog="strata-client",
+        description="Push, pull and resolve Strata dataset versions; report checks on change requests.",
+    )
     parser.add_argument("--url", help="the Strata server (default: $STRATA_URL)")
     parser.add_argument("--token", help="a personal API token (default: $STRATA_TOKEN)")
     common = _Parser(add_help=False)
@@ -50,7 +53,30 @@ def _parser() -> argparse.ArgumentParser:
 
     resolve = sub.add_parser("resolve", parents=[common], help="print the version id a ref names")
     resolve.add_argument("spec", metavar="DATASET[@REF]")
+
+    check = sub.add_parser("check", parents=[common], help="report a check on a change request's head")
+    check.add_argument("change", type=int, metavar="CHANGE", help="the change request's number")
+    check.add_argument("name", help="the check's name, e.g. train-and-evaluate")
+    check.add_argument("state", choices=["pending", "running", "passed", "failed"])
+    check.add_argument("--summary", default="")
+    check.add_argument("--metric", action="append", default=[], metavar="NAME=NUMBER")
+    check.add_argument("--url", default="", help="a link to the pipeline's run")
+    check.add_argument("--head", help="the version id the check ran on (refused if the head moved)")
+    check.add_argument("--model", help="the model the metrics are of")
     return parser
+
+
+def _metrics(pairs: list[str]) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            metrics[name] = float(value)
+        except ValueError:
+            raise ClientError(f"{pair!r} is not a metric: write NAME=NUMBER, e.g. accuracy=0.91.") from None
+    return metrics
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,6 +124,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"Pulled {pulled.dataset}@{pulled.semver} ({pulled.version[:12]}) into {pulled.dest}: "
                 f"{pulled.file_count:,} files, {human_bytes(pulled.bytes_written)}",
             )
+        elif args.command == "check":
+            reported = client.report_check(
+                args.change,
+                args.name,
+                args.state,
+                summary=args.summary,
+                metrics=_metrics(args.metric),
+                url=args.url,
+                head=args.head,
+                model=args.model,
+            )
+            _emit(args.json, reported, f"Reported {args.name}: {args.state} on change request #{args.change}")
         else:
             version_id = client.resolve(args.spec)
             _emit(args.json, {"spec": args.spec, "version": version_id}, version_id)

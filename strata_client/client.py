@@ -188,6 +188,65 @@ class Client:
             raise ConflictError(merge.get("error") or "the merge failed; nothing was merged.")
         return merge
 
+    # -- change requests -----------------------------------------------------------------
+
+    def open_change(
+        self,
+        dataset: str,
+        source: str,
+        *,
+        into: str | None = None,
+        title: str = "",
+        description: str = "",
+        code_repo: str = "",
+        code_ref: str = "",
+    ) -> dict[str, Any]:
+        """Propose merging branch `source` of `dataset` into `into`; returns the
+        change request (its ``id``, ``head``, ``checks``, ``blockers``…)."""
+        body: dict[str, Any] = {
+            "source": source,
+            "title": title,
+            "description": description,
+            "code_repo": code_repo,
+            "code_ref": code_ref,
+        }
+        if into:
+            body["into"] = into
+        _, change = self.transport.call("POST", f"/datasets/{dataset}/changes", body=body)
+        return change
+
+    def change(self, number: int) -> dict[str, Any]:
+        """A change request: its state, head, checks, approvals and whether it may merge."""
+        _, change = self.transport.call("GET", f"/changes/{int(number)}")
+        return change
+
+    def report_check(
+        self,
+        number: int,
+        name: str,
+        state: str,
+        *,
+        summary: str = "",
+        metrics: dict[str, float] | None = None,
+        url: str = "",
+        head: str | None = None,
+        model: str | None = None,
+    ) -> dict[str, Any]:
+        """Report what a pipeline found about change request `number`'s head:
+        `state` is pending, running, passed or failed; `metrics` (name -> number)
+        go through the metric gate against the models trained on the target.
+        Give `head`, the version id the pipeline ran on, so a report about an
+        older head is refused rather than counted for a newer push."""
+        body: dict[str, Any] = {"name": name, "state": state, "summary": summary, "metrics": metrics or {}}
+        if url:
+            body["url"] = url
+        if head:
+            body["head"] = head
+        if model:
+            body["model"] = model
+        _, check = self.transport.call("POST", f"/changes/{int(number)}/checks", body=body)
+        return check
+
     # -- pulling ------------------------------------------------------------------------
 
     def pull(

@@ -31,7 +31,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from catalog import permissions
+from catalog import hooks, permissions
 from catalog.errors import ConflictError, NotFound, UserError
 from catalog.models import (
     AuditEvent,
@@ -138,6 +138,10 @@ class CommitRequest:
     within: list[Callable[[Version], None]] = field(default_factory=list)
     # A merge's second parent: the head of the branch merged in.
     merge_parent: Version | None = None
+    # Who commits, when it is a service acting on an approved request
+    # ("change-request", "rollback") rather than a writer's direct change: branch
+    # protection (``hooks.commit_guards``) refuses direct changes only.
+    via: str = ""
 
 
 def commit_prepare(
@@ -176,6 +180,8 @@ def commit_prepare(
     if not author:
         raise UserError("a push needs an author.")
     branch_name = branch or (dataset.default_branch if dataset else "main")
+    if dataset is not None:
+        hooks.commit_check(dataset, branch_name, "")
     start_head = _start_head(dataset, dataset_name, branch_name, parent, remote=remote)
     if explicit_semver is not None and dataset is not None:
         check_explicit_semver(dataset, start_head, explicit_semver)
@@ -200,7 +206,8 @@ def commit_on_head(
     *, user: permissions.User, dataset: Dataset, branch_name: str, head: Version, author: str, message: str
 ) -> CommitRequest:
     """A request for a version on top of `head`, a head the caller has already
-    resolved under its own checks (a card edit, a split, a rollback)."""
+    resolved under its own checks (a card edit, a split, a rollback, a merge).
+    Branch protection is asked again, with who commits, by ``version_commit``."""
     permissions.require_write(user, dataset)
     return CommitRequest(
         user=user,
@@ -370,6 +377,7 @@ def version_commit(request: CommitRequest) -> Version:
         permissions.require_role(request.user, permissions.STEWARD, "create datasets")
     else:
         permissions.require_write(request.user, request.dataset)
+        hooks.commit_check(request.dataset, request.branch_name, request.via)
     now = timezone.now()
     # First transaction: the stored data. These rows are content-addressed and name
     # only packs already written, so they are safe on their own, and a commit refused
@@ -447,6 +455,8 @@ def _commit_version(request: CommitRequest, now: datetime) -> Version:
     )
     for write in request.within:
         write(version)
+    for follower in hooks.committed:
+        follower(version, request.branch_name)
     AuditEvent.objects.create(
         user=_account(request.user),
         actor=request.author,

@@ -168,12 +168,15 @@ def merge_ask(
     keys: dict[str, str] | None = None,
     message: str = "",
     dry_run: bool = False,
+    via: str = "",
 ) -> MergeAsk:
-    """Check a merge's arguments. A dry run needs read access; a merge, write access."""
+    """Check a merge's arguments. A dry run needs read access; a merge, write access
+    and a target branch that takes direct changes (or `via` a change request)."""
     dataset = dataset_get(dataset_name, user)
+    target = into or dataset.default_branch
     if not dry_run:
         permissions.require_write(user, dataset)
-    target = into or dataset.default_branch
+        hooks.commit_check(dataset, target, via)
     for name in (source, target):
         check_ref_name(name)
     if source == target:
@@ -424,9 +427,11 @@ def merge_finish(
     author: str = "",
     dry_run: bool = False,
     progress: Progress | None = None,
+    via: str = "",
 ) -> MergeOutcome:
     """Merge the rows of the tables the plan left, then commit the merge (unless a
-    dry run, or conflicts remain: then nothing is written)."""
+    dry run, or conflicts remain: then nothing is written). `via` names the
+    service that merges for an approved request (see ``CommitRequest.via``)."""
     outcome = MergeOutcome(plan=plan, dry_run=dry_run)
     for change in plan.files.conflicts:
         outcome.conflicts.append({"path": change.path, "kind": "file", "reason": change.reason})
@@ -437,7 +442,7 @@ def merge_finish(
         merged = _merge_tables(plan, outcome, scratch, progress)
         if outcome.conflict_count:
             return outcome
-        return _store_and_commit(plan, outcome, merged, user=user, author=author, dry_run=dry_run)
+        return _store_and_commit(plan, outcome, merged, user=user, author=author, dry_run=dry_run, via=via)
 
 
 def _scratch_root() -> str | None:
@@ -455,6 +460,7 @@ def _store_and_commit(
     user: permissions.User,
     author: str,
     dry_run: bool,
+    via: str,
 ) -> MergeOutcome:
     records: dict[str, FileRecord] = {}
     edits: dict[str, treeformat.Entry | None] = {}
@@ -502,6 +508,7 @@ def _store_and_commit(
         message=plan.ask.message or f"Merge branch {plan.ask.source} into {plan.ask.target}",
     )
     request.merge_parent = source_head
+    request.via = via
     tree = (built.root_id, built.trees, built.file_count, built.logical)
     request.content = CommitContent.stored(tree, records, report)
     request.relied_on = report.reused_chunks
@@ -583,6 +590,7 @@ def merge_branches(
     author: str = "",
     progress: Progress | None = None,
     attempts: int = 3,
+    via: str = "",
 ) -> MergeOutcome:
     """Merge branch `source` of a dataset into `into` (its default branch) in one go.
 
@@ -598,6 +606,7 @@ def merge_branches(
         keys=keys,
         message=message,
         dry_run=dry_run,
+        via=via,
     )
     if user is not None:
         author = user.get_username()
@@ -606,7 +615,7 @@ def merge_branches(
     for attempt in range(attempts):
         plan = merge_plan(ask)
         try:
-            return merge_finish(plan, user=user, author=author, dry_run=dry_run, progress=progress)
+            return merge_finish(plan, user=user, author=author, dry_run=dry_run, progress=progress, via=via)
         except ConflictError:
             if attempt == attempts - 1:
                 raise
@@ -628,13 +637,15 @@ def merge_request(
     message: str = "",
     dry_run: bool = False,
     expect_heads: tuple[str, str] | None = None,
+    inline: bool = False,
 ) -> Merge:
     """Record a merge asked for on the web or through the API, and work it out now
     if its tables are small, or queue it for a worker (``Merge.State.QUEUED``).
 
     `expect_heads` (target head id, source head id) are the heads of the dry run the
     asker looked at: a branch that moved since is refused, so a strategy never
-    settles conflicts nobody saw."""
+    settles conflicts nobody saw. `inline` works it out here whatever its size (a
+    worker that needs the outcome to go on)."""
     ask = merge_ask(
         user=user,
         dataset_name=dataset_name,
@@ -662,7 +673,7 @@ def merge_request(
         user=account,
         author=account.get_username() if account else "",
     )
-    if plan.table_bytes > settings.STRATA_MERGE_INLINE_BYTES:
+    if not inline and plan.table_bytes > settings.STRATA_MERGE_INLINE_BYTES:
         job_enqueue("catalog.tasks.merge_run", row.id)
         return row
     merge_run(row.id, plan=plan)

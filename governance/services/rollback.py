@@ -282,6 +282,7 @@ def _apply(request_id: int) -> Step:
             message=f"Rollback to {target.semver}: {request.reason}",
         )
         commit.stage = target.stage
+        commit.via = "rollback"  # approved by a second person: not a direct change
         commit.content = CommitContent.tree_of(target)
         result = version_commit(commit)
         Version.objects.filter(id__in=[v.id for v in undone]).update(

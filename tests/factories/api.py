@@ -52,6 +52,9 @@ class Api:
     def patch(self, path: str, body=None, **kwargs):
         return self._send("patch", path, body, **kwargs)
 
+    def put(self, path: str, body=None, **kwargs):
+        return self._send("put", path, body, **kwargs)
+
     def delete(self, path: str, body=None, /, **kwargs):
         return self._send("delete", path, **kwargs)
 

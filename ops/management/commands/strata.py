@@ -13,11 +13,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from ops.cli import access, cards, datasets, lifecycle, lineage, merges, models, transfer
+from ops.cli import access, cards, changes, datasets, lifecycle, lineage, merges, models, transfer
 from ops.cli.common import OneLineParser, Output, exit_codes
 
 # In the order `strata --help` lists them.
-GROUPS = (transfer, datasets, merges, cards, lifecycle, access, lineage, models)
+GROUPS = (transfer, datasets, merges, changes, cards, lifecycle, access, lineage, models)
 
 
 class Command(BaseCommand):
