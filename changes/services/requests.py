@@ -28,6 +28,7 @@ from catalog.services.validation import check_ref_name
 from changes import checks as builtin
 from changes.models import Approval, ChangeRequest, Check
 from changes.services.gate import GATE_CHECK, metric_gate
+from changes.services.notify import change_notify
 from changes.services.protection import CHANGE_REQUEST, Rule, rule_for
 from registry.domain.metrics import check_metrics
 
@@ -118,6 +119,7 @@ def change_open(
         )
         _audit(change, "change.open", user, actor, source=source, target=target, head=head.id)
         job_enqueue("changes.tasks.change_check", change.pk)
+        change_notify(change.pk, "opened", change.description[:2000])
     return change
 
 
@@ -202,6 +204,9 @@ def change_check(change_id: int) -> None:
         dataset=change.dataset, head=head, target_head=target_head, dry_run=dry_run.result
     )
     now = timezone.now()
+    failed = [result for result in results if result.state == Check.State.FAILED]
+    if failed:
+        change_notify(change.pk, "check failed", "; ".join(f"{r.name}: {r.summary}" for r in failed))
     for result in results:
         Check.objects.update_or_create(
             change=change,
@@ -282,6 +287,8 @@ def check_report(
         },
     )
     _audit(change, "change.check", user, reporter, name=name, state=state, head=current.id)
+    if state == Check.State.FAILED:
+        change_notify(change.pk, "check failed", f"{name}: {summary}")
     _gate_update(change)
     return check
 
@@ -387,6 +394,11 @@ def change_approve(*, user: permissions.User, change: ChangeRequest, comment: st
     )
     if created:
         _audit(change, "change.approve", user, account.get_username(), head=change.head_id, comment=comment)
+        change_notify(
+            change.pk,
+            "approved",
+            f"{account.get_username()}: {comment}" if comment else account.get_username(),
+        )
     return approval
 
 
@@ -443,6 +455,7 @@ def change_merge_run(change_id: int, actor: str) -> None:
             state=ChangeRequest.State.OPEN, error=str(error), updated=timezone.now()
         )
         job_enqueue("changes.tasks.change_check", change.pk)
+        change_notify(change.pk, "merge refused", str(error))
         return
     ChangeRequest.objects.filter(pk=change.pk).update(
         state=ChangeRequest.State.MERGED,
@@ -452,3 +465,4 @@ def change_merge_run(change_id: int, actor: str) -> None:
         updated=timezone.now(),
     )
     _audit(change, "change.merged", None, actor, version=outcome.version.id, semver=outcome.version.semver)
+    change_notify(change.pk, "merged", f"as {change.dataset.name}@{outcome.version.semver}")

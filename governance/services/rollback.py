@@ -11,14 +11,9 @@ killed anywhere ends with the rollback applied exactly once or not at all.
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.request
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -26,6 +21,7 @@ from catalog import failpoints, permissions
 from catalog.errors import Forbidden, NotFound, UserError
 from catalog.models import AuditEvent, Branch, Dataset, Pack, Version
 from catalog.selectors import version_log
+from catalog.services import notifications
 from catalog.services.commits import CommitContent, commit_on_head, version_commit
 from catalog.services.datasets import actor_name
 from catalog.services.jobs import job_send
@@ -335,10 +331,8 @@ def resume_stalled() -> int:
 
 
 def notify(request_id: int, event: str) -> None:
-    """Tell the people concerned by e-mail, and a webhook if one is configured.
-
-    A notification that cannot be delivered is logged; it never stops a rollback.
-    """
+    """Tell the approvers and the requester by e-mail, and the webhook if one is
+    configured (``catalog.services.notifications``); never stops a rollback."""
     request = RollbackRequest.objects.select_related("dataset", "target").filter(pk=request_id).first()
     if request is None:
         return
@@ -351,33 +345,17 @@ def notify(request_id: int, event: str) -> None:
         + (f"Decided by {request.decider_name}: {request.decision_comment}\n" if request.decider_name else "")
         + (f"Error: {request.error}\n" if request.error else "")
     )
-    # Only people who may read the dataset hear of it: a restricted dataset does
-    # not exist for the others, not even in their inbox.
-    users = get_user_model().objects.filter(is_active=True).exclude(email="")
-    approvers = users.filter(groups__name__in=[permissions.APPROVER, permissions.ADMIN]).distinct()
-    concerned = list(approvers)
-    if request.requested_by is not None and request.requested_by.email:
-        concerned.append(request.requested_by)
-    recipients = {user.email for user in concerned if permissions.can_read(user, request.dataset)}
-    try:
-        if recipients:
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, sorted(recipients))
-    except Exception:  # delivery is outside our walls: log, never fail the flow
-        logger.exception("rollback %s: could not send the %s e-mail", request_id, event)
-    url = getattr(settings, "STRATA_WEBHOOK_URL", "")
-    if url:
-        payload = json.dumps(
-            {
-                "event": f"rollback.{event}",
-                "request": request.pk,
-                "dataset": request.dataset.name,
-                "branch": request.branch,
-                "target": request.target.id,
-                "state": request.state,
-            }
-        ).encode()
-        try:
-            http = urllib.request.Request(url, data=payload, headers={"Content-Type": "application/json"})
-            urllib.request.urlopen(http, timeout=5).close()  # noqa: S310 (an operator-configured URL)
-        except Exception:
-            logger.exception("rollback %s: the webhook for %s failed", request_id, event)
+    notifications.notify(
+        what=f"rollback {request_id}",
+        recipients=notifications.approvers_and(request.dataset, [request.requested_by]),
+        subject=subject,
+        body=body,
+        payload={
+            "event": f"rollback.{event}",
+            "request": request.pk,
+            "dataset": request.dataset.name,
+            "branch": request.branch,
+            "target": request.target.id,
+            "state": request.state,
+        },
+    )

@@ -211,3 +211,26 @@ def test_only_stewards_open_and_close_and_a_closed_request_cannot_merge(reviews,
     requests.change_close(user=personas["alice"], change=change)
     with pytest.raises(ConflictError, match="cannot merge yet: the change request is closed"):
         requests.change_merge(user=personas["alice"], change=change)
+
+
+def test_people_hear_of_a_request_a_failed_check_an_approval_and_the_merge(
+    reviews, personas, mailoutbox, django_capture_on_commit_callbacks
+):
+    """Mail goes to Django's in-memory outbox: delivery itself cannot run here."""
+    with django_capture_on_commit_callbacks(execute=True):
+        change = _opened(personas, title="Wolves")
+        requests.check_report(user=personas["alice"], change=change, name="ci", state="failed", summary="bad F1")
+        requests.check_report(user=personas["alice"], change=change, name="ci", state="passed")
+        requests.change_approve(user=personas["carol"], change=change, comment="fine")
+        requests.change_merge(user=personas["alice"], change=change)
+        requests.change_merge_run(change.pk, "alice")
+    subjects = [message.subject for message in mailoutbox]
+    assert subjects == [
+        f"[Strata] change request #{change.pk} opened: Wolves",
+        f"[Strata] change request #{change.pk} check failed: Wolves",
+        f"[Strata] change request #{change.pk} approved: Wolves",
+        f"[Strata] change request #{change.pk} merged: Wolves",
+    ]
+    assert "ci: bad F1" in mailoutbox[1].body
+    people = {personas[name].email for name in ("alice", "carol", "erin")}
+    assert set(mailoutbox[0].to) == people
