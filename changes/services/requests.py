@@ -190,15 +190,18 @@ def change_check(change_id: int) -> None:
         head=head, target_head=target_head, updated=timezone.now()
     )
     change.head, change.target_head = head, target_head
-    dry_run = merge_request(
-        user=None,
-        dataset_name=change.dataset.name,
-        source=change.source,
-        into=change.target,
-        dry_run=True,
-        expect_heads=(target_head.id, head.id),
-        inline=True,
-    )
+    try:
+        dry_run = merge_request(
+            user=None,
+            dataset_name=change.dataset.name,
+            source=change.source,
+            into=change.target,
+            dry_run=True,
+            expect_heads=(target_head.id, head.id),
+            inline=True,
+        )
+    except ConflictError:
+        return  # a branch moved meanwhile: its commit queued this check again
     ChangeRequest.objects.filter(pk=change.pk).update(dry_run=dry_run, error="", updated=timezone.now())
     results = builtin.builtin_checks(
         dataset=change.dataset, head=head, target_head=target_head, dry_run=dry_run.result
@@ -352,7 +355,10 @@ def change_standing(change: ChangeRequest) -> Standing:
     live = dict(heads.values_list("name", "head_id"))
     if live.get(change.source) != change.head_id or live.get(change.target) != change.target_head_id:
         blockers.append("a branch moved since its checks ran: they run again on the new heads.")
-    elif change.dry_run is None or change.dry_run.source_head_id != change.head_id:
+    elif change.dry_run is None or (change.dry_run.source_head_id, change.dry_run.target_head_id) != (
+        change.head_id,
+        change.target_head_id,
+    ):
         blockers.append("its checks are not yet done for the newest head.")
     needed_approvals = rule.required_approvals if rule.protected else 0
     for check in checks:
