@@ -1,4 +1,5 @@
-"""Names and numbers a commit is made of: a dataset name, a ref name, a semantic version.
+"""Names and numbers a commit is made of: a dataset name, a ref name, a semantic
+version, a code reference.
 
 Checked before anything is stored, by every way in (command line, pages, API).
 """
@@ -30,3 +31,19 @@ def check_ref_name(name: str, what: str = "branch") -> None:
             f"{name!r} is not a valid {what} name: use letters, digits, '.', '_', '-' and '/',"
             " and not the form of a semantic version."
         )
+
+
+def parse_code_ref(code: str) -> tuple[str, str]:
+    """'https://git.example.org/team/repo#3f2a9c1' -> (repo, commit or branch).
+
+    The one rule for a code reference, wherever one is given: a dataset version,
+    a run, a model version."""
+    code = (code or "").strip()
+    if not code:
+        return "", ""
+    repo, sep, commit = code.rpartition("#")
+    if not sep:
+        return code[:500], ""
+    if not commit or not repo:
+        raise UserError(f"{code!r} is not a code reference: write REPOSITORY#COMMIT.")
+    return repo[:500], commit[:100]

@@ -26,6 +26,7 @@ from catalog.errors import UserError
 from catalog.models import AuditEvent, Version
 from catalog.selectors import resolve_spec
 from catalog.services.datasets import actor_name
+from catalog.services.validation import parse_code_ref
 from catalog.services.versions import PushResult, version_push
 from lineage.models import Edge, Node, Run, RunStatus, Source, StepKind
 from strata_store.store import ProgressSink
@@ -144,19 +145,6 @@ def endpoint_parse(spec: str, *, user: permissions.User, write: bool = False) ->
 
 def endpoints_parse(specs: Iterable[str], *, user: permissions.User, write: bool = False) -> list[Endpoint]:
     return [endpoint_parse(spec, user=user, write=write) for spec in specs]
-
-
-def parse_code_ref(code: str) -> tuple[str, str]:
-    """'https://git.example.org/team/repo#3f2a9c1' -> (repo, commit)."""
-    code = (code or "").strip()
-    if not code:
-        return "", ""
-    repo, sep, commit = code.rpartition("#")
-    if not sep:
-        return code[:500], ""
-    if not commit or not repo:
-        raise UserError(f"{code!r} is not a code reference: write REPOSITORY#COMMIT.")
-    return repo[:500], commit[:100]
 
 
 def parse_params(pairs: Iterable[str]) -> dict[str, Any]:

@@ -38,13 +38,13 @@ from catalog.errors import NotFound, UserError
 from catalog.models import AuditEvent, Version
 from catalog.selectors import resolve_spec
 from catalog.services.datasets import actor_name
+from catalog.services.validation import parse_code_ref
 from lineage.models import Node, Run, RunStatus, StepKind
 from lineage.services.runs import (
     Endpoint,
     _check_params,
     edges_link,
     node_for,
-    parse_code_ref,
     version_endpoint,
 )
 from registry.domain import metrics as lmetrics
