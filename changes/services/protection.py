@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from catalog import permissions
 from catalog.errors import Forbidden, UserError
-from catalog.models import AuditEvent, Dataset
+from catalog.models import AuditEvent, Dataset, Version
 from catalog.services.validation import check_ref_name
 from changes.models import BranchProtection
 
@@ -37,14 +37,22 @@ def _specificity(pattern: str, branch: str) -> tuple[int, int]:
     return (1 if pattern == branch else 0, len(pattern))
 
 
+# The default branch of a dataset with a golden version is protected until a
+# steward sets a rule of its own for it (which may let direct pushes through).
+GOLDEN_DEFAULT = Rule("golden dataset's default branch", refuse_direct=True, required_approvals=1)
+
+
 def rule_for(dataset: Dataset, branch: str) -> Rule:
-    """The most specific rule whose pattern matches `branch`, or none."""
+    """The most specific rule whose pattern matches `branch`; else, for the default
+    branch of a dataset with a golden version, the golden default; else none."""
     matching = [
         row
         for row in BranchProtection.objects.filter(dataset=dataset)
         if row.pattern == branch or fnmatch.fnmatchcase(branch, row.pattern)
     ]
     if not matching:
+        if branch == dataset.default_branch and Version.objects.filter(dataset=dataset, golden=True).exists():
+            return GOLDEN_DEFAULT
         return UNPROTECTED
     row = max(matching, key=lambda r: _specificity(r.pattern, branch))
     return Rule(

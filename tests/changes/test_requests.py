@@ -219,7 +219,9 @@ def test_people_hear_of_a_request_a_failed_check_an_approval_and_the_merge(
     """Mail goes to Django's in-memory outbox: delivery itself cannot run here."""
     with django_capture_on_commit_callbacks(execute=True):
         change = _opened(personas, title="Wolves")
-        requests.check_report(user=personas["alice"], change=change, name="ci", state="failed", summary="bad F1")
+        requests.check_report(
+            user=personas["alice"], change=change, name="ci", state="failed", summary="bad F1"
+        )
         requests.check_report(user=personas["alice"], change=change, name="ci", state="passed")
         requests.change_approve(user=personas["carol"], change=change, comment="fine")
         requests.change_merge(user=personas["alice"], change=change)
@@ -234,3 +236,19 @@ def test_people_hear_of_a_request_a_failed_check_an_approval_and_the_merge(
     assert "ci: bad F1" in mailoutbox[1].body
     people = {personas[name].email for name in ("alice", "carol", "erin")}
     assert set(mailoutbox[0].to) == people
+
+
+def test_the_default_branch_of_a_golden_dataset_is_protected_until_a_rule_says_otherwise(
+    db, local_store, tmp_path, personas
+):
+    from catalog.models import Version
+
+    alice = personas["alice"]
+    first = push(tmp_path, "digits", {"a.csv": "id\n1\n"}, user=alice)
+    Version.objects.filter(pk=first.pk).update(golden=True)  # as version_mark_golden leaves it
+    with pytest.raises(Forbidden, match="branch main of digits is protected"):
+        push(tmp_path, "digits", {"a.csv": "id\n2\n"}, user=alice)
+    protection_set(
+        user=alice, dataset=first.dataset, pattern="main", refuse_direct=False, required_approvals=0
+    )
+    assert push(tmp_path, "digits", {"a.csv": "id\n2\n"}, user=alice).parent_id == first.id
