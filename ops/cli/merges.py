@@ -58,8 +58,8 @@ def handle_merge(out: Output, options: dict[str, Any]) -> None:
     if outcome.conflict_count:
         out.stderr.write(
             f"error: {count(outcome.conflict_count, 'conflict', 'conflicts')}; nothing was merged."
-            " Settle them with --strategy source|target (for everything, or PATH=SIDE), or push a resolved"
-            f" version to {outcome.plan.ask.source} and merge again."
+            f" Settle {'it' if outcome.conflict_count == 1 else 'them'} with --strategy source|target (for"
+            f" everything, or PATH=SIDE), or push a resolved version to {outcome.plan.ask.source} and merge again."
         )
         sys.exit(1)
 
