@@ -105,6 +105,13 @@ class UploadForm(forms.Form):
         choices=[("", "same as before"), *Stage.choices],
         help_text="The lifecycle stage of the data in this version.",
     )
+    code = forms.CharField(
+        required=False,
+        max_length=700,
+        label="Code",
+        widget=forms.TextInput(attrs={"placeholder": "https://git.example.org/team/repo#3f2a9c1"}),
+        help_text="The code that made this data: a git repository, then # and a commit or branch.",
+    )
 
     def __init__(self, *args, branches: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)

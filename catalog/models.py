@@ -163,7 +163,8 @@ class Version(models.Model):
     """An immutable commit of a dataset: a root tree and everything said about it.
 
     Its id is the BLAKE3 hash of its dataset, tree, parents, author, message, time,
-    semantic version and stage, so a version cannot change without changing its name.
+    semantic version and stage (and its card and code reference, when it has them),
+    so a version cannot change without changing its name.
     """
 
     id = models.CharField(primary_key=True, max_length=HASH_LENGTH)
@@ -203,6 +204,10 @@ class Version(models.Model):
     card = models.ForeignKey(
         "CardDocument", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # The code that made it, when the writer said: a git repository and a commit or
+    # branch. Given to this version only, never carried forward from the parent.
+    code_repo = models.CharField(max_length=500, blank=True, default="")
+    code_ref = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-created"]
@@ -215,6 +220,11 @@ class Version(models.Model):
     @property
     def short_id(self) -> str:
         return self.id[:12]
+
+    @property
+    def code(self) -> str:
+        """The code reference as it is written: REPOSITORY#REF, or '' when none was given."""
+        return f"{self.code_repo}#{self.code_ref}" if self.code_ref else self.code_repo
 
 
 class Merge(models.Model):

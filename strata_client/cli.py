@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument("--message", "-m", default="")
     push.add_argument("--stage", choices=["raw", "cleaned", "labelled", "split", "other"])
     push.add_argument("--semver", help="explicit semantic version, e.g. 2.0.0")
+    push.add_argument(
+        "--code",
+        default="",
+        metavar="REPOSITORY#REF",
+        help="the code that made this data: a git repository and a commit or branch",
+    )
 
     pull = sub.add_parser("pull", parents=[common], help="write a version's files into a folder")
     pull.add_argument("spec", metavar="DATASET[@REF]")
@@ -101,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stage=args.stage,
                 semver=args.semver,
                 progress=progress,
+                code=args.code,
             )
             if pushed.created:
                 text = (

@@ -75,11 +75,14 @@ class Client:
         stage: str | None = None,
         semver: str | None = None,
         progress: ProgressSink | None = None,
+        code: str = "",
     ) -> PushResult:
         """Store the file or folder `path` as a new version of `dataset`.
 
         Creates the dataset on its first push. Only chunks the server lacks are
         uploaded; a push of unchanged content uploads nothing and makes no version.
+        `code` names the code that made the data, ``REPOSITORY#COMMIT`` (or
+        ``#BRANCH``); the new version carries it.
         """
         scanned = scan(path)
         fingerprint = scan_fingerprint(scanned)
@@ -97,7 +100,7 @@ class Client:
                 retry=True,
             )
             session = PushSession(self.transport, upload, cache, progress)
-            result = session.run(scanned, dataset, message=message, stage=stage, semver=semver)
+            result = session.run(scanned, dataset, message=message, stage=stage, semver=semver, code=code)
             if all(cache.is_settled(f.stat) for f in scanned.files):
                 cache.record_snapshot(scanned.root, fingerprint, session.tree)
             return result

@@ -197,7 +197,14 @@ class PushSession:
                 self.uploaded_bytes += size
 
     def run(
-        self, scanned: Scan, dataset: str, *, message: str, stage: str | None, semver: str | None
+        self,
+        scanned: Scan,
+        dataset: str,
+        *,
+        message: str,
+        stage: str | None,
+        semver: str | None,
+        code: str = "",
     ) -> PushResult:
         files = scanned.files
         cached = self.cache.lookup(scanned.root, ((f.abspath, f.stat) for f in files))
@@ -220,6 +227,8 @@ class PushSession:
             body["stage"] = stage
         if semver:
             body["semver"] = semver
+        if code:
+            body["code"] = code
         status, result = self.transport.call(
             "POST",
             f"/datasets/{dataset}/versions",

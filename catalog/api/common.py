@@ -42,6 +42,8 @@ def version_out(version: Version) -> dict[str, object]:
         "stored_bytes": version.stored_bytes,
         "golden": version.golden,
         "rolled_back": version.rolled_back,
+        "code_repo": version.code_repo,
+        "code_ref": version.code_ref,
     }
 
 

@@ -63,6 +63,9 @@ class VersionOut(Schema):
     stored_bytes: int
     golden: bool
     rolled_back: bool
+    # The code that made it: a git repository and a commit or branch ("" when not given).
+    code_repo: str = ""
+    code_ref: str = ""
 
 
 class DatasetOut(Schema):
@@ -247,6 +250,12 @@ class CommitIn(Strict):
     message: str = Field("", max_length=20_000)
     stage: StageName | None = None
     semver: Annotated[str, Field(max_length=40)] | None = None
+    code: str = Field(
+        "",
+        max_length=800,
+        description="the code that made the data: REPOSITORY#COMMIT (or #BRANCH), e.g. "
+        "https://git.example.org/team/repo#3f2a9c1",
+    )
     entries: list[EntryIn] = Field(default_factory=list, max_length=1_000)
 
 

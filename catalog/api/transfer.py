@@ -166,6 +166,7 @@ def commit(request: HttpRequest, name: str, payload: CommitIn, idempotency_key: 
             message=payload.message,
             stage=payload.stage,
             semver=payload.semver,
+            code=payload.code,
         )
         if isinstance(result, remote.Verifying):
             return 202, {

@@ -27,3 +27,8 @@ def human_duration(seconds: float) -> str:
 def about(seconds: float) -> str:
     """'under a minute' or 'about 4 h'."""
     return "under a minute" if seconds < 60 else f"about {human_duration(seconds)}"
+
+
+def code_line(repo: str, ref: str) -> str:
+    """('https://git.example.org/team/repo', '3f2a9c1') -> 'https://git.example.org/team/repo @ 3f2a9c1'."""
+    return f"{repo} @ {ref}" if ref else repo

@@ -46,7 +46,7 @@ from catalog.models import (
 )
 from catalog.services.collection import reusing
 from catalog.services.possession import dataset_files_add, manifest_chunks_add
-from catalog.services.validation import check_dataset_name, check_ref_name, parse_semver
+from catalog.services.validation import check_dataset_name, check_ref_name, parse_code_ref, parse_semver
 from catalog.store import batched, chunks_register, tree_row
 from strata_store.hashing import digest_hex
 from strata_store.store import FileRecord, IngestReport
@@ -115,7 +115,9 @@ class CommitRequest:
     branch a merge takes files from): it must not have expired meanwhile.
     `within` are the writer's own writes (a split's run, a rollback's marks),
     made in the version's transaction. `merge_parent` makes the version a merge:
-    its parents are the head it builds on, then this one.
+    its parents are the head it builds on, then this one. `code_repo` and
+    `code_ref` name the code that made the version (a git repository and a commit
+    or branch), when the writer gave them.
     """
 
     user: permissions.User
@@ -142,6 +144,8 @@ class CommitRequest:
     # ("change-request", "rollback") rather than a writer's direct change: branch
     # protection (``hooks.commit_guards``) refuses direct changes only.
     via: str = ""
+    code_repo: str = ""
+    code_ref: str = ""
 
 
 def commit_prepare(
@@ -157,6 +161,7 @@ def commit_prepare(
     semver_override: str | None = None,
     created: datetime | None = None,
     remote: bool = False,
+    code: str = "",
 ) -> CommitRequest:
     """Every check a commit needs before its data is stored; writes nothing.
 
@@ -166,9 +171,11 @@ def commit_prepare(
     the branch has moved since (None: only if it has no head yet); left out,
     whatever the head is now. `remote` callers are told about a dataset they
     may not create as if it did not exist, so answers never reveal which
-    restricted names exist.
+    restricted names exist. `code` is the code that made the version,
+    REPOSITORY#COMMIT (or #BRANCH).
     """
     check_dataset_name(dataset_name)
+    code_repo, code_ref = parse_code_ref(code)
     if branch is not None:
         check_ref_name(branch)
     if stage is not None and stage not in Stage.values:
@@ -199,6 +206,8 @@ def commit_prepare(
         explicit_semver=explicit_semver,
         semver_override=semver_override,
         created=created,
+        code_repo=code_repo,
+        code_ref=code_ref,
     )
 
 
@@ -541,6 +550,9 @@ def _version_create(
     if card:
         # Only when there is a card, so versions without one keep their ids.
         id_fields["card"] = card
+    if request.code_repo or request.code_ref:
+        # Likewise only when given: versions without a code reference keep their ids.
+        id_fields["code"] = [request.code_repo, request.code_ref]
     return Version.objects.create(
         id=version_id_for(id_fields),
         dataset=dataset,
@@ -560,6 +572,8 @@ def _version_create(
         new_bytes=content.new_bytes,
         stored_bytes=content.stored_bytes,
         card_id=card,
+        code_repo=request.code_repo,
+        code_ref=request.code_ref,
     )
 
 

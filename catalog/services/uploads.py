@@ -36,6 +36,7 @@ from catalog import permissions
 from catalog.domain.formatting import human_bytes
 from catalog.errors import UserError
 from catalog.models import Dataset
+from catalog.services.validation import parse_code_ref
 from catalog.services.versions import PushResult, check_dataset_name, version_push
 from strata_store import paths
 
@@ -393,6 +394,7 @@ def version_upload(
     message: str = "",
     stage: str | None = None,
     limit: int | None = None,
+    code: str = "",
 ) -> PushResult:
     """Store uploaded files as a new version on a branch of a dataset (created at
     its first upload, like a first push). Archives (.zip, .tar, .tar.gz…) are
@@ -401,9 +403,11 @@ def version_upload(
     Needs the steward role (and read access to an existing dataset). Raises
     UploadTooLarge past `limit` (default STRATA_UPLOAD_MAX_BYTES) or past
     STRATA_UPLOAD_MAX_ENTRIES files and folders, and UserError for an unsafe,
-    clashing or damaged archive; in every case nothing is stored.
+    clashing or damaged archive; in every case nothing is stored. `code` is the
+    code that made the files, REPOSITORY#COMMIT (or #BRANCH).
     """
     _check_allowed(user, dataset_name)
+    parse_code_ref(code)  # refused before a byte is copied
     if not uploads:
         raise UserError("choose at least one file or archive to upload.")
     limit = upload_limit() if limit is None else limit
@@ -434,6 +438,7 @@ def version_upload(
             message=message,
             stage=stage or None,
             stat_cache=False,
+            code=code,
         )
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -65,6 +65,8 @@ class PushResult:
             "version": self.version.id,
             "semver": self.version.semver,
             "stage": self.version.stage,
+            "code_repo": self.version.code_repo,
+            "code_ref": self.version.code_ref,
             "file_count": self.file_count,
             "logical_bytes": self.logical_bytes,
             "new_bytes": self.new_bytes,
@@ -163,6 +165,7 @@ def version_push(
     stat_cache: bool = True,
     created: datetime | None = None,
     within: Sequence[Callable[[Version], None]] = (),
+    code: str = "",
 ) -> PushResult:
     """Store `path` (a file or folder) as a new version on a branch of a dataset.
 
@@ -175,7 +178,9 @@ def version_push(
     `created` dates the version in the past, as ``git commit --date`` does, for
     history brought over from another tool; it must not be in the future nor
     before the branch head's own date. `within` are writes made in the version's
-    own transaction (a lineage run recorded with the push).
+    own transaction (a lineage run recorded with the push). `code` names the
+    code that made the data, REPOSITORY#COMMIT (or #BRANCH): it is part of the
+    new version.
     """
     request = commit_prepare(
         user=user,
@@ -187,6 +192,7 @@ def version_push(
         semver=semver,
         semver_override=semver_override,
         created=created,
+        code=code,
     )
     request.within.extend(within)
     root, scan = scan_path(path)

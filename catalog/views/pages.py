@@ -304,6 +304,7 @@ def _upload(request: HttpRequest, name: str) -> HttpResponse:
                 branch=form.cleaned_data["branch"],
                 message=form.cleaned_data["message"],
                 stage=form.cleaned_data["stage"],
+                code=form.cleaned_data["code"],
             )
             return _uploaded(request, result)
         error, status = refused.message, refused.status

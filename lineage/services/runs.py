@@ -498,12 +498,13 @@ def push_step_prepare(
 def push_step_record(
     *, user: permissions.User, prepared: PushStep, version: Version, actor: str
 ) -> RunResult:
-    """Record the run that made a just-pushed version."""
+    """Record the run that made a just-pushed version, with the version's code."""
     return run_record(
         user=user,
         name=prepared.name,
         step=prepared.step,
         params=prepared.params,
+        code=version.code,
         actor=actor,
         inputs=prepared.inputs,
         outputs=[version_endpoint(version)],
@@ -536,6 +537,7 @@ def version_push_recorded(
     semver_override: str | None = None,
     progress: ProgressSink | None = None,
     created: datetime | None = None,
+    code: str = "",
 ) -> RecordedPush:
     """Push `path` as a new version (``version_push``) and record the run that
     made it as `step`, with its `inputs` and `params`: both, or neither.
@@ -566,6 +568,7 @@ def version_push_recorded(
         semver_override=semver_override,
         progress=progress,
         created=created,
+        code=code,
         # In the version's own transaction, under the lock garbage collection
         # takes: the version never appears without the run that made it.
         within=[record_run] if prepared is not None else [],

@@ -68,6 +68,8 @@ def handle_log(out: Output, options: dict[str, Any]) -> None:
             "logical_bytes": v.logical_bytes,
             "parent": v.parent_id,
             "merge_parent": v.merge_parent_id,
+            "code_repo": v.code_repo,
+            "code_ref": v.code_ref,
         }
         for v in versions
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from catalog import selectors
-from catalog.domain.formatting import human_bytes
+from catalog.domain.formatting import code_line, human_bytes
 from catalog.errors import StrataError, UserError
 from catalog.services.pull import version_pull
 from catalog.services.verify import VerifyReport, store_verify
@@ -43,6 +43,12 @@ def _register_push(subparsers: Any) -> None:
         "--date",
         metavar="ISO-8601",
         help="date the version in the past, with its time zone (history brought from another tool)",
+    )
+    push.add_argument(
+        "--code",
+        default="",
+        metavar="REPOSITORY#REF",
+        help="the code that made this data: a git repository and a commit or branch",
     )
     push.add_argument("--step", metavar="NAME", help="record the step that made this version as a run")
     push.add_argument(
@@ -97,6 +103,7 @@ def handle_push(out: Output, options: dict[str, Any]) -> None:
         semver_override=options["allow_semver_override"],
         progress=progress_for(options, "push"),
         created=parse_date(options["date"]) if options["date"] else None,
+        code=options["code"],
         step=options["step"],
         inputs=options["input"],
         params=options["param"],
@@ -109,6 +116,8 @@ def handle_push(out: Output, options: dict[str, Any]) -> None:
             f"  new {human_bytes(result.new_bytes)} (stored {human_bytes(result.stored_bytes)})"
             f"  reused {human_bytes(result.reused_bytes)}"
         )
+        if version.code:
+            text += f"\n  code {code_line(version.code_repo, version.code_ref)}"
     else:
         text = (
             f"No changes: {result.dataset}@{result.branch} already holds this content "

@@ -41,7 +41,7 @@ from catalog.services.commits import (
 )
 from catalog.services.jobs import job_enqueue
 from catalog.services.possession import readable_chunks, readable_files
-from catalog.services.validation import check_dataset_name, check_ref_name, parse_semver
+from catalog.services.validation import check_dataset_name, check_ref_name, parse_code_ref, parse_semver
 from catalog.services.versions import build_trees_from
 from catalog.store import batched, file_chunks, get_backend
 from strata_store import packs as packformat
@@ -511,10 +511,17 @@ class CommitAsk:
     message: str = ""
     stage: str | None = None
     semver: str | None = None
+    code: str = ""
 
     def as_json(self) -> dict[str, object]:
         parent = "unset" if self.parent is UNSET else self.parent
-        return {"parent": parent, "message": self.message, "stage": self.stage, "semver": self.semver}
+        return {
+            "parent": parent,
+            "message": self.message,
+            "stage": self.stage,
+            "semver": self.semver,
+            "code": self.code,
+        }
 
     def prepare(self, user: permissions.User, dataset_name: str, branch: str | None) -> CommitRequest:
         """The commit this asks for, checked against the catalog as it is now."""
@@ -527,12 +534,15 @@ class CommitAsk:
             stage=self.stage,
             semver=self.semver,
             remote=True,
+            code=self.code,
         )
 
     @classmethod
     def from_json(cls, data: dict) -> CommitAsk:
         parent = UNSET if data.get("parent") == "unset" else data.get("parent")
-        return cls(parent, data.get("message", ""), data.get("stage"), data.get("semver"))
+        return cls(
+            parent, data.get("message", ""), data.get("stage"), data.get("semver"), data.get("code", "")
+        )
 
 
 @dataclass(slots=True)
@@ -676,6 +686,7 @@ def upload_commit(
     message: str = "",
     stage: str | None = None,
     semver: str | None = None,
+    code: str = "",
 ) -> CommitResult | Verifying:
     """Commit a remote client's file list — the upload's staged parts plus `entries` —
     as a new version, or report the branch head unchanged if the tree is the same.
@@ -696,13 +707,14 @@ def upload_commit(
         raise UserError(f"{stage!r} is not a stage: use one of {', '.join(Stage.values)}.")
     if semver:
         parse_semver(semver)
+    parse_code_ref(code)
     if branch is not None:
         check_ref_name(branch)
     for entry in entries:
         _check_entry(entry)
     if user is None or not user.is_authenticated:
         raise UserError("a remote commit needs a signed-in user.")
-    ask = CommitAsk(parent, message, stage, semver)
+    ask = CommitAsk(parent, message, stage, semver, code)
     # One transaction from the first check to the branch move: a refusal at any
     # point leaves no tree, manifest or version, and the upload stays open. It runs
     # under garbage collection's lock (shared): the upload's leases keep its packs
