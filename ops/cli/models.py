@@ -6,14 +6,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from catalog.domain.formatting import human_bytes
+from catalog.domain.formatting import code_line, human_bytes
 from catalog.errors import UserError
+from catalog.services.validation import parse_code_ref
 from lineage.services.runs import parse_params
 from ops.cli.common import Output, actor, subcommand
 from registry.selectors import split_model_spec
 from registry.services.locks import (
     DEFAULT_LOCK_NAME,
     Lock,
+    ReproduceResult,
     lock_build,
     lock_dump,
     lock_read,
@@ -82,6 +84,11 @@ def _register_reproduce(subparsers: Any) -> None:
         help="restore data in cold storage first, waiting until readable",
     )
     reproduce.add_argument("--force", action="store_true", help="replace the folders it writes in DEST")
+    reproduce.add_argument(
+        "--code-dir",
+        metavar="DIR",
+        help="a git clone of the model's code: check out the commit the lock records there",
+    )
     reproduce.add_argument(
         "--poll",
         type=float,
@@ -161,7 +168,14 @@ def handle_lock(out: Output, options: dict[str, Any]) -> None:
         f"Wrote {output}: {len(lock.entries)} dataset versions" + (f" of {lock.model}" if lock.model else "")
     ]
     lines += [f"  {entry.folder:<14} {entry.label:<28} {entry.version}" for entry in lock.entries]
+    if lock.code:
+        lines.append(f"  code of {lock.model}: {_code_text(lock.code)}")
     out.emit({"path": output, **lock.as_dict()}, "\n".join(lines))
+
+
+def _code_text(code: str) -> str:
+    """'REPO#REF' -> 'REPO @ REF', as the version page shows it."""
+    return code_line(*parse_code_ref(code))
 
 
 def _lock_to_reproduce(options: dict[str, Any]) -> tuple[Lock, str, str]:
@@ -188,6 +202,7 @@ def handle_reproduce(out: Output, options: dict[str, Any]) -> None:
         poll_seconds=max(options["poll"], 0.05),
         timeout_seconds=options["timeout"],
         notify=out.note,
+        code_dir=options["code_dir"],
     )
     total = sum(pulled.bytes_written for _, pulled in result.pulled)
     lines = [
@@ -198,4 +213,19 @@ def handle_reproduce(out: Output, options: dict[str, Any]) -> None:
         f"  {entry.folder + '/':<15} {entry.label:<28} {pulled.file_count:,} files  {entry.version[:12]}"
         for entry, pulled in result.pulled
     ]
-    out.emit(result.as_dict(), "\n".join(lines))
+    out.emit(result.as_dict(), "\n".join(lines + _code_lines(result)))
+
+
+def _code_lines(result: ReproduceResult) -> list[str]:
+    """The code to check out beside the data: the model's, then each version's."""
+    named = [(f"model {result.model}", result.code)] if result.code else []
+    named += [
+        (f"{entry.folder + '/':<15} {entry.label}", entry.code) for entry, _ in result.pulled if entry.code
+    ]
+    if not named:
+        return []
+    width = max(len(label) for label, _ in named)
+    lines = ["Code to check out:"] + [f"  {label:<{width}}  {_code_text(code)}" for label, code in named]
+    if result.checked_out:
+        lines.append(f"Checked out {result.checked_out} in {result.code_dir} (detached HEAD).")
+    return lines

@@ -7,6 +7,7 @@ down so that anyone can materialise the same bytes later.
     strata_lock: 1
     created: '2024-06-01T12:00:00+00:00'
     model: fraud@3.1
+    code: https://git.example.org/ml/fraud#4c1d2e9   # the model's code, when it has one
     datasets:
     - role: train
       dataset: reviews
@@ -14,6 +15,7 @@ down so that anyone can materialise the same bytes later.
       version: 5d0c…   # the version's id (64 hex digits)
       tree: 9a41…      # its root tree digest
       requested: reviews@main
+      code: https://git.example.org/data/clean#3f2a9c1   # the version's code, when it has one
       files: 3
       bytes: 1234
 
@@ -28,6 +30,12 @@ moved into DEST at the end: a failure part-way leaves DEST as it was.
 A rolled-back version is reproduced with a warning (the lock asks for exactly
 it). Data in cold storage is reported with how long a restore takes; with
 ``restore=True`` the restores are requested and polled until readable.
+
+The code references (``code``, REPOSITORY#COMMIT) say which code made each
+version and which code the model was trained with; they are optional, so locks
+written before they existed stay valid. A reproduction names them, and with
+``code_dir`` checks the model's commit out in a clone already on this machine
+(``registry.services.checkout``), checked before any data is written.
 """
 
 from __future__ import annotations
@@ -50,9 +58,11 @@ from catalog.errors import NotFound, UserError
 from catalog.models import DATASET_NAME_RE, Version
 from catalog.selectors import resolve_spec
 from catalog.services.pull import PullResult, version_pull
+from catalog.services.validation import parse_code_ref
 from catalog.store import DatabaseChunkIndex, file_chunks, get_backend, walk_tree
 from registry.models import ROLE_RE, ModelVersion
 from registry.selectors import model_get
+from registry.services.checkout import code_checkout, code_checkout_check
 from strata_store.backends import Backend, RestoreState
 from strata_store.backends.s3 import GLACIER_RESTORE_SECONDS
 from strata_store.staging import DestinationError, staging_for
@@ -83,6 +93,7 @@ class LockEntry:
     requested: str = ""
     files: int | None = None
     bytes: int | None = None
+    code: str = ""  # the code that made the version, REPOSITORY#REF
 
     @property
     def folder(self) -> str:
@@ -100,6 +111,8 @@ class LockEntry:
         data.update(dataset=self.dataset, semver=self.semver, version=self.version, tree=self.tree)
         if self.requested:
             data["requested"] = self.requested
+        if self.code:
+            data["code"] = self.code
         if self.files is not None:
             data["files"] = self.files
         if self.bytes is not None:
@@ -112,11 +125,14 @@ class Lock:
     entries: list[LockEntry]
     created: str = ""
     model: str = ""
+    code: str = ""  # the model's code, REPOSITORY#COMMIT
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"strata_lock": LOCK_FORMAT, "created": self.created}
         if self.model:
             data["model"] = self.model
+        if self.code:
+            data["code"] = self.code
         data["datasets"] = [entry.as_dict() for entry in self.entries]
         return data
 
@@ -131,6 +147,7 @@ def _entry_for(version: Version, *, role: str = "", requested: str = "") -> Lock
         requested=requested,
         files=version.file_count,
         bytes=version.logical_bytes,
+        code=version.code,
     )
 
 
@@ -150,7 +167,7 @@ def lock_build(*, user: permissions.User, specs: Iterable[str] = (), model: str 
     """A lock of the versions `specs` name now ('reviews@main' becomes the
     version main points at) and of every version model version `model` pinned."""
     entries: list[LockEntry] = []
-    model_spec = ""
+    model_spec = model_code = ""
     if model:
         # One answer whether the model version is missing or pins a dataset the
         # user cannot read: a restricted dataset must not show through its name,
@@ -163,7 +180,8 @@ def lock_build(*, user: permissions.User, specs: Iterable[str] = (), model: str 
             found: ModelVersion = model_get(user=user, spec=model)
         except NotFound:
             raise unlockable from None
-        model_spec = found.spec
+        # A commit without its repository would not read back as a code reference.
+        model_spec, model_code = found.spec, (found.code_ref if found.code_repo else "")
         pins = list(found.pins.select_related("version__dataset"))
         if not all(permissions.can_read(user, pin.version.dataset) for pin in pins):
             raise unlockable
@@ -177,7 +195,12 @@ def lock_build(*, user: permissions.User, specs: Iterable[str] = (), model: str 
     if not entries:
         raise UserError("name what to lock: DATASET@REF arguments, or --model MODEL@VERSION.")
     _check_folders(entries)
-    return Lock(entries=entries, created=timezone.now().isoformat(timespec="seconds"), model=model_spec)
+    return Lock(
+        entries=entries,
+        created=timezone.now().isoformat(timespec="seconds"),
+        model=model_spec,
+        code=model_code,
+    )
 
 
 def lock_dump(lock: Lock) -> str:
@@ -237,6 +260,7 @@ def lock_parse(text: str, *, name: str = DEFAULT_LOCK_NAME) -> Lock:
                 raise LockRefused(f"{where} ({dataset}): {key} must be 64 hexadecimal digits.")
         if not isinstance(role, str) or (role and not ROLE_RE.match(role)):
             raise LockRefused(f"{where} ({dataset}): {role!r} is not a role name.")
+        code = _code_read(item, f"{where} ({dataset})")
         entries.append(
             LockEntry(
                 dataset=dataset,
@@ -247,6 +271,7 @@ def lock_parse(text: str, *, name: str = DEFAULT_LOCK_NAME) -> Lock:
                 requested=str(item.get("requested") or ""),
                 files=item.get("files") if isinstance(item.get("files"), int) else None,
                 bytes=item.get("bytes") if isinstance(item.get("bytes"), int) else None,
+                code=code,
             )
         )
     try:
@@ -254,7 +279,24 @@ def lock_parse(text: str, *, name: str = DEFAULT_LOCK_NAME) -> Lock:
     except UserError as error:
         raise LockRefused(f"{name}: {error}") from None
     model = data.get("model")
-    return Lock(entries=entries, created=str(data.get("created") or ""), model=str(model or ""))
+    return Lock(
+        entries=entries,
+        created=str(data.get("created") or ""),
+        model=str(model or ""),
+        code=_code_read(data, name),
+    )
+
+
+def _code_read(item: dict, where: str) -> str:
+    """The code reference of a lock or of one of its entries ('' when it has none)."""
+    code = item.get("code") or ""
+    if not isinstance(code, str):
+        raise LockRefused(f"{where}: code must be written REPOSITORY#COMMIT.")
+    try:
+        parse_code_ref(code)
+    except UserError as error:
+        raise LockRefused(f"{where}: {error}") from None
+    return code.strip()
 
 
 def lock_read(path: str) -> Lock:
@@ -316,6 +358,12 @@ def lock_check(
         if entry.semver and entry.semver != version.semver:
             problems.append(
                 f"{entry.dataset} version {entry.version[:12]}… is {version.semver}, not {entry.semver} "
+                "as the lock says (was the lock edited?)"
+            )
+            continue
+        if entry.code and entry.code != version.code:
+            problems.append(
+                f"{entry.label} was made with code {version.code or '(none recorded)'}, not {entry.code} "
                 "as the lock says (was the lock edited?)"
             )
             continue
@@ -449,12 +497,19 @@ class ReproduceResult:
     pulled: list[tuple[LockEntry, PullResult]]
     warnings: list[str]
     restored_packs: int = 0
+    model: str = ""
+    code: str = ""  # the model's code, REPOSITORY#COMMIT
+    code_dir: str = ""  # where it was checked out (with --code-dir)
+    checked_out: str = ""  # the commit checked out there, in full
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "dest": self.dest,
             "warnings": self.warnings,
             "restored_packs": self.restored_packs,
+            "model": self.model,
+            "code": self.code,
+            "checked_out": {"dir": self.code_dir, "commit": self.checked_out} if self.checked_out else None,
             "datasets": [
                 {
                     **entry.as_dict(),
@@ -478,11 +533,28 @@ def lock_reproduce(
     poll_seconds: float = 60.0,
     timeout_seconds: float | None = None,
     notify: Callable[[str], None] = lambda message: None,
+    code_dir: str | None = None,
 ) -> ReproduceResult:
     """Materialise every version of `lock` into DEST/<role or dataset>/, every
     byte verified, or write nothing. `force` replaces those folders in a
-    non-empty DEST (other files there are left alone)."""
+    non-empty DEST (other files there are left alone).
+
+    `code_dir` is a git clone of the model's code: once the data is in place, its
+    HEAD is detached at the commit the lock records for the model. Whether it
+    can be is checked first, with the lock: a clone that lacks the commit, or a
+    folder that is no clone, is refused before anything is written."""
     checked, warnings = lock_check(user=user, lock=lock, name=name)
+    commit = ""
+    if code_dir is not None:
+        if not lock.code:
+            raise UserError(
+                f"{name} records no code reference for a model, so there is nothing to check out "
+                "in --code-dir; nothing was written."
+            )
+        commit = code_checkout_check(code_dir=code_dir, code=lock.code)
+    for item in checked:
+        # A lock written before versions carried code still names the code they carry.
+        item.entry.code = item.entry.code or item.version.code
     for warning in warnings:
         notify(f"warning: {warning}")
     versions = [item.version for item in checked]
@@ -525,6 +597,8 @@ def lock_reproduce(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if code_dir is not None and commit:
+        code_checkout(code_dir=code_dir, commit=commit)
     final = [
         (
             entry,
@@ -534,4 +608,13 @@ def lock_reproduce(
         )
         for entry, result in pulled
     ]
-    return ReproduceResult(dest=dest, pulled=final, warnings=warnings, restored_packs=restored)
+    return ReproduceResult(
+        dest=dest,
+        pulled=final,
+        warnings=warnings,
+        restored_packs=restored,
+        model=lock.model,
+        code=lock.code,
+        code_dir=os.path.abspath(code_dir) if code_dir is not None and commit else "",
+        checked_out=commit,
+    )
