@@ -250,6 +250,27 @@ class Client:
         _, check = self.transport.call("POST", f"/changes/{int(number)}/checks", body=body)
         return check
 
+    def changes(self, dataset: str, state: str = "open") -> list[dict[str, Any]]:
+        """The change requests of `dataset` in one state (open, merging, merged,
+        closed, or all), newest first."""
+        _, found = self.transport.call("GET", f"/datasets/{dataset}/changes", params={"state": state})
+        return found
+
+    def approve(self, number: int, comment: str = "") -> dict[str, Any]:
+        """Approve change request `number`'s current head (an approver's token; the
+        author cannot approve their own). Returns the change request."""
+        body = {"comment": comment}
+        _, change = self.transport.call("POST", f"/changes/{int(number)}/approvals", body=body)
+        return change
+
+    def merge_change(self, number: int) -> dict[str, Any]:
+        """Ask the server to merge change request `number` (a steward's token). A
+        worker merges it: the answer is ``merging``; read ``change(number)`` until
+        it is ``merged`` (with its ``merged_version``) or back to ``open`` with an
+        ``error``. Refused (``Conflict``) while its ``blockers`` are not empty."""
+        _, change = self.transport.call("POST", f"/changes/{int(number)}/merge", body={})
+        return change
+
     # -- pulling ------------------------------------------------------------------------
 
     def pull(
