@@ -1,10 +1,11 @@
-"""`strata-client push|pull|resolve …`: the client on the command line.
+"""`strata-client push|pull|resolve|check|lock-check …`: the client on the command line.
 
 The server and token come from STRATA_URL and STRATA_TOKEN (or --url, --token).
 Output is text for people, or JSON with --json; a progress bar is drawn when stderr
 is a terminal. Errors are one sentence on stderr; the exit code is 2 when the
 request was wrong (bad input, unknown name, no permission, bad token) and 1 when it
-could not be done (a branch moved, the network, damaged data).
+could not be done (a branch moved, the network, damaged data). `lock-check`
+exits 1 when the lock it checks has problems, for a CI job to fail on.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 
 from strata_client.client import Client
 from strata_client.errors import ClientError, StrataClientError
+from strata_client.locks import lock_check
 from strata_client.progress import TerminalProgress, human_bytes
 
 
@@ -69,6 +71,14 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--url", default="", help="a link to the pipeline's run")
     check.add_argument("--head", help="the version id the check ran on (refused if the head moved)")
     check.add_argument("--model", help="the model the metrics are of")
+
+    locked = sub.add_parser(
+        "lock-check",
+        parents=[common],
+        help="check that every version a lock pins is merged into a branch and was not rolled back",
+    )
+    locked.add_argument("lock", metavar="LOCK", help="the lock file, e.g. strata.lock")
+    locked.add_argument("--target", default="main", help="the branch each version must be on (default: main)")
     return parser
 
 
@@ -143,6 +153,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 model=args.model,
             )
             _emit(args.json, reported, f"Reported {args.name}: {args.state} on change request #{args.change}")
+        elif args.command == "lock-check":
+            problems = lock_check(client, args.lock, target=args.target)
+            if problems:
+                text = f"{args.lock} fails against {args.target}:\n" + "\n".join(f"  {p}" for p in problems)
+            else:
+                text = f"OK: every version {args.lock} pins is on {args.target} and none was rolled back."
+            _emit(args.json, {"lock": args.lock, "target": args.target, "problems": problems}, text)
+            if problems:
+                return 1
         else:
             version_id = client.resolve(args.spec)
             _emit(args.json, {"spec": args.spec, "version": version_id}, version_id)

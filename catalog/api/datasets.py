@@ -25,12 +25,14 @@ from catalog.api.schemas import (
     ErrorOut,
     FilePage,
     MeOut,
+    OnBranchOut,
     TagIn,
     TagOut,
     VersionOut,
     VersionPage,
 )
 from catalog.selectors.exports import file_stream, tar_stream
+from catalog.selectors.history import version_on_branch
 from catalog.services.datasets import dataset_create, dataset_update
 from catalog.services.refs import branch_create, branch_delete, tag_create
 
@@ -147,6 +149,25 @@ def get_version(request: HttpRequest, name: str, version: str):
     """A version, by id (or unique prefix), semantic version, tag or branch."""
     dataset = readable_dataset(request, name)
     return version_out(reads.version_in(dataset, version))
+
+
+@router.get(
+    "/datasets/{name}/versions/{version}/on/{path:branch}",
+    response={200: OnBranchOut, **READ_ERRORS},
+    tags=["versions"],
+)
+def on_branch(request: HttpRequest, name: str, version: str, branch: str):
+    """Whether a version is in a branch's history — its head, or an ancestor of
+    it over both parents of merges — and whether it was rolled back. A CI job
+    checks a lock's versions with it (`strata-client lock-check`)."""
+    dataset = readable_dataset(request, name)
+    found = reads.version_in(dataset, version)
+    return {
+        "version": found.id,
+        "branch": branch,
+        "on_branch": version_on_branch(dataset=dataset, version=found, branch=branch),
+        "rolled_back": found.rolled_back,
+    }
 
 
 @router.get(

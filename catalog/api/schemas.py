@@ -133,6 +133,15 @@ class BranchOut(Schema):
     updated: datetime
 
 
+class OnBranchOut(Schema):
+    """Whether a version is in a branch's history, and whether it was rolled back."""
+
+    version: str
+    branch: str
+    on_branch: bool = Field(description="the branch's head or an ancestor of it (merged into it)")
+    rolled_back: bool
+
+
 class BranchIn(Strict):
     name: Name
     start: Name | None = Field(None, description="a branch, tag, semantic version or version id")

@@ -96,6 +96,7 @@ ENDPOINTS = [
     ("list versions", "get", "/datasets/{ds}/versions", None, "reader", 200),
     ("resolve", "get", "/datasets/{ds}/resolve?ref=v1", None, "reader", 200),
     ("get version", "get", "/datasets/{ds}/versions/{head}", None, "reader", 200),
+    ("version on branch", "get", "/datasets/{ds}/versions/{head}/on/main", None, "reader", 200),
     ("list files", "get", "/datasets/{ds}/versions/main/files", None, "reader", 200),
     ("download file", "get", "/datasets/{ds}/versions/main/files/docs/a.txt", None, "reader", 200),
     ("download tar", "get", "/datasets/{ds}/versions/main/tar", None, "reader", 200),
