@@ -103,6 +103,7 @@ def merges_in_a_worker(monkeypatch):
     monkeypatch.setenv("STRATA_MERGE_INLINE_BYTES", "0")
 
 
+@pytest.mark.parametrize("store_url", ["s3"], indirect=True)  # the worker and the client once, on S3
 def test_a_large_merge_runs_in_a_worker_and_the_client_waits_for_it(
     merges_in_a_worker, strata_server, store_url, tokens, tmp_path
 ):

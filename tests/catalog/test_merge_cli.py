@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 
 def _write(folder, files: dict[str, str]) -> str:
     folder.mkdir(parents=True)
@@ -12,6 +14,7 @@ def _write(folder, files: dict[str, str]) -> str:
     return str(folder)
 
 
+@pytest.mark.parametrize("store_url", ["local"], indirect=True)  # the stores are tested elsewhere
 def test_strata_merge_dry_run_conflicts_strategy_and_merge(cli, tmp_path):
     cli("push", _write(tmp_path / "v0", {"labels.csv": "id,label\n1,cat\n2,dog\n"}), "reviews", check=True)
     cli("branch", "reviews", "relabel", check=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 # Tasks run in the command's own process, as the embedded defaults' worker would.
 EAGER = {"CELERY_TASK_ALWAYS_EAGER": "true"}
 
@@ -14,6 +16,7 @@ def _write(folder, text: str) -> str:
     return str(folder)
 
 
+@pytest.mark.parametrize("store_url", ["local"], indirect=True)  # the stores are tested elsewhere
 def test_protect_refuse_a_push_open_show_and_merge_a_change(cli, tmp_path):
     cli("push", _write(tmp_path / "v0", "id,label\n1,cat\n"), "reviews", check=True)
     cli("branch", "reviews", "relabel", check=True)

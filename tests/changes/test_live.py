@@ -62,6 +62,7 @@ def ci(strata_server, tokens, tmp_path):
     return run
 
 
+@pytest.mark.parametrize("store_url", ["s3"], indirect=True)  # the story once, on S3
 def test_a_regression_ci_reports_needs_an_approver_and_a_new_push_needs_another(
     strata_server, tokens, tmp_path, ci
 ):
@@ -159,6 +160,7 @@ def test_a_regression_ci_reports_needs_an_approver_and_a_new_push_needs_another(
     assert registered["flagged"] and registered["predecessor"] == "fault-detector@1.0"
 
 
+@pytest.mark.parametrize("store_url", ["local"], indirect=True)  # input checks: one store is enough
 def test_the_ci_example_fails_a_table_whose_schema_does_not_fit(strata_server, tokens, tmp_path, ci):
     from strata_client import Client
 
