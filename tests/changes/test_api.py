@@ -12,25 +12,6 @@ from tests.factories.datasets import push
 
 
 @pytest.fixture
-def personas(role_groups, personas):
-    return personas
-
-
-@pytest.fixture
-def tokens(personas):
-    from catalog.services.tokens import token_create
-
-    return {name: token_create(user=user, name="tests")[1] for name, user in personas.items()}
-
-
-@pytest.fixture
-def api(tokens):
-    from tests.factories.api import Api
-
-    return lambda name: Api(tokens[name] if name else None)
-
-
-@pytest.fixture
 def proposed(db, local_store, tmp_path, personas):
     """'reviews' with main protected and change request #N from 'relabel', checked."""
     alice = personas["alice"]
