@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("lifecycle.urls")),
     path("", include("registry.urls")),
     path("", include("governance.urls")),
+    path("", include("changes.urls")),
     path("api/v1/", api.urls),
     path("account/tokens/", account_tokens, name="account_tokens"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

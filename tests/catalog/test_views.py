@@ -22,8 +22,10 @@ pytestmark = pytest.mark.django_db
 LINEAGE_QUERIES = 2
 CATALOG_QUERIES = 11
 # The dataset and version pages include the lineage section (the version's node
-# and its neighbours, whatever their number): a fixed few queries more.
-DATASET_QUERIES = 11 + LINEAGE_QUERIES
+# and its neighbours, whatever their number): a fixed few queries more. The
+# dataset page also counts its open change requests and lists its protection rules.
+CHANGES_QUERIES = 2
+DATASET_QUERIES = 11 + LINEAGE_QUERIES + CHANGES_QUERIES
 VERSION_QUERIES = 8 + LINEAGE_QUERIES
 
 
