@@ -1,7 +1,7 @@
 """The change request pages, through the Django test client: who sees and may do
 what on a dataset's change requests, a request's page and the protection section
 of the dataset page; how bad input is answered; the live part that polls while a
-worker checks or merges; and the change page's query count, pinned.
+worker checks or merges; the admin; and the change page's query count, pinned.
 
 The worker's task bodies are called where a worker would run them
 (tests/browser/test_change_page.py follows a real worker)."""
@@ -537,3 +537,64 @@ def test_removing_a_rule_that_is_not_there_says_so(client, reviews, personas):
     assert response.status_code == 400 and "reviews has no protection rule 'dev'." in _text(response).replace(
         "&#x27;", "'"
     )
+
+
+# -- the admin ---------------------------------------------------------------------------
+
+
+def test_admins_read_change_requests_and_edit_protection_through_the_service(client, reviews, personas):
+    change = _opened(personas)
+    requests.change_approve(user=personas["carol"], change=change)
+    c = _as(client, personas, "erin")
+    for table in ("changerequest", "check", "approval", "branchprotection"):
+        assert c.get(reverse(f"admin:changes_{table}_changelist")).status_code == 200, table
+    assert c.get(reverse("admin:changes_changerequest_change", args=[change.pk])).status_code == 200
+    rule = BranchProtection.objects.get(pattern="main")
+    response = c.post(
+        reverse("admin:changes_branchprotection_change", args=[rule.pk]),
+        {
+            "refuse_direct": "on",
+            "required_approvals": "2",
+            "required_checks": '["merge"]',
+            "regression": "block",
+        },
+    )
+    assert response.status_code == 302
+    rule.refresh_from_db()
+    assert (rule.required_approvals, rule.required_checks, rule.regression) == (2, ["merge"], "block")
+    assert AuditEvent.objects.filter(action="protection.change", actor="erin").exists()
+    closed = c.post(
+        reverse("admin:changes_changerequest_changelist"),
+        {"action": "close", "_selected_action": [change.pk]},
+    )
+    assert closed.status_code == 302 and ChangeRequest.objects.get(pk=change.pk).state == "closed"
+
+
+def test_the_admin_hides_a_restricted_datasets_change_requests_from_staff_who_cannot_read_it(
+    client, reviews, personas
+):
+    from django.contrib.auth.models import Permission
+
+    change = _opened(personas)
+    requests.change_approve(user=personas["carol"], change=change)
+    _restricted(reviews, personas)
+    dave = personas["dave"]
+    dave.is_staff = True
+    dave.save()
+    dave.user_permissions.add(*Permission.objects.filter(codename__startswith="view_"))
+    c = _as(client, personas, "dave")
+    for table in ("changerequest", "check", "approval", "branchprotection"):
+        page = c.get(reverse(f"admin:changes_{table}_changelist"))
+        assert page.status_code == 200 and list(page.context["cl"].result_list) == [], table
+    reviews.owners.add(dave)
+    page = c.get(reverse("admin:changes_changerequest_changelist"))
+    assert [row.pk for row in page.context["cl"].result_list] == [change.pk]
+
+
+def test_viewers_and_approvers_do_not_see_change_requests_in_the_admin(client, reviews, personas):
+    # A viewer is sent to the admin's sign-in; an approver enters the admin (for
+    # rollbacks) but is refused these tables.
+    for name, status in (("bob", 302), ("carol", 403)):
+        for table in ("changerequest", "branchprotection"):
+            response = _as(client, personas, name).get(reverse(f"admin:changes_{table}_changelist"))
+            assert response.status_code == status, (name, table)
