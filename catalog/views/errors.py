@@ -46,6 +46,12 @@ _SENTENCE_STARTS = {
     "depth",
     "direction",
     "refusing",
+    "change",
+    "required",
+    "dataset",
+    "it",
+    "check",
+    "branch",
 }
 
 _PAGES = {404: "404.html", 403: "403.html"}
