@@ -22,6 +22,9 @@ which the upper apps fill in their ``AppConfig.ready()``:
   ``UserError`` (change requests refuse direct pushes to protected branches).
 - ``committed``: a branch moved to a new version, called in the version's
   transaction (change requests follow the branches they merge).
+- ``experiment_branches``: branches to retain as experiments whatever their
+  names (the sources of change requests closed without merging), as
+  (dataset name, branch) pairs; retention applies the ``exp/*`` policy to them.
 - ``merged``: a merge version was made (the version, the target head, the source
   head, who asked, under what name), called in the version's transaction, so
   lineage records the merge as a run of the graph with the version, or neither.
@@ -83,6 +86,7 @@ version_read: Hook[Callable[[str], None]] = Hook("version_read")
 transferred: Hook[Callable[[str, int], None]] = Hook("transferred")
 commit_guards: Hook[Callable[[Dataset, str, str], None]] = Hook("commit_guards")
 committed: Hook[Callable[[Version, str], None]] = Hook("committed")
+experiment_branches: Hook[Callable[[], Iterable[tuple[str, str]]]] = Hook("experiment_branches")
 merged: Hook[Callable[[Version, Version, Version, User, str], None]] = Hook("merged")
 
 
@@ -111,3 +115,11 @@ def commit_check(dataset: Dataset, branch: str, via: str) -> None:
     service that commits: "change-request", "rollback") may move `branch`."""
     for guard in commit_guards:
         guard(dataset, branch, via)
+
+
+def branches_as_experiments() -> set[tuple[str, str]]:
+    """Every (dataset, branch) some app says is an experiment now."""
+    found: set[tuple[str, str]] = set()
+    for provider in experiment_branches:
+        found |= set(provider())
+    return found

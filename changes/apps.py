@@ -14,7 +14,8 @@ class ChangesConfig(AppConfig):
     def ready(self) -> None:
         # Services load after the app registry.
         from changes.services.protection import commit_guard
-        from changes.services.requests import branch_committed
+        from changes.services.requests import branch_committed, closed_branches
 
         hooks.commit_guards.register(commit_guard)
         hooks.committed.register(branch_committed)
+        hooks.experiment_branches.register(closed_branches)

@@ -162,6 +162,18 @@ def change_close(*, user: permissions.User, change: ChangeRequest, author: str =
     return change
 
 
+def closed_branches() -> list[tuple[str, str]]:
+    """``catalog.hooks.experiment_branches``: the source branches of change requests
+    closed without merging, unless an open or merged request still uses them."""
+    closed = set(
+        ChangeRequest.objects.filter(state=ChangeRequest.State.CLOSED).values_list("dataset__name", "source")
+    )
+    in_use = set(
+        ChangeRequest.objects.exclude(state=ChangeRequest.State.CLOSED).values_list("dataset__name", "source")
+    )
+    return sorted(closed - in_use)
+
+
 # -- following the branches ---------------------------------------------------------------
 
 

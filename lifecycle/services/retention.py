@@ -140,18 +140,34 @@ def retention_facts(*, now: datetime) -> Facts:
             "id", "parent_id", "tree_id", "created", "last_accessed", "golden", "dataset__name", "semver"
         )
     }
+    merge_parents = dict(
+        Version.objects.filter(expired__isnull=True, merge_parent__isnull=False).values_list(
+            "id", "merge_parent_id"
+        )
+    )
+    experiments = hooks.branches_as_experiments()
     branches_of: dict[str, set[str]] = {version_id: set() for version_id in rows}
     branch_last_commit: dict[str, datetime] = {}
     for branch in Branch.objects.select_related("dataset").values_list(
         "dataset__name", "name", "head_id", "head__created"
     ):
         dataset_name, name, head_id, head_created = branch
-        qualified = _qualified(dataset_name, name)
+        # A change request closed without merging leaves its branch to expire
+        # as an experiment does, whatever its name.
+        as_named = (
+            f"exp/{name}" if (dataset_name, name) in experiments and not name.startswith("exp/") else name
+        )
+        qualified = _qualified(dataset_name, as_named)
         branch_last_commit[qualified] = head_created
-        version_id = head_id
-        while version_id in rows and qualified not in branches_of[version_id]:
+        # A branch's history is every version it reaches through both parents
+        # of each merge: what was merged in is kept as the branch keeps it.
+        stack = [head_id]
+        while stack:
+            version_id = stack.pop()
+            if version_id not in rows or qualified in branches_of[version_id]:
+                continue
             branches_of[version_id].add(qualified)
-            version_id = rows[version_id][1]
+            stack += [p for p in (rows[version_id][1], merge_parents.get(version_id)) if p]
 
     protections: dict[str, list[str]] = {version_id: [] for version_id in rows}
     readable: set[str] = set()

@@ -252,3 +252,36 @@ def test_the_default_branch_of_a_golden_dataset_is_protected_until_a_rule_says_o
         user=alice, dataset=first.dataset, pattern="main", refuse_direct=False, required_approvals=0
     )
     assert push(tmp_path, "digits", {"a.csv": "id\n2\n"}, user=alice).parent_id == first.id
+
+
+def test_a_closed_request_leaves_its_branch_to_expire_as_an_experiment(reviews, personas):
+    from django.utils import timezone
+
+    from lifecycle.services.retention import retention_facts
+
+    change = _opened(personas)
+    head = change.head_id
+
+    def branches() -> frozenset[str]:
+        facts = retention_facts(now=timezone.now())
+        return next(v.branches for v in facts.versions if v.id == head)
+
+    assert branches() == frozenset({"reviews:relabel"})
+    requests.change_close(user=personas["alice"], change=change)
+    assert branches() == frozenset({"reviews:exp/relabel"})  # the exp/* policy: 30 days after its last commit
+
+
+def test_versions_merged_into_a_branch_are_kept_with_its_history(reviews, personas):
+    from django.utils import timezone
+
+    from catalog.services.refs import branch_delete
+    from lifecycle.services.retention import retention_facts
+
+    change = _opened(personas)
+    requests.change_approve(user=personas["carol"], change=change)
+    requests.change_merge(user=personas["alice"], change=change)
+    requests.change_merge_run(change.pk, "alice")
+    branch_delete(dataset=reviews, name="relabel", user=personas["alice"])
+
+    facts = retention_facts(now=timezone.now())
+    assert next(v.branches for v in facts.versions if v.id == change.head_id) == frozenset({"reviews:main"})

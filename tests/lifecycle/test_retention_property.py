@@ -21,6 +21,7 @@ from catalog.services.refs import branch_create
 from catalog.services.verify import store_verify
 from catalog.services.versions import version_push
 from catalog.store import get_backend
+from changes.models import BranchProtection
 from lifecycle.models import RetentionPolicy, RetentionRun
 from lifecycle.services.retention import retention_advance, retention_plan
 from tests.factories.files import write_random
@@ -116,6 +117,14 @@ def _example(example, steps, policies, run_after) -> None:
         Pack.objects.exclude(id__in=before).update(created=when, tier_since=when)
         if protection == "golden":
             Version.objects.filter(pk=version.pk).update(golden=True)
+            # A golden dataset's main takes changes only through change requests
+            # unless a rule says otherwise; this property is about retention, so
+            # its pushes go straight on.
+            BranchProtection.objects.get_or_create(
+                dataset=version.dataset,
+                pattern="main",
+                defaults={"refuse_direct": False, "required_approvals": 0},
+            )
         elif protection == "tag":
             Tag.objects.create(dataset=version.dataset, name=f"t{index}", version=version, created_by="alice")
         elif protection == "pinned":
