@@ -46,12 +46,6 @@ _SENTENCE_STARTS = {
     "depth",
     "direction",
     "refusing",
-    "change",
-    "required",
-    "dataset",
-    "it",
-    "check",
-    "branch",
 }
 
 _PAGES = {404: "404.html", 403: "403.html"}
