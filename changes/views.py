@@ -33,6 +33,7 @@ from catalog.views.pages import _dataset_for
 from changes.checks import BUILTIN_CHECKS
 from changes.models import BranchProtection, ChangeRequest, Check
 from changes.services import requests
+from changes.services.cards import card_change
 from changes.services.gate import GATE_CHECK, models_trained_on
 from changes.services.protection import protection_delete, protection_set
 from registry.models import ModelPin, ModelVersion
@@ -270,6 +271,7 @@ def _change_context(request: HttpRequest, change: ChangeRequest) -> dict[str, An
         "gate_rows": _gate_rows(standing.checks),
         "dry_run": dry_run,
         "models": _affected_models(dataset),
+        "card": card_change(change.head, change.target_head),
         "source_now": live.get(change.source, (None, None))[1],
         "target_now": live.get(change.target, (None, None))[1],
         "checked": checked,

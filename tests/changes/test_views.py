@@ -598,3 +598,26 @@ def test_viewers_and_approvers_do_not_see_change_requests_in_the_admin(client, r
         for table in ("changerequest", "branchprotection"):
             response = _as(client, personas, name).get(reverse(f"admin:changes_{table}_changelist"))
             assert response.status_code == status, (name, table)
+
+
+def test_the_change_page_says_how_the_card_changes(db, local_store, tmp_path, personas, client):
+    from cards.services.cards import card_import
+    from catalog.services.refs import branch_create
+    from changes.services import requests as change_requests
+    from tests.factories.datasets import push
+
+    alice = personas["alice"]
+    base = push(tmp_path, "notes", {"a.csv": "id\n1\n"}, user=alice)
+    branch_create(dataset=base.dataset, name="docs", start=base, user=alice)
+    card_import(
+        user=alice,
+        dataset=base.dataset,
+        branch="docs",
+        text="---\nlicense: cc-by-4.0\n---\n# Notes\n\n## Dataset Description\n\nShort notes.\n",
+    )
+    change = change_requests.change_open(user=alice, dataset_name="notes", source="docs")
+    change_requests.change_check(change.pk)  # the worker
+    client.force_login(personas["bob"])
+    page = client.get(f"/changes/{change.pk}/").content.decode()
+    assert "The card of docs differs from main's: completeness 0% → 22%." in page
+    assert "front matter license: added" in page and "section summary: written" in page
