@@ -39,6 +39,7 @@ COPY lineage/ lineage/
 COPY registry/ registry/
 COPY lifecycle/ lifecycle/
 COPY governance/ governance/
+COPY changes/ changes/
 COPY ops/ ops/
 COPY strata_client/ strata_client/
 COPY templates/ templates/

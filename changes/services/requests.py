@@ -214,29 +214,32 @@ def change_check(change_id: int) -> None:
         )
     except ConflictError:
         return  # a branch moved meanwhile: its commit queued this check again
-    ChangeRequest.objects.filter(pk=change.pk).update(dry_run=dry_run, error="", updated=timezone.now())
     results = builtin.builtin_checks(
         dataset=change.dataset, head=head, target_head=target_head, dry_run=dry_run.result
     )
     now = timezone.now()
     failed = [result for result in results if result.state == Check.State.FAILED]
-    if failed:
-        change_notify(change.pk, "check failed", "; ".join(f"{r.name}: {r.summary}" for r in failed))
-    for result in results:
-        Check.objects.update_or_create(
-            change=change,
-            head=head,
-            name=result.name,
-            defaults={
-                "builtin": True,
-                "state": result.state,
-                "summary": result.summary,
-                "metrics": result.metrics,
-                "reporter": "strata",
-                "updated": now,
-            },
-        )
-    _gate_update(change)
+    # The dry run and every check of these heads appear together: a page that
+    # sees the dry run for the current heads sees all of their checks.
+    with transaction.atomic():
+        for result in results:
+            Check.objects.update_or_create(
+                change=change,
+                head=head,
+                name=result.name,
+                defaults={
+                    "builtin": True,
+                    "state": result.state,
+                    "summary": result.summary,
+                    "metrics": result.metrics,
+                    "reporter": "strata",
+                    "updated": now,
+                },
+            )
+        _gate_update(change)
+        ChangeRequest.objects.filter(pk=change.pk).update(dry_run=dry_run, error="", updated=timezone.now())
+        if failed:
+            change_notify(change.pk, "check failed", "; ".join(f"{r.name}: {r.summary}" for r in failed))
 
 
 # -- checks from CI ---------------------------------------------------------------------
